@@ -1,0 +1,821 @@
+"""
+The engine: one run of a workflow as one Trio task tree.
+
+The task tree of a run::
+
+    open_run (caller's task: prepares the run, then yields the Run handle)
+    └── Run._main                       background task in open_run's nursery
+        └── open_persister              persister task, in its own shielded scope
+            └── Run._execute nursery    the run's cancel scope
+                ├── scheduler           the only code that mutates run state
+                └── worker x N          execute attempts, report results
+
+Data flow. The scheduler pops ready tasks (a heap by rank, then declaration
+order), routes them, and hands `AttemptRequest`s to idle workers over a
+bounded channel; it never sends more requests than there are idle workers,
+so it never blocks on dispatch. Workers send `Spawned` notices and
+`AttemptResult`s back on a second channel sized so that a worker never waits
+on it. Every state change becomes an `Event` with the next sequence number,
+sent to the persister (backpressure, never dropping) and to each subscriber.
+
+Determinism. After waking, the scheduler awaits `runner.settle()` and then
+takes every result already delivered; it processes them sorted by (end time,
+task index), then the retry timers due by now sorted by (due time, index).
+With a scripted runner under a `MockClock` the event sequence therefore does
+not depend on the order in which Trio happens to wake tasks.
+
+Cancellation and shutdown order. Cancelling the scope around a run (Ctrl-C in
+the CLI, or an embedding application) cancels the `_execute` nursery: workers'
+attempts stop their process groups (SIGTERM, grace, SIGKILL) before they
+unwind. Then, in a shielded scope with a deadline, the run records
+`task_cancelled` for every unfinished task and `run_finished`; leaving
+`open_persister` closes its channel and the persister writes everything
+queued, also under a deadline. `fail_fast` uses the same path from inside:
+the scheduler cancels the `_execute` nursery when a task finally fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+import os
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from .attempts import AttemptRequest, AttemptResult, AttemptRunner, LocalRunner, Spawned
+from .errors import RunConflict, WorkflowError
+from .events import Event, EventKind
+from .graph import ReadySet, TaskGraph, compile_graph
+from .persister import DEFAULT_FLUSH_DEADLINE, open_persister
+from .process import WorkerLogs, kill_group_if_owned, process_alive, process_start_time
+from .routing import Router
+from .spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
+from .states import RunStatus, TaskState
+from .store import NewRun, Store
+from .templates import render
+
+REDACTED = "***"
+SUBSCRIBER_BUFFER = 1024
+
+
+def new_run_id() -> str:
+    """A short run id that sorts by creation time: UTC timestamp plus a random suffix."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+@attrs.frozen
+class RunResult:
+    """How a run ended."""
+
+    run_id: str
+    status: RunStatus
+    states: Mapping[str, TaskState]
+    """Final state of every task."""
+    wall: float
+    """Duration of this run (or resumed part) on the run's clock, in seconds."""
+
+    def count(self, state: TaskState) -> int:
+        """How many tasks ended in `state`."""
+        return sum(1 for s in self.states.values() if s is state)
+
+
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """Settings of one run that are not part of the workflow itself."""
+
+    max_workers: int
+    fail_fast: bool
+    kill_grace: float
+    log_dir: Path | None
+    seed: int
+    flush_deadline: float = DEFAULT_FLUSH_DEADLINE
+    fresh_routing: bool = False
+
+
+# ---------------------------------------------------------------- public API
+
+
+async def run_workflow(
+    spec: WorkflowSpec,
+    *,
+    store: Store,
+    **options: Any,
+) -> RunResult:
+    """
+    Run `spec` to the end and return its result.
+
+    Takes the same keyword options as `open_run`. Cancelling the caller's
+    scope cancels the run (processes stopped, everything recorded).
+    """
+    async with open_run(spec, store=store, **options) as run:
+        pass
+    assert run.result is not None
+    return run.result
+
+
+@asynccontextmanager
+async def open_run(
+    spec: WorkflowSpec,
+    *,
+    store: Store,
+    max_workers: int | None = None,
+    runner: AttemptRunner | None = None,
+    log_root: Path | str | None = None,
+    run_id: str | None = None,
+    fail_fast: bool | None = None,
+    kill_grace: float | None = None,
+    seed: int | None = None,
+    resume: str | None = None,
+    force: bool = False,
+    fresh_routing: bool = False,
+) -> AsyncIterator[Run]:
+    """
+    Start a run of `spec` in the background and yield its `Run` handle.
+
+    The run is prepared (graph compiled, rows created) before the block
+    starts, and executes while the block runs; leaving the block waits for the
+    run to end. Subscribe with `Run.events()` before the first checkpoint of
+    the block to see every event. Cancelling the enclosing scope cancels the
+    run with the same guarantees as Ctrl-C in the CLI.
+
+    Args:
+        store: where the run is recorded.
+        max_workers: worker tasks (default: the workflow's, else the CPU count).
+        runner: what executes attempts (default: `LocalRunner`).
+        log_root: directory under which ``<run id>/w<N>.out|err`` are written
+            (default: ``logs`` beside the database; none for an in-memory store).
+        run_id: id of a new run (default: `new_run_id()`).
+        fail_fast, kill_grace: override the workflow's settings.
+        seed: seed of the retry-jitter RNG (default: derived from the run id).
+        resume: continue this existing run: tasks recorded as succeeded are
+            kept, the rest run again under the same id.
+        force: resume even though the workflow changed since the run started.
+        fresh_routing: ignore router state saved by earlier runs.
+
+    Raises:
+        WorkflowError: the workflow has a cycle.
+        RunNotFound, RunConflict: `resume` names no run, or one owned by a
+            live process, or one whose workflow changed (without `force`).
+        StoreError: the store cannot record the run.
+    """
+    graph = compile_graph(spec)
+    run = Run(spec, graph, store, runner or LocalRunner())
+    await run._prepare(
+        max_workers=max_workers,
+        log_root=Path(log_root) if log_root is not None else None,
+        run_id=run_id,
+        fail_fast=fail_fast,
+        kill_grace=kill_grace,
+        seed=seed,
+        resume=resume,
+        force=force,
+        fresh_routing=fresh_routing,
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run._main)
+        yield run
+    if run._error is not None:
+        raise run._error
+
+
+# ---------------------------------------------------------------- the run
+
+
+class Run:
+    """
+    A run in progress: its id, status and event stream.
+
+    Created by `open_run`; the methods here are safe to call from any task of
+    the same Trio run.
+    """
+
+    def __init__(
+        self, spec: WorkflowSpec, graph: TaskGraph, store: Store, runner: AttemptRunner
+    ) -> None:
+        self.spec = spec
+        self.graph = graph
+        self.store = store
+        self.runner = runner
+        self.run_id = ""
+        self.status = RunStatus.PENDING
+        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._done = trio.Event()
+        self._result: RunResult | None = None
+        self._error: BaseException | None = None
+        # Scheduler state: touched only by the scheduler task (and _finish after it).
+        n = len(graph)
+        self._states = [TaskState.PENDING] * n
+        self._attempts = [0] * n
+        self._tries_on_tool = [0] * n
+        self._tool_of: dict[int, str] = {}
+        self._exhausted: dict[int, set[str]] = {}
+        self._timers: list[tuple[float, int]] = []
+        self._unfinished = n
+        self._any_failed = False
+        self._fail_fast_triggered = False
+        self._completed = False
+        self._seq = 0
+        self._lost: list[tuple[str, int, int | None, int | None]] = []
+        self._resumed = False
+
+    # -------------------------------------------------------- preparation
+
+    async def _prepare(
+        self,
+        *,
+        max_workers: int | None,
+        log_root: Path | None,
+        run_id: str | None,
+        fail_fast: bool | None,
+        kill_grace: float | None,
+        seed: int | None,
+        resume: str | None,
+        force: bool,
+        fresh_routing: bool,
+    ) -> None:
+        spec = self.spec
+        workers = max_workers or spec.max_workers or os.cpu_count() or 1
+        if workers < 1:
+            raise WorkflowError(f"max_workers must be positive, got {workers}", field="max_workers")
+        self.run_id = resume or run_id or new_run_id()
+        if log_root is None:
+            log_root = _default_log_root(self.store)
+        self.options = RunOptions(
+            max_workers=workers,
+            fail_fast=spec.fail_fast if fail_fast is None else fail_fast,
+            kill_grace=spec.kill_grace if kill_grace is None else kill_grace,
+            log_dir=log_root / _safe_name(self.run_id) if log_root is not None else None,
+            seed=seed if seed is not None else _seed_from(self.run_id),
+            fresh_routing=fresh_routing,
+        )
+        self._rng = random.Random(self.options.seed)
+        self.router = Router(spec)
+        self._env_base = dict(os.environ)
+        if resume is None:
+            await self._in_thread(self.store.create_run, self._new_run_record())
+        else:
+            await self._in_thread(self._load_for_resume, resume, force)
+        if not fresh_routing:
+            saved = await self._in_thread(self.store.load_router_state, spec.name)
+            if saved is not None:
+                self.router.restore(saved)
+        self._ready = ReadySet(self.graph, [(-task.priority,) for task in spec.tasks])
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args)
+
+    def _new_run_record(self) -> NewRun:
+        spec = self.spec
+        return NewRun(
+            run_id=self.run_id,
+            workflow=spec.name,
+            source=spec.source,
+            base_dir=str(spec.base_dir),
+            spec_hash=spec.fingerprint(),
+            max_workers=self.options.max_workers,
+            log_dir=str(self.options.log_dir) if self.options.log_dir else "",
+            owner_pid=os.getpid(),
+            owner_start=process_start_time(os.getpid()),
+            tasks=[(task.id, task.kind) for task in spec.tasks],
+        )
+
+    def _load_for_resume(self, run_id: str, force: bool) -> None:
+        """Take the run, keep its succeeded tasks, note attempts a dead runner left running."""
+        store = self.store
+        record = store.get_run(run_id)
+        if record.spec_hash != self.spec.fingerprint() and not force:
+            raise RunConflict(
+                f"run {run_id} was started from a different version of workflow "
+                f"{record.workflow!r}; resume with --force to run it with this one"
+            )
+        store.claim_run(
+            run_id,
+            owner_pid=os.getpid(),
+            owner_start=process_start_time(os.getpid()),
+            owner_alive=process_alive,
+        )
+        self._seq = record.last_seq
+        by_id = self.graph.index
+        for task in store.tasks(run_id):
+            i = by_id.get(task.task_id)
+            if i is None:
+                continue
+            self._attempts[i] = task.attempts
+            if task.state == TaskState.SUCCEEDED:
+                self._states[i] = TaskState.SUCCEEDED
+                self._unfinished -= 1
+        for attempt in store.attempts(run_id):
+            if attempt.status == "running":
+                self._lost.append(
+                    (attempt.task_id, attempt.attempt, attempt.pid, attempt.proc_start)
+                )
+        self._resumed = True
+
+    # -------------------------------------------------------- handle API
+
+    def events(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[Event]:
+        """
+        Subscribe to this run's events from now on.
+
+        Returns a receive channel (iterate it with ``async for``) that ends
+        when the run ends. Each subscriber has its own bounded buffer; a slow
+        subscriber slows the run rather than losing events.
+        """
+        send, receive = trio.open_memory_channel[Event](buffer)
+        if self._done.is_set():
+            send.close()
+        else:
+            self._subscribers.append(send)
+        return receive
+
+    async def wait(self) -> RunResult:
+        """
+        Wait for the run to end and return its result.
+
+        Raises:
+            StoreError: the run could not be recorded.
+        """
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    @property
+    def result(self) -> RunResult | None:
+        """The result once the run has ended, else None."""
+        return self._result
+
+    # -------------------------------------------------------- main
+
+    async def _main(self) -> None:
+        wall_start = time.time()
+        self._clock_zero = trio.current_time()
+        try:
+            async with open_persister(
+                self.store,
+                wall_start=wall_start,
+                router_state=self._router_snapshot,
+                flush_deadline=self.options.flush_deadline,
+            ) as persister:
+                self._persister = persister
+                try:
+                    await self._execute()
+                finally:
+                    with trio.move_on_after(self.options.flush_deadline, shield=True):
+                        await self._finish()
+        except Exception as error:
+            self._error = error
+        finally:
+            for subscriber in self._subscribers:
+                subscriber.close()
+            self._done.set()
+
+    def _router_snapshot(self) -> tuple[str, Mapping[str, Any]]:
+        return self.spec.name, self.router.snapshot()
+
+    async def _execute(self) -> None:
+        workers = self.options.max_workers
+        jobs_send, jobs_receive = trio.open_memory_channel[AttemptRequest](workers)
+        # A worker has at most one Spawned and one result outstanding.
+        results_send, results_receive = trio.open_memory_channel[AttemptResult | Spawned](
+            2 * workers
+        )
+        self.status = RunStatus.RUNNING
+        async with trio.open_nursery() as nursery:
+            self._run_scope = nursery.cancel_scope
+            async with results_send:
+                for n in range(workers):
+                    nursery.start_soon(self._worker, n, jobs_receive.clone(), results_send.clone())
+            jobs_receive.close()
+            nursery.start_soon(self._schedule, jobs_send, results_receive)
+
+    async def _worker(
+        self,
+        n: int,
+        jobs: trio.MemoryReceiveChannel[AttemptRequest],
+        results: trio.MemorySendChannel[AttemptResult | Spawned],
+    ) -> None:
+        logs = WorkerLogs(self.options.log_dir, n)
+        try:
+            async with jobs, results:
+                async for request in jobs:
+                    result = await self.runner.run(request, logs, results.send_nowait)
+                    await results.send(result)
+        finally:
+            logs.close()
+
+    # -------------------------------------------------------- events
+
+    async def _emit(
+        self,
+        kind: EventKind,
+        task: int | None = None,
+        attempt: int | None = None,
+        **data: Any,
+    ) -> None:
+        self._seq += 1
+        event = Event(
+            run_id=self.run_id,
+            seq=self._seq,
+            kind=kind,
+            time=trio.current_time() - self._clock_zero,
+            task_id=self.graph.ids[task] if task is not None else None,
+            attempt=attempt,
+            data=data,
+        )
+        await self._persister.send(event)
+        for subscriber in self._subscribers:
+            try:
+                await subscriber.send(event)
+            except trio.BrokenResourceError:
+                self._subscribers.remove(subscriber)
+
+    # -------------------------------------------------------- scheduler
+
+    async def _schedule(
+        self,
+        jobs: trio.MemorySendChannel[AttemptRequest],
+        results: trio.MemoryReceiveChannel[AttemptResult | Spawned],
+    ) -> None:
+        self._idle = self.options.max_workers
+        self._tool_running: dict[str, int] = {}
+        self._parked: dict[str, list[tuple[tuple[float, ...], int]]] = {}
+        async with jobs, results:
+            await self._start()
+            await self._dispatch(jobs)
+            while self._unfinished:
+                batch: list[AttemptResult | Spawned] = []
+                due = self._timers[0][0] if self._timers else math.inf
+                with trio.move_on_at(due):
+                    batch.append(await results.receive())
+                await self.runner.settle()
+                while True:
+                    try:
+                        batch.append(results.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                done: list[AttemptResult] = []
+                for message in batch:
+                    if isinstance(message, Spawned):
+                        await self._on_spawned(message)
+                    else:
+                        done.append(message)
+                done.sort(key=lambda r: (r.ended, r.index))
+                for result in done:
+                    await self._on_result(result)
+                now = trio.current_time()
+                while self._timers and self._timers[0][0] <= now:
+                    _, i = heapq.heappop(self._timers)
+                    await self._make_ready(i)
+                await self._dispatch(jobs)
+        self._completed = True
+
+    async def _start(self) -> None:
+        if self._resumed:
+            await self._emit(
+                EventKind.RUN_RESUMED,
+                kept=len(self.graph) - self._unfinished,
+                workers=self.options.max_workers,
+            )
+            for task_id, attempt, pid, proc_start in self._lost:
+                killed = pid is not None and kill_group_if_owned(pid, proc_start)
+                await self._emit(
+                    EventKind.ATTEMPT_LOST,
+                    self.graph.index.get(task_id),
+                    attempt,
+                    status="lost",
+                    group_killed=killed,
+                )
+            for i, state in enumerate(self._states):
+                if state is TaskState.SUCCEEDED:
+                    self._ready.release(i)
+        else:
+            await self._emit(
+                EventKind.RUN_STARTED,
+                workflow=self.spec.name,
+                tasks=len(self.graph),
+                workers=self.options.max_workers,
+            )
+        for i in self._ready.roots():
+            if self._states[i] is TaskState.PENDING:
+                await self._make_ready(i)
+
+    async def _make_ready(self, i: int) -> None:
+        task = self.spec.tasks[i]
+        self._states[i] = TaskState.READY
+        await self._emit(EventKind.TASK_READY, i)
+        if task.kind is not None and i not in self._tool_of:
+            decision = self.router.choose(task)
+            assert decision is not None  # validation guarantees a candidate
+            self._tool_of[i] = decision.tool
+            await self._emit(
+                EventKind.ROUTE_CHOSEN,
+                i,
+                tool=decision.tool,
+                strategy=decision.strategy,
+                candidates=list(decision.candidates),
+                reason=decision.reason,
+            )
+        self._ready.push(i)
+
+    async def _dispatch(self, jobs: trio.MemorySendChannel[AttemptRequest]) -> None:
+        while self._idle and len(self._ready):
+            i = self._ready.pop()
+            tool_name = self._tool_of.get(i)
+            if tool_name is not None:
+                tool = self.spec.tools[tool_name]
+                running = self._tool_running.get(tool_name, 0)
+                if tool.max_concurrency is not None and running >= tool.max_concurrency:
+                    heapq.heappush(
+                        self._parked.setdefault(tool_name, []),
+                        ((-self.spec.tasks[i].priority,), i),
+                    )
+                    continue
+                self._tool_running[tool_name] = running + 1
+                self.router.started(tool_name)
+            request, shown_argv = self._request(i, tool_name)
+            self._states[i] = TaskState.RUNNING
+            self._idle -= 1
+            await self._emit(
+                EventKind.ATTEMPT_STARTED,
+                i,
+                request.attempt,
+                tool=tool_name,
+                argv=list(shown_argv) if shown_argv is not None else None,
+            )
+            jobs.send_nowait(request)
+
+    def _request(
+        self, i: int, tool_name: str | None
+    ) -> tuple[AttemptRequest, tuple[str, ...] | None]:
+        task = self.spec.tasks[i]
+        tool = self.spec.tools[tool_name] if tool_name is not None else None
+        self._attempts[i] += 1
+        attempt = self._attempts[i]
+        argv, shown = _argv(task, tool)
+        env = None
+        if task.call is None:
+            env = dict(self._env_base)
+            if tool is not None:
+                env.update(tool.env)
+            env.update(task.env)
+            env.update(
+                UET_RUN_ID=self.run_id,
+                UET_TASK_ID=task.id,
+                UET_ATTEMPT=str(attempt),
+                UET_IDEMPOTENCY_KEY=f"{self.run_id}/{task.id}/{attempt}",
+            )
+        request = AttemptRequest(
+            run_id=self.run_id,
+            task_id=task.id,
+            index=i,
+            attempt=attempt,
+            tool=tool_name,
+            argv=argv,
+            call=task.call,
+            args=task.args,
+            cwd=self._cwd(task, tool),
+            env=env,
+            timeout=_first_set(task.timeout, tool.timeout if tool else None, self.spec.timeout),
+            kill_grace=self.options.kill_grace,
+        )
+        return request, shown
+
+    def _cwd(self, task: TaskSpec, tool: ToolSpec | None) -> str:
+        chosen = task.cwd or (tool.cwd if tool is not None else None)
+        if chosen is None:
+            return str(self.spec.base_dir)
+        return str(self.spec.base_dir / chosen)
+
+    async def _on_spawned(self, notice: Spawned) -> None:
+        await self._emit(
+            EventKind.ATTEMPT_SPAWNED,
+            notice.index,
+            notice.attempt,
+            pid=notice.pid,
+            proc_start=notice.proc_start,
+            worker=notice.worker,
+            out_path=notice.out_path,
+            out_offset=notice.out_offset,
+            err_path=notice.err_path,
+            err_offset=notice.err_offset,
+        )
+
+    async def _on_result(self, result: AttemptResult) -> None:
+        i = result.index
+        self._idle += 1
+        tool_name = self._tool_of.get(i)
+        if tool_name is not None:
+            self._tool_running[tool_name] -= 1
+            self.router.finished(tool_name, duration=result.duration, ok=result.ok)
+            parked = self._parked.get(tool_name)
+            if parked:
+                self._ready.push(heapq.heappop(parked)[1])
+        await self._emit(
+            EventKind.ATTEMPT_FINISHED,
+            i,
+            result.attempt,
+            status=_attempt_status(result),
+            exit_code=result.exit_code,
+            signal=result.signal,
+            timed_out=result.timed_out,
+            duration=result.duration,
+            error=result.error,
+            result=result.result,
+            out_length=result.out_length,
+            err_length=result.err_length,
+        )
+        if result.ok:
+            await self._succeed(i)
+        else:
+            await self._fail_attempt(i, result)
+
+    async def _succeed(self, i: int) -> None:
+        self._states[i] = TaskState.SUCCEEDED
+        self._unfinished -= 1
+        await self._emit(EventKind.TASK_SUCCEEDED, i, exit_code=0, attempts=self._attempts[i])
+        await self._release(i)
+
+    async def _release(self, i: int) -> None:
+        for j in self._ready.release(i):
+            if self._states[j] is TaskState.PENDING:
+                await self._make_ready(j)
+
+    async def _fail_attempt(self, i: int, result: AttemptResult) -> None:
+        task = self.spec.tasks[i]
+        tool_name = self._tool_of.get(i)
+        policy = self._retry_policy(task, tool_name)
+        self._tries_on_tool[i] += 1
+        retry_number = self._tries_on_tool[i]
+        if retry_number <= policy.retries and policy.allows(
+            exit_code=result.exit_code, timed_out=result.timed_out
+        ):
+            delay = policy.delay(retry_number, self._rng.random())
+            self._states[i] = TaskState.RETRY_WAIT
+            due = trio.current_time() + delay
+            heapq.heappush(self._timers, (due, i))
+            await self._emit(
+                EventKind.TASK_RETRY_WAIT, i, result.attempt, delay=delay, retry=retry_number
+            )
+            return
+        if tool_name is not None:
+            exhausted = self._exhausted.setdefault(i, set())
+            exhausted.add(tool_name)
+            decision = self.router.choose(task, exclude=exhausted)
+            if decision is not None:
+                self._tool_of[i] = decision.tool
+                self._tries_on_tool[i] = 0
+                await self._emit(
+                    EventKind.ROUTE_CHOSEN,
+                    i,
+                    tool=decision.tool,
+                    strategy=decision.strategy,
+                    candidates=list(decision.candidates),
+                    reason=f"fallback: {tool_name} failed {retry_number} time(s)",
+                    fallback_from=tool_name,
+                )
+                await self._make_ready(i)
+                return
+        await self._fail_task(i, result)
+
+    async def _fail_task(self, i: int, result: AttemptResult) -> None:
+        task = self.spec.tasks[i]
+        self._states[i] = TaskState.FAILED
+        self._unfinished -= 1
+        self._any_failed = True
+        await self._emit(
+            EventKind.TASK_FAILED,
+            i,
+            result.attempt,
+            exit_code=result.exit_code,
+            signal=result.signal,
+            timed_out=result.timed_out,
+            error=result.error,
+            attempts=self._attempts[i],
+        )
+        if self.options.fail_fast:
+            self._fail_fast_triggered = True
+            self._run_scope.cancel()
+            return
+        if task.continue_on_failure:
+            await self._release(i)
+            return
+        for j in self.graph.descendants(i):
+            if self._states[j] is TaskState.PENDING:
+                self._states[j] = TaskState.SKIPPED
+                self._unfinished -= 1
+                await self._emit(EventKind.TASK_SKIPPED, j, upstream=task.id)
+
+    def _retry_policy(self, task: TaskSpec, tool_name: str | None) -> RetryPolicy:
+        tool_retry = self.spec.tools[tool_name].retry if tool_name is not None else None
+        return task.retry or tool_retry or self.spec.retry or _NO_RETRY
+
+    # -------------------------------------------------------- shutdown
+
+    async def _finish(self) -> None:
+        """Record how the run ended: cancel what is unfinished, then `run_finished`."""
+        if self._completed:
+            status = RunStatus.FAILED if self._any_failed else RunStatus.SUCCEEDED
+        elif self._fail_fast_triggered:
+            status = RunStatus.FAILED
+        else:
+            status = RunStatus.CANCELLED
+        try:
+            for i, state in enumerate(self._states):
+                if state.finished:
+                    continue
+                if state is TaskState.RUNNING:
+                    await self._emit(
+                        EventKind.ATTEMPT_FINISHED, i, self._attempts[i], status="cancelled"
+                    )
+                self._states[i] = TaskState.CANCELLED
+                await self._emit(EventKind.TASK_CANCELLED, i)
+            await self._emit(
+                EventKind.RUN_FINISHED,
+                status=status.value,
+                **{state.value: n for state, n in _counts(self._states).items()},
+            )
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # The persister died (its error is re-raised by open_persister).
+            pass
+        self.status = status
+        self._result = RunResult(
+            run_id=self.run_id,
+            status=status,
+            states=dict(zip(self.graph.ids, self._states, strict=True)),
+            wall=trio.current_time() - self._clock_zero,
+        )
+
+
+_NO_RETRY = RetryPolicy()
+
+
+def _first_set(*values: float | None) -> float | None:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _argv(
+    task: TaskSpec, tool: ToolSpec | None
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """The argv to run and the argv to record (secret params redacted)."""
+    if task.command is not None:
+        return task.command, task.command
+    if tool is None:
+        return None, None
+    argv = render(tool.command, task.params, shell=tool.shell)
+    if not task.secret_params:
+        return argv, argv
+    shown_params = {
+        name: REDACTED if name in task.secret_params else value
+        for name, value in task.params.items()
+    }
+    return argv, render(tool.command, shown_params, shell=tool.shell)
+
+
+def _attempt_status(result: AttemptResult) -> str:
+    if result.ok:
+        return "succeeded"
+    if result.timed_out:
+        return "timed_out"
+    return "failed"
+
+
+def _counts(states: Sequence[TaskState]) -> dict[TaskState, int]:
+    counts: dict[TaskState, int] = {}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def _default_log_root(store: Store) -> Path | None:
+    """``logs`` beside the database file; None for an in-memory store."""
+    if store.path == ":memory:":
+        return None
+    return Path(os.path.abspath(store.path)).parent / "logs"
+
+
+def _seed_from(run_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
+
+
+def _safe_name(name: str) -> str:
+    """A file-name-safe form of `name`: no separators, no leading dot, bounded length."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    cleaned = cleaned.lstrip(".") or "_"
+    if cleaned != name or len(cleaned) > 100:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[:90]}-{digest}"
+    return cleaned

@@ -1,0 +1,156 @@
+"""
+The compiled DAG and the ready set the scheduler draws from.
+
+`compile_graph` turns a validated `WorkflowSpec` into integer-indexed adjacency
+lists once per run: cycle detection (naming the cycle) and topological levels
+are computed here and cached. `ReadySet` keeps indegree counters and a heap, so
+completing a task costs O(out-degree + log n): nothing scans or sorts all tasks.
+No Trio here; the scheduler drives it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+
+import attrs
+
+from .errors import CycleError
+from .spec import WorkflowSpec
+
+
+@attrs.frozen
+class TaskGraph:
+    """Integer-indexed dependency structure of one workflow (index = declaration order)."""
+
+    ids: tuple[str, ...]
+    index: dict[str, int]
+    deps: tuple[tuple[int, ...], ...]
+    """deps[i]: the tasks i waits for."""
+    dependents: tuple[tuple[int, ...], ...]
+    """dependents[i]: the tasks waiting for i."""
+    levels: tuple[tuple[int, ...], ...]
+    """Topological levels: level 0 has no dependencies; each task sits one past its deepest dep."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def descendants(self, start: int) -> list[int]:
+        """Every task downstream of `start` (not `start` itself), in index order."""
+        seen = {start}
+        stack = [start]
+        while stack:
+            for nxt in self.dependents[stack.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        seen.discard(start)
+        return sorted(seen)
+
+    def level_of(self) -> list[int]:
+        """The level of every task, by index."""
+        result = [0] * len(self.ids)
+        for depth, level in enumerate(self.levels):
+            for i in level:
+                result[i] = depth
+        return result
+
+
+def compile_graph(spec: WorkflowSpec) -> TaskGraph:
+    """
+    Compile `spec` into a `TaskGraph`.
+
+    Raises:
+        CycleError: the dependencies form a cycle; the error lists it.
+    """
+    ids = tuple(task.id for task in spec.tasks)
+    index = {task_id: i for i, task_id in enumerate(ids)}
+    deps = tuple(tuple(dict.fromkeys(index[d] for d in task.depends_on)) for task in spec.tasks)
+    dependents_lists: list[list[int]] = [[] for _ in ids]
+    for i, task_deps in enumerate(deps):
+        for d in task_deps:
+            dependents_lists[d].append(i)
+    dependents = tuple(tuple(lst) for lst in dependents_lists)
+    levels = _levels(deps, dependents)
+    if sum(len(level) for level in levels) != len(ids):
+        raise CycleError([ids[i] for i in _find_cycle(deps, levels)])
+    return TaskGraph(ids=ids, index=index, deps=deps, dependents=dependents, levels=levels)
+
+
+def _levels(
+    deps: Sequence[Sequence[int]], dependents: Sequence[Sequence[int]]
+) -> tuple[tuple[int, ...], ...]:
+    """Kahn's algorithm by layers; tasks on a cycle never reach indegree zero."""
+    indegree = [len(d) for d in deps]
+    current = [i for i, n in enumerate(indegree) if n == 0]
+    levels = []
+    while current:
+        levels.append(tuple(current))
+        following = []
+        for i in current:
+            for nxt in dependents[i]:
+                indegree[nxt] -= 1
+                if indegree[nxt] == 0:
+                    following.append(nxt)
+        current = sorted(following)
+    return tuple(levels)
+
+
+def _find_cycle(deps: Sequence[Sequence[int]], levels: Iterable[Iterable[int]]) -> list[int]:
+    """Walk dependencies among the unplaced tasks until one repeats; return that loop."""
+    placed = {i for level in levels for i in level}
+    start = next(i for i in range(len(deps)) if i not in placed)
+    path: list[int] = []
+    position: dict[int, int] = {}
+    node = start
+    while node not in position:
+        position[node] = len(path)
+        path.append(node)
+        node = next(d for d in deps[node] if d not in placed)
+    loop = path[position[node] :]
+    loop.reverse()
+    return [*loop, loop[0]]
+
+
+class ReadySet:
+    """
+    Tasks whose dependencies are all finished, ordered by a per-task rank.
+
+    `rank[i]` is any sortable key (smaller leaves first); ties break by index,
+    which is declaration order. Tasks enter through `release` as their last
+    dependency completes, or through `push` (retries, resumed runs).
+    """
+
+    def __init__(self, graph: TaskGraph, rank: Sequence[tuple[float, ...]]) -> None:
+        self._graph = graph
+        self._rank = rank
+        self._waiting = [len(d) for d in graph.deps]
+        self._heap: list[tuple[tuple[float, ...], int]] = []
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def roots(self) -> list[int]:
+        """Tasks with no dependencies, in index order."""
+        return [i for i, n in enumerate(self._waiting) if n == 0]
+
+    def push(self, i: int) -> None:
+        """Make task `i` ready."""
+        heapq.heappush(self._heap, (self._rank[i], i))
+
+    def pop(self) -> int:
+        """Remove and return the ready task that should run first."""
+        return heapq.heappop(self._heap)[1]
+
+    def release(self, finished: int) -> list[int]:
+        """
+        Record that `finished` is done; return its dependents that became ready.
+
+        The caller decides whether to `push` them (a skipped task is not pushed).
+        """
+        released = []
+        for nxt in self._graph.dependents[finished]:
+            self._waiting[nxt] -= 1
+            if self._waiting[nxt] == 0:
+                released.append(nxt)
+        return released

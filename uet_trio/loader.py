@@ -1,0 +1,333 @@
+"""
+Workflow files (TOML or JSON) to `WorkflowSpec`.
+
+The loader checks the shape and types of the document (unknown keys, wrong
+types) and builds the spec classes, whose constructors check the rest. Every
+error is a `WorkflowError` naming the file, the task and the field. The file's
+directory becomes the workflow's ``base_dir``. Nothing here knows about running.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import WorkflowError
+from .spec import RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+
+_WORKFLOW_KEYS = {
+    "name",
+    "max_workers",
+    "timeout",
+    "fail_fast",
+    "kill_grace",
+    "retries",
+    "backoff",
+    "retry_on",
+}
+_TOOL_KEYS = {
+    "command",
+    "kinds",
+    "timeout",
+    "env",
+    "cwd",
+    "shell",
+    "max_concurrency",
+    "retries",
+    "backoff",
+    "retry_on",
+}
+_TASK_KEYS = {
+    "id",
+    "command",
+    "kind",
+    "params",
+    "depends_on",
+    "priority",
+    "timeout",
+    "env",
+    "cwd",
+    "tool",
+    "continue_on_failure",
+    "retries",
+    "backoff",
+    "retry_on",
+}
+_ROUTING_KEYS = {"strategy", "tools"}
+_BACKOFF_KEYS = {"initial", "factor", "max", "jitter"}
+_TOP_KEYS = {"workflow", "tools", "routing", "tasks"}
+
+
+def load_workflow(path: str | Path) -> WorkflowSpec:
+    """
+    Read the workflow file at `path` (``.json`` is JSON, anything else TOML).
+
+    Raises:
+        WorkflowError: the file is missing, unreadable, malformed or invalid.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise WorkflowError("no such file", path=path) from None
+    except OSError as error:
+        raise WorkflowError(f"cannot read the file: {error.strerror or error}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise WorkflowError(
+            f"not UTF-8 text ({error.reason} at byte {error.start})", path=path
+        ) from None
+    try:
+        document = _parse(text, json_format=path.suffix.lower() == ".json")
+        return parse_workflow(document, base_dir=path.resolve().parent, source=str(path))
+    except WorkflowError as error:
+        raise error.in_file(path) from None
+
+
+def _parse(text: str, *, json_format: bool) -> Any:
+    if json_format:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise WorkflowError(
+                f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+            ) from None
+        except RecursionError:
+            raise WorkflowError("malformed JSON: nested too deeply") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise WorkflowError(f"malformed TOML: {error}") from None
+    except RecursionError:
+        raise WorkflowError("malformed TOML: nested too deeply") from None
+
+
+def parse_workflow(
+    document: Any, *, base_dir: Path | None = None, source: str | None = None
+) -> WorkflowSpec:
+    """
+    Build a `WorkflowSpec` from an already parsed document (dicts and lists).
+
+    Raises:
+        WorkflowError: naming the task and field that are wrong.
+    """
+    doc = _table(document, None, "the workflow document")
+    _no_unknown(doc, _TOP_KEYS, None, "")
+    workflow = _table(doc.get("workflow", {}), None, "workflow")
+    _no_unknown(workflow, _WORKFLOW_KEYS, None, "workflow.")
+    tools_doc = _table(doc.get("tools", {}), None, "tools")
+    routing_doc = _table(doc.get("routing", {}), None, "routing")
+    tasks_doc = doc.get("tasks")
+    if tasks_doc is None or tasks_doc == []:
+        raise WorkflowError("the workflow has no tasks", field="tasks")
+    if not isinstance(tasks_doc, list):
+        raise WorkflowError("expected a list of tasks ([[tasks]] tables)", field="tasks")
+    tools = [_tool(name, body) for name, body in tools_doc.items()]
+    routing = [_rule(kind, body) for kind, body in routing_doc.items()]
+    tasks = [_task(position, body) for position, body in enumerate(tasks_doc)]
+    name = workflow.get("name", Path(source).stem if source else None)
+    return WorkflowSpec(
+        name=_typed(name, str, None, "workflow.name"),
+        tasks=tasks,
+        tools=tools,
+        routing=routing,
+        max_workers=_optional(workflow, "max_workers", int, None, "workflow."),
+        timeout=_optional_number(workflow, "timeout", None, "workflow."),
+        retry=_retry(workflow, None, "workflow."),
+        fail_fast=_optional(workflow, "fail_fast", bool, None, "workflow.") or False,
+        kill_grace=_first_number(_optional_number(workflow, "kill_grace", None, "workflow."), 5.0),
+        base_dir=base_dir or Path.cwd(),
+        source=source,
+    )
+
+
+def _tool(name: str, body: Any) -> ToolSpec:
+    where = f"tools.{name}."
+    table = _table(body, None, f"tools.{name}")
+    _no_unknown(table, _TOOL_KEYS, None, where)
+    if "command" not in table:
+        raise WorkflowError("a tool needs a command", field=f"{where}command")
+    return ToolSpec(
+        name=name,
+        command=_argv(table["command"], None, f"{where}command"),
+        kinds=_str_list(table.get("kinds", []), None, f"{where}kinds"),
+        timeout=_optional_number(table, "timeout", None, where),
+        env=_str_map(table.get("env", {}), None, f"{where}env"),
+        cwd=_optional(table, "cwd", str, None, where),
+        shell=_optional(table, "shell", bool, None, where) or False,
+        retry=_retry(table, None, where),
+        max_concurrency=_optional(table, "max_concurrency", int, None, where),
+    )
+
+
+def _rule(kind: str, body: Any) -> RoutingRule:
+    where = f"routing.{kind}."
+    table = _table(body, None, f"routing.{kind}")
+    _no_unknown(table, _ROUTING_KEYS, None, where)
+    return RoutingRule(
+        kind=kind,
+        strategy=_optional(table, "strategy", str, None, where) or "first",
+        tools=_str_list(table.get("tools", []), None, f"{where}tools"),
+    )
+
+
+def _task(position: int, body: Any) -> TaskSpec:
+    table = _table(body, None, f"tasks[{position}]")
+    task_id = table.get("id")
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise WorkflowError(
+            f"task #{position + 1} needs a non-empty string id", field=f"tasks[{position}].id"
+        )
+    _no_unknown(table, _TASK_KEYS, task_id, "")
+    command = table.get("command")
+    params, secret = _params(table.get("params", {}), task_id)
+    return TaskSpec(
+        id=task_id,
+        command=_argv(command, task_id, "command") if command is not None else None,
+        kind=_optional(table, "kind", str, task_id, ""),
+        params=params,
+        secret_params=secret,
+        depends_on=_str_list(table.get("depends_on", []), task_id, "depends_on"),
+        priority=_optional(table, "priority", int, task_id, "") or 0,
+        timeout=_optional_number(table, "timeout", task_id, ""),
+        env=_str_map(table.get("env", {}), task_id, "env"),
+        cwd=_optional(table, "cwd", str, task_id, ""),
+        retry=_retry(table, task_id, ""),
+        tool=_optional(table, "tool", str, task_id, ""),
+        continue_on_failure=_optional(table, "continue_on_failure", bool, task_id, "") or False,
+    )
+
+
+def _params(value: Any, task: str) -> tuple[dict[str, str], set[str]]:
+    """Params are strings (numbers are converted), or ``{ value = ..., secret = true }``."""
+    table = _table(value, task, "params")
+    params: dict[str, str] = {}
+    secret: set[str] = set()
+    for key, item in table.items():
+        field = f"params.{key}"
+        if isinstance(item, Mapping):
+            _no_unknown(item, {"value", "secret"}, task, f"{field}.")
+            if "value" not in item:
+                raise WorkflowError("a param table needs a value", task=task, field=field)
+            if _typed(item.get("secret", False), bool, task, f"{field}.secret"):
+                secret.add(key)
+            item = item["value"]
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise WorkflowError(
+                f"expected a string or number, got {_describe(item)}", task=task, field=field
+            )
+        params[key] = str(item)
+    return params, secret
+
+
+def _retry(table: Mapping[str, Any], task: str | None, where: str) -> RetryPolicy | None:
+    if not {"retries", "backoff", "retry_on"} & set(table):
+        return None
+    backoff = _table(table.get("backoff", {}), task, f"{where}backoff")
+    _no_unknown(backoff, _BACKOFF_KEYS, task, f"{where}backoff.")
+    values: dict[str, Any] = {}
+    for key in _BACKOFF_KEYS:
+        number = _optional_number(backoff, key, task, f"{where}backoff.")
+        if number is not None:
+            values[key] = float(number)
+    retry_on = table.get("retry_on", [])
+    if not isinstance(retry_on, list):
+        raise WorkflowError(
+            'expected a list of exit codes and/or "timeout"', task=task, field=f"{where}retry_on"
+        )
+    policy = RetryPolicy(
+        retries=_optional(table, "retries", int, task, where) or 0,
+        retry_on=tuple(retry_on),
+        **values,
+    )
+    policy.validate(task=task, prefix=where)
+    return policy
+
+
+# ------------------------------------------------------------ type checks
+
+
+def _describe(value: Any) -> str:
+    names = {dict: "a table", list: "a list", str: "a string", bool: "a boolean"}
+    return names.get(type(value), f"{type(value).__name__} {value!r}")
+
+
+def _table(value: Any, task: str | None, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise WorkflowError(f"expected a table, got {_describe(value)}", task=task, field=field)
+    return value
+
+
+def _no_unknown(table: Mapping[str, Any], known: set[str], task: str | None, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            raise WorkflowError(
+                f"unknown field (expected one of: {', '.join(sorted(known))})",
+                task=task,
+                field=f"{prefix}{key}",
+            )
+
+
+def _typed(value: Any, kind: type, task: str | None, field: str) -> Any:
+    if kind is int and isinstance(value, bool):
+        raise WorkflowError(f"expected an integer, got {_describe(value)}", task=task, field=field)
+    if not isinstance(value, kind):
+        expected = {int: "an integer", str: "a string", bool: "true or false"}[kind]
+        raise WorkflowError(f"expected {expected}, got {_describe(value)}", task=task, field=field)
+    return value
+
+
+def _optional(table: Mapping[str, Any], key: str, kind: type, task: str | None, prefix: str) -> Any:
+    if key not in table:
+        return None
+    return _typed(table[key], kind, task, f"{prefix}{key}")
+
+
+def _optional_number(
+    table: Mapping[str, Any], key: str, task: str | None, prefix: str
+) -> float | None:
+    if key not in table:
+        return None
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WorkflowError(
+            f"expected a number of seconds, got {_describe(value)}", task=task, field=prefix + key
+        )
+    return value
+
+
+def _first_number(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _str_list(value: Any, task: str | None, field: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise WorkflowError(
+            f"expected a list of strings, got {_describe(value)}", task=task, field=field
+        )
+    return value
+
+
+def _argv(value: Any, task: str | None, field: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(i, str) for i in value):
+        raise WorkflowError(
+            f"expected a non-empty list of strings (argv), got {_describe(value)}; "
+            'for example ["echo", "hi"], or ["sh", "-c", "..."] for a shell command',
+            task=task,
+            field=field,
+        )
+    return value
+
+
+def _str_map(value: Any, task: str | None, field: str) -> dict[str, str]:
+    table = _table(value, task, field)
+    for key, item in table.items():
+        if not isinstance(item, str):
+            raise WorkflowError(
+                f"expected a string, got {_describe(item)}", task=task, field=f"{field}.{key}"
+            )
+    return dict(table)

@@ -1,0 +1,210 @@
+"""
+The persister task: events in, SQLite transactions out, nothing dropped.
+
+Design. The scheduler sends every event on the persister's own bounded memory
+channel; a full channel makes the scheduler wait (backpressure), it never
+drops. The persister group-commits: it waits for one event, takes everything
+else already queued (up to `max_batch`), and writes the lot in one transaction
+from a worker thread. While that write runs, new events queue up and form the
+next batch, so batches grow with load by themselves and a lone event is
+durable within one commit's time; no flush timer sits on the hot path.
+
+Cancellation. The loop runs inside its own shielded cancel scope, so
+cancelling the run does not cut a flush short. The owner (`open_persister`)
+closes the channel when the run ends; the loop then writes what is queued and
+returns. If the run was cancelled, the shielded scope gets a deadline
+(`flush_deadline`) so a locked or hung database cannot hang shutdown forever.
+Each thread call writes one batch (never "until the queue is empty"), and the
+thread is not abandoned on cancel, so a COMMIT is never half-observed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from .errors import StoreError
+from .events import Event
+from .store import Store
+
+DEFAULT_CAPACITY = 4096
+DEFAULT_MAX_BATCH = 2048
+DEFAULT_FLUSH_DEADLINE = 10.0
+
+
+@attrs.frozen
+class PersisterStatistics:
+    """Counters of one persister."""
+
+    events_written: int
+    """Events committed so far."""
+    batches_written: int
+    """Transactions committed so far."""
+    largest_batch: int
+    queued: int
+    """Events waiting in the channel right now."""
+
+
+@attrs.define
+class Persister:
+    """
+    The sending side of a running persister.
+
+    Use `send` (or `send_nowait`) for every event; the persister owns the
+    store's writes until the `open_persister` block ends.
+    """
+
+    _channel: trio.MemorySendChannel[Event]
+    _counters: dict[str, int] = attrs.Factory(lambda: {"events": 0, "batches": 0, "largest": 0})
+
+    async def send(self, event: Event) -> None:
+        """Queue `event`; waits only when the channel is full."""
+        try:
+            self._channel.send_nowait(event)
+        except trio.WouldBlock:
+            await self._channel.send(event)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def send_nowait(self, event: Event) -> None:
+        """
+        Queue `event` without waiting.
+
+        Raises:
+            trio.WouldBlock: the channel is full.
+        """
+        self._channel.send_nowait(event)
+
+    def statistics(self) -> PersisterStatistics:
+        """A snapshot of the persister's counters."""
+        return PersisterStatistics(
+            events_written=self._counters["events"],
+            batches_written=self._counters["batches"],
+            largest_batch=self._counters["largest"],
+            queued=self._channel.statistics().current_buffer_used,
+        )
+
+
+RouterSnapshot = Callable[[], tuple[str, Mapping[str, Any]] | None]
+
+
+@asynccontextmanager
+async def open_persister(
+    store: Store,
+    *,
+    wall_start: float,
+    router_state: RouterSnapshot | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    flush_deadline: float = DEFAULT_FLUSH_DEADLINE,
+) -> AsyncIterator[Persister]:
+    """
+    Run a persister for one run while the block is open.
+
+    Args:
+        store: where events go; the persister is its only writer meanwhile.
+        wall_start: Unix time at which the run clock read zero (to stamp rows).
+        router_state: called once per batch; a (workflow, snapshot) it returns
+            is saved in that batch's transaction.
+        capacity: channel size; a full channel applies backpressure.
+        max_batch: most events per transaction.
+        flush_deadline: seconds the final flush may take after a cancellation.
+
+    Raises:
+        StoreError: a write failed; events not yet committed are lost only
+            when the store itself cannot take them.
+    """
+    if capacity < 1 or capacity == math.inf:
+        raise ValueError("the persister channel must be bounded and non-empty")
+    send, receive = trio.open_memory_channel[Event](capacity)
+    persister = Persister(send)
+    shield = trio.CancelScope(shield=True)
+    limiter = trio.CapacityLimiter(1)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                _persist,
+                store,
+                receive,
+                shield,
+                limiter,
+                wall_start,
+                router_state,
+                max_batch,
+                persister._counters,
+            )
+            try:
+                yield persister
+            except BaseException:
+                shield.deadline = min(shield.deadline, trio.current_time() + flush_deadline)
+                raise
+            finally:
+                send.close()
+    except BaseExceptionGroup as group:
+        store_errors, rest = group.split(StoreError)
+        if store_errors is not None and rest is None:
+            raise _first(store_errors) from group
+        raise
+
+
+def _first(group: BaseExceptionGroup[StoreError]) -> StoreError:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first(error)
+        return error
+    raise AssertionError("empty exception group")
+
+
+async def _persist(
+    store: Store,
+    receive: trio.MemoryReceiveChannel[Event],
+    shield: trio.CancelScope,
+    limiter: trio.CapacityLimiter,
+    wall_start: float,
+    router_state: RouterSnapshot | None,
+    max_batch: int,
+    counters: dict[str, int],
+) -> None:
+    with receive:
+        with shield:
+            await _write_batches(
+                store, receive, limiter, wall_start, router_state, max_batch, counters
+            )
+        if shield.cancelled_caught:
+            left = receive.statistics().current_buffer_used
+            raise StoreError(
+                f"{store.path}: the final flush did not finish in time; {left} queued "
+                "events were not recorded"
+            )
+
+
+async def _write_batches(
+    store: Store,
+    receive: trio.MemoryReceiveChannel[Event],
+    limiter: trio.CapacityLimiter,
+    wall_start: float,
+    router_state: RouterSnapshot | None,
+    max_batch: int,
+    counters: dict[str, int],
+) -> None:
+    async for first in receive:
+        batch = [first]
+        while len(batch) < max_batch:
+            try:
+                batch.append(receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        state = router_state() if router_state is not None else None
+        write = functools.partial(
+            store.write_batch, batch, wall_start=wall_start, router_state=state
+        )
+        await trio.to_thread.run_sync(write, limiter=limiter)
+        counters["events"] += len(batch)
+        counters["batches"] += 1
+        counters["largest"] = max(counters["largest"], len(batch))

@@ -1,0 +1,287 @@
+"""
+One attempt of one command, with no process left behind.
+
+How an attempt runs:
+
+1. The worker's two log files (``w<N>.out``, ``w<N>.err``, opened once per
+   worker with ``O_APPEND``) become the child's stdout and stderr, so output
+   flows from the child to disk without passing through Python. The attempt's
+   output is the byte range between the files' sizes before the spawn and
+   after the process group is gone.
+2. The child starts in a new session (its own process group, pgid = pid)
+   through `trio.lowlevel.open_process`, the spawn primitive under
+   `trio.run_process`.
+3. We wait on a pidfd of our own for the child to *exit* without reaping it.
+   While the exited leader is an unreaped zombie its pid, and so its process
+   group id, cannot be reused, which makes the final ``killpg(SIGKILL)`` that
+   sweeps background grandchildren safe. (`trio.run_process` reaps the child
+   before returning, after which a group kill could hit a recycled pgid.)
+4. On timeout or cancellation the group gets SIGTERM, then SIGKILL after the
+   grace period (cut short by the `hurry` event, e.g. a second Ctrl-C). This
+   cleanup runs shielded: it is bounded by the grace period and must finish,
+   or a grandchild would outlive its task.
+5. Spawn failures are attempt failures with the shell's codes: 127 for a
+   missing command, 126 for one that cannot be executed.
+
+A process that calls ``setsid`` itself leaves our group and is out of reach of
+group signals; only cgroups can contain that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import trio
+
+
+@attrs.frozen
+class ProcessOutcome:
+    """How one command attempt ended."""
+
+    exit_code: int | None
+    """The exit status, or None when a signal killed it."""
+    signal: int | None
+    """The signal that killed the process, if one did."""
+    timed_out: bool
+    error: str | None
+    """Why the command could not run (spawn failure, log file failure), if it could not."""
+    out_offset: int
+    out_length: int
+    err_offset: int
+    err_length: int
+
+
+class WorkerLogs:
+    """
+    The append-only stdout/stderr files of one worker in one run.
+
+    Opened on first use (a worker that runs only in-process tasks creates no
+    files), with mode 0600, ``O_NOFOLLOW`` so a planted symlink is not
+    followed, and the directory created 0700. `close()` closes both.
+    """
+
+    def __init__(self, directory: Path | None, worker: int) -> None:
+        self.directory = directory
+        self.worker = worker
+        self._fds: tuple[int, int] | None = None
+
+    @property
+    def out_path(self) -> str:
+        assert self.directory is not None
+        return str(self.directory / f"w{self.worker}.out")
+
+    @property
+    def err_path(self) -> str:
+        assert self.directory is not None
+        return str(self.directory / f"w{self.worker}.err")
+
+    def fds(self) -> tuple[int, int]:
+        """
+        The (stdout, stderr) descriptors, opening the files if needed.
+
+        Raises:
+            OSError: the directory or files cannot be created or opened.
+        """
+        if self._fds is None:
+            if self.directory is None:
+                raise OSError(errno.EINVAL, "this run has no log directory")
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            out = os.open(self.out_path, flags, 0o600)
+            try:
+                err = os.open(self.err_path, flags, 0o600)
+            except BaseException:
+                os.close(out)
+                raise
+            self._fds = (out, err)
+        return self._fds
+
+    def close(self) -> None:
+        """Close the files if they were opened."""
+        if self._fds is not None:
+            for fd in self._fds:
+                os.close(fd)
+            self._fds = None
+
+
+def process_start_time(pid: int) -> int | None:
+    """
+    The start time of process `pid` in clock ticks since boot (/proc stat field 22).
+
+    Together with the pid it identifies a process across pid reuse. None when
+    the process does not exist or /proc is unavailable.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            raw = stat.read()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses; fields
+    # after it are counted from the last closing parenthesis.
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    """Whether `pid` is running and (when `start` is known) is the same process."""
+    current = process_start_time(pid)
+    return current is not None and (start is None or current == start)
+
+
+def kill_group_if_owned(pgid: int, start: int | None) -> bool:
+    """
+    SIGKILL process group `pgid` only if its leader is still the process we started.
+
+    Used on resume for groups a dead runner left behind; a recycled pid (a
+    different start time) is never signalled. Returns whether it signalled.
+    """
+    if start is None or process_start_time(pgid) != start:
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+async def _wait_exit(pidfd: int, hurry: trio.Event | None) -> None:
+    """Wait until the process behind `pidfd` exits, or `hurry` is set."""
+    if hurry is None:
+        await trio.lowlevel.wait_readable(pidfd)
+        return
+    async with trio.open_nursery() as nursery:
+
+        async def exit_then_stop() -> None:
+            await trio.lowlevel.wait_readable(pidfd)
+            nursery.cancel_scope.cancel()
+
+        async def hurry_then_stop() -> None:
+            await hurry.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(exit_then_stop)
+        nursery.start_soon(hurry_then_stop)
+
+
+async def _stop_group(pgid: int, pidfd: int, grace: float, hurry: trio.Event | None) -> None:
+    """SIGTERM the group, wait up to `grace` for the leader, then SIGKILL the group."""
+    _signal_group(pgid, signal.SIGTERM)
+    with trio.move_on_after(grace):
+        await _wait_exit(pidfd, hurry)
+    _signal_group(pgid, signal.SIGKILL)
+    await trio.lowlevel.wait_readable(pidfd)
+
+
+def _spawn_error(error: OSError, argv: Sequence[str], cwd: str | None) -> tuple[int, str]:
+    if isinstance(error, FileNotFoundError):
+        if cwd is not None and error.filename == cwd:
+            return 127, f"working directory not found: {cwd}"
+        return 127, f"command not found: {argv[0]}"
+    if isinstance(error, PermissionError):
+        return 126, f"permission denied: {argv[0]}"
+    return 126, f"cannot execute {argv[0]}: {error.strerror or error}"
+
+
+async def run_attempt(
+    argv: Sequence[str],
+    *,
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+    kill_grace: float,
+    logs: WorkerLogs,
+    hurry: trio.Event | None = None,
+    on_spawn: Callable[[int, int | None, int, int], None] | None = None,
+) -> ProcessOutcome:
+    """
+    Run `argv` once and return how it ended.
+
+    Args:
+        argv: the command; never passed through a shell.
+        cwd, env: working directory and complete environment of the child.
+        timeout: seconds before the group is stopped (None: no limit).
+        kill_grace: seconds between SIGTERM and SIGKILL when stopping it.
+        logs: the worker's log files; the outcome gives this attempt's byte ranges.
+        hurry: when set, any grace period in progress ends at once (SIGKILL).
+        on_spawn: called with (pid, start time, stdout offset, stderr offset)
+            as soon as the child exists.
+
+    Cancellation:
+        The process group is stopped (SIGTERM, grace, SIGKILL) and reaped,
+        shielded, before `trio.Cancelled` propagates; no child survives.
+
+    Errors:
+        Spawn and log-file failures are returned as an outcome with an
+        ``error`` (exit code 127 or 126), never raised.
+    """
+    try:
+        out_fd, err_fd = logs.fds()
+        out_offset = os.fstat(out_fd).st_size
+        err_offset = os.fstat(err_fd).st_size
+    except OSError as error:
+        await trio.lowlevel.checkpoint()
+        return ProcessOutcome(126, None, False, f"cannot open log files: {error}", 0, 0, 0, 0)
+    try:
+        proc = await trio.lowlevel.open_process(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=err_fd,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as error:
+        code, message = _spawn_error(error, argv, cwd)
+        return ProcessOutcome(code, None, False, message, out_offset, 0, err_offset, 0)
+    pidfd = os.pidfd_open(proc.pid)
+    timed_out = False
+    try:
+        if on_spawn is not None:
+            on_spawn(proc.pid, process_start_time(proc.pid), out_offset, err_offset)
+        with trio.move_on_after(timeout if timeout is not None else float("inf")) as deadline:
+            await trio.lowlevel.wait_readable(pidfd)
+        if deadline.cancelled_caught:
+            timed_out = True
+            with trio.CancelScope(shield=True):
+                await _stop_group(proc.pid, pidfd, kill_grace, hurry)
+    finally:
+        with trio.CancelScope(shield=True):
+            if not _exited(pidfd):
+                await _stop_group(proc.pid, pidfd, kill_grace, hurry)
+            # The leader has exited but is not reaped, so its pgid is still
+            # ours: sweep background grandchildren before reaping it.
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            os.close(pidfd)
+    status = proc.returncode
+    assert status is not None  # reaped above
+    return ProcessOutcome(
+        exit_code=status if status >= 0 else None,
+        signal=-status if status < 0 else None,
+        timed_out=timed_out,
+        error=None,
+        out_offset=out_offset,
+        out_length=os.fstat(out_fd).st_size - out_offset,
+        err_offset=err_offset,
+        err_length=os.fstat(err_fd).st_size - err_offset,
+    )
+
+
+def _exited(pidfd: int) -> bool:
+    """Whether the process behind `pidfd` has exited (without reaping it)."""
+    readable, _, _ = select.select([pidfd], [], [], 0)
+    return bool(readable)

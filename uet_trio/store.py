@@ -1,0 +1,818 @@
+"""
+The SQLite store: schema, migrations, batched writes and every query the CLI needs.
+
+A plain synchronous class with one `sqlite3` connection. It knows nothing of
+Trio: the persister calls it from a worker thread behind a `CapacityLimiter(1)`
+(so the connection is opened with ``check_same_thread=False`` and never used by
+two threads at once); the CLI's read commands call it directly.
+
+Why it is written the way it is:
+
+- ``isolation_level=None`` plus explicit ``BEGIN IMMEDIATE`` for every write:
+  a deferred transaction that reads and then writes fails at once with
+  SQLITE_BUSY_SNAPSHOT when another process committed meanwhile, whatever the
+  busy timeout. IMMEDIATE takes the write lock up front and waits politely.
+- WAL plus ``synchronous=NORMAL`` (set on every connection; it is not stored
+  in the file): an application crash loses nothing committed.
+- Events are the single write path. `write_batch` inserts a batch of events
+  and, in the same transaction, projects them onto the ``runs``, ``tasks`` and
+  ``attempts`` tables, so the tables can never disagree with the event log.
+  ``INSERT OR IGNORE`` on the natural keys makes a retried batch idempotent.
+- Errors are mapped by ``sqlite_errorname``, never by message text, into
+  `StoreError` naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import RunConflict, RunNotFound, StoreError
+from .events import Event, EventKind
+
+SCHEMA_VERSION = 1
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+_SCHEMA = """
+CREATE TABLE runs (
+    run_id      TEXT PRIMARY KEY,
+    workflow    TEXT NOT NULL,
+    source      TEXT,
+    base_dir    TEXT,
+    spec_hash   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    started_at  REAL,
+    finished_at REAL,
+    max_workers INTEGER,
+    task_count  INTEGER NOT NULL,
+    log_dir     TEXT,
+    owner_pid   INTEGER,
+    owner_start INTEGER,
+    last_seq    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_created ON runs (created_at);
+CREATE TABLE tasks (
+    run_id      TEXT NOT NULL,
+    task_id     TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    kind        TEXT,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    tool        TEXT,
+    started_at  REAL,
+    finished_at REAL,
+    exit_code   INTEGER,
+    PRIMARY KEY (run_id, task_id)
+) WITHOUT ROWID;
+CREATE TABLE attempts (
+    run_id      TEXT NOT NULL,
+    task_id     TEXT NOT NULL,
+    attempt     INTEGER NOT NULL,
+    tool        TEXT,
+    argv        TEXT,
+    status      TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    finished_at REAL,
+    duration    REAL,
+    exit_code   INTEGER,
+    signal      INTEGER,
+    timed_out   INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    result      TEXT,
+    pid         INTEGER,
+    proc_start  INTEGER,
+    worker      INTEGER,
+    out_path    TEXT,
+    out_offset  INTEGER,
+    out_length  INTEGER,
+    err_path    TEXT,
+    err_offset  INTEGER,
+    err_length  INTEGER,
+    PRIMARY KEY (run_id, task_id, attempt)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    run_id  TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    task_id TEXT,
+    attempt INTEGER,
+    t       REAL NOT NULL,
+    at      REAL NOT NULL,
+    data    TEXT,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX events_by_kind ON events (run_id, kind);
+CREATE TABLE router_state (
+    workflow   TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+_ADVICE = {
+    "SQLITE_BUSY": "another process holds the database locked; retry when it is done, "
+    "or raise the busy timeout",
+    "SQLITE_LOCKED": "the database is locked; retry when the other user is done",
+    "SQLITE_FULL": "the disk (or the database's size limit) is full; free space, then "
+    "`uet resume` the run",
+    "SQLITE_READONLY": "the database or its directory is read-only; use a writable --db path",
+    "SQLITE_NOTADB": "the file is not a uet-trio database; point --db at another path",
+    "SQLITE_CORRUPT": "the database is damaged; move it aside and start a new one "
+    "(keep the copy for recovery)",
+    "SQLITE_IOERR": "the operating system reported an I/O error (disk full, file size "
+    "limit or failing device); fix the disk, then `uet resume` the run",
+    "SQLITE_CANTOPEN": "the file cannot be opened; check that its directory exists and is writable",
+}
+
+
+def _advice(error: sqlite3.Error) -> str:
+    name = getattr(error, "sqlite_errorname", "") or ""
+    for prefix, text in _ADVICE.items():
+        if name.startswith(prefix):
+            return text
+    return "see the SQLite error above"
+
+
+@contextlib.contextmanager
+def _translated(path: str, action: str) -> Iterator[None]:
+    """Turn sqlite3 and OS errors into `StoreError` naming the file and a next step."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        name = getattr(error, "sqlite_errorname", None) or type(error).__name__
+        raise StoreError(f"{path}: cannot {action}: {error} ({name}); {_advice(error)}") from error
+    except OSError as error:
+        raise StoreError(f"{path}: cannot {action}: {error}") from error
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+@attrs.frozen(kw_only=True)
+class RunRecord:
+    """One row of ``runs``."""
+
+    run_id: str
+    workflow: str
+    source: str | None
+    base_dir: str | None
+    spec_hash: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    max_workers: int | None
+    task_count: int
+    log_dir: str | None
+    owner_pid: int | None
+    owner_start: int | None
+    last_seq: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        """Build a record from a ``SELECT * FROM runs`` row."""
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (Row has no iterator of keys)
+
+
+@attrs.frozen(kw_only=True)
+class TaskRecord:
+    """One row of ``tasks``: a task's state within one run."""
+
+    run_id: str
+    task_id: str
+    idx: int
+    kind: str | None
+    state: str
+    attempts: int
+    tool: str | None
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> TaskRecord:
+        """Build a record from a ``SELECT * FROM tasks`` row."""
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+
+@attrs.frozen(kw_only=True)
+class AttemptRecord:
+    """One row of ``attempts``: one execution of one task."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    tool: str | None
+    argv: list[str] | None
+    status: str
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    error: str | None
+    result: Any
+    pid: int | None
+    proc_start: int | None
+    worker: int | None
+    out_path: str | None
+    out_offset: int | None
+    out_length: int | None
+    err_path: str | None
+    err_offset: int | None
+    err_length: int | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> AttemptRecord:
+        """Build a record from a ``SELECT * FROM attempts`` row."""
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
+        values["argv"] = _loads(values["argv"])
+        values["result"] = _loads(values["result"])
+        values["timed_out"] = bool(values["timed_out"])
+        return cls(**values)
+
+
+@attrs.frozen(kw_only=True)
+class EventRecord:
+    """One row of ``events``: an `Event` plus the wall-clock time it was recorded for."""
+
+    run_id: str
+    seq: int
+    kind: str
+    task_id: str | None
+    attempt: int | None
+    t: float
+    at: float
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> EventRecord:
+        """Build a record from a ``SELECT * FROM events`` row."""
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
+        values["data"] = _loads(values["data"]) or {}
+        return cls(**values)
+
+
+@attrs.frozen(kw_only=True)
+class NewRun:
+    """What `Store.create_run` needs to know about a run that is starting."""
+
+    run_id: str
+    workflow: str
+    source: str | None
+    base_dir: str
+    spec_hash: str
+    max_workers: int
+    log_dir: str
+    owner_pid: int
+    owner_start: int | None
+    tasks: Sequence[tuple[str, str | None]]
+    """(task id, kind) in declaration order."""
+
+
+class Store:
+    """
+    One SQLite database of runs.
+
+    Resource handling: the store owns its connection; `close()` (or leaving a
+    ``with`` block) closes it. Every write is one ``BEGIN IMMEDIATE``
+    transaction. Not thread-safe: callers serialise access.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        self._conn = connection
+        self.path = path
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        synchronous: str = "NORMAL",
+        readonly: bool = False,
+        check: bool = False,
+    ) -> Store:
+        """
+        Open (creating if needed) the database at `path`.
+
+        The file is created readable only by its owner and its directory with
+        mode 0700. `check` runs ``PRAGMA quick_check`` (O(size); for resumes
+        and runs). A file that is not a uet-trio database is refused and left
+        untouched.
+
+        Raises:
+            StoreError: the file cannot be opened, is not a uet-trio database,
+                is damaged, or is locked past `busy_timeout`.
+        """
+        location = os.fspath(path)
+        with _translated(location, "open the database"):
+            if readonly:
+                uri = "file:" + Path(location).resolve().as_posix() + "?mode=ro"
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                _create_private(Path(location))
+                conn = sqlite3.connect(
+                    location, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+                )
+        store = cls(conn, location)
+        try:
+            store._prepare(synchronous=synchronous, readonly=readonly, check=check)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @classmethod
+    def memory(cls) -> Store:
+        """A private in-memory database (for embedding and tests that want no file)."""
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        store = cls(conn, ":memory:")
+        store._prepare(synchronous="OFF", readonly=False, check=False)
+        return store
+
+    def _prepare(self, *, synchronous: str, readonly: bool, check: bool) -> None:
+        conn = self._conn
+        conn.row_factory = sqlite3.Row
+        with _translated(self.path, "read the database"):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: written by a newer uet-trio (schema {version}, this one "
+                    f"knows {SCHEMA_VERSION}); upgrade uet-trio"
+                )
+            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise StoreError(
+                    f"{self.path}: this SQLite file holds other tables and is not a uet-trio "
+                    "database; point --db at another path"
+                )
+            if check:
+                verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    raise StoreError(
+                        f"{self.path}: the database is damaged ({verdict}); move it aside "
+                        "and start a new one"
+                    )
+        if readonly:
+            return
+        with _translated(self.path, "set up the database"):
+            if self.path != ":memory:":
+                _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            if version == 0:
+                _retry_busy(self._migrate)
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Close the connection (everything written is already committed)."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction; rolled back on any error."""
+        conn = self._conn
+        with _translated(self.path, action):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ writes
+
+    def create_run(self, run: NewRun) -> None:
+        """Insert the run row and one ``pending`` row per task, in one transaction."""
+        with self._write("record the new run") as conn:
+            conn.execute(
+                "INSERT INTO runs (run_id, workflow, source, base_dir, spec_hash, status, "
+                "created_at, max_workers, task_count, log_dir, owner_pid, owner_start) "
+                "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.workflow,
+                    run.source,
+                    run.base_dir,
+                    run.spec_hash,
+                    time.time(),
+                    run.max_workers,
+                    len(run.tasks),
+                    run.log_dir,
+                    run.owner_pid,
+                    run.owner_start,
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO tasks (run_id, task_id, idx, kind, state) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                ((run.run_id, task_id, i, kind) for i, (task_id, kind) in enumerate(run.tasks)),
+            )
+
+    def claim_run(
+        self,
+        run_id: str,
+        *,
+        owner_pid: int,
+        owner_start: int | None,
+        owner_alive: Callable[[int, int | None], bool],
+    ) -> RunRecord:
+        """
+        Take ownership of an existing run (to resume it), atomically.
+
+        Raises:
+            RunNotFound: no such run.
+            RunConflict: a live process (per `owner_alive`) owns it.
+        """
+        with self._write("take the run") as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r} in {self.path}")
+            pid, start = row["owner_pid"], row["owner_start"]
+            if (
+                pid is not None
+                and (pid, start) != (owner_pid, owner_start)
+                and owner_alive(pid, start)
+            ):
+                raise RunConflict(f"run {run_id} is being run by process {pid}")
+            conn.execute(
+                "UPDATE runs SET owner_pid = ?, owner_start = ? WHERE run_id = ?",
+                (owner_pid, owner_start, run_id),
+            )
+        return self.get_run(run_id)
+
+    def write_batch(
+        self,
+        events: Sequence[Event],
+        *,
+        wall_start: float,
+        router_state: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """
+        Record `events` (all of one run) and project them onto the tables.
+
+        `wall_start` is the Unix time at which the events' run clock read zero.
+        `router_state`, if given, is (workflow name, snapshot) saved in the same
+        transaction. Idempotent: writing the same batch twice changes nothing.
+        """
+        if not events and router_state is None:
+            return
+        projection = _Projection(wall_start)
+        for event in events:
+            projection.add(event)
+        with self._write("record events") as conn:
+            projection.apply(conn)
+            if router_state is not None:
+                workflow, state = router_state
+                conn.execute(
+                    "INSERT INTO router_state (workflow, state, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (workflow) DO UPDATE SET state = excluded.state, "
+                    "updated_at = excluded.updated_at",
+                    (workflow, json.dumps(state, sort_keys=True), time.time()),
+                )
+
+    # ------------------------------------------------------------------ reads
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with _translated(self.path, "read the database"):
+            return self._conn.execute(sql, params).fetchall()
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """
+        The run with exactly this id.
+
+        Raises:
+            RunNotFound: there is none.
+        """
+        rows = self._query("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}")
+        return RunRecord.from_row(rows[0])
+
+    def resolve_run(self, prefix: str) -> str:
+        """
+        The id of the one run whose id starts with `prefix`.
+
+        Raises:
+            RunNotFound: no run matches, or several do (the message lists them).
+        """
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._query(
+            "SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' ORDER BY run_id LIMIT 11",
+            (escaped + "%",),
+        )
+        ids = [row[0] for row in rows]
+        if prefix in ids:
+            return prefix
+        if not ids:
+            raise RunNotFound(f"no run matches {prefix!r} in {self.path}")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+            raise RunNotFound(f"{prefix!r} is ambiguous; it matches {shown}")
+        return str(ids[0])
+
+    def last_run(self) -> str:
+        """
+        The id of the most recently created run.
+
+        Raises:
+            RunNotFound: the store has no runs.
+        """
+        rows = self._query("SELECT run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1")
+        if not rows:
+            raise RunNotFound(f"no runs in {self.path}")
+        return str(rows[0][0])
+
+    def list_runs(self, *, limit: int = 20, status: str | None = None) -> list[RunRecord]:
+        """The most recent runs, newest first."""
+        if status is None:
+            rows = self._query("SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT * FROM runs WHERE status = ? ORDER BY created_at DESC LIMIT ?",
+                (status, limit),
+            )
+        return [RunRecord.from_row(row) for row in rows]
+
+    def task_counts(self, run_id: str) -> dict[str, int]:
+        """How many tasks of the run are in each state."""
+        rows = self._query(
+            "SELECT state, count(*) FROM tasks WHERE run_id = ? GROUP BY state", (run_id,)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def tasks(self, run_id: str) -> list[TaskRecord]:
+        """The run's tasks in declaration order."""
+        rows = self._query("SELECT * FROM tasks WHERE run_id = ? ORDER BY idx", (run_id,))
+        return [TaskRecord.from_row(row) for row in rows]
+
+    def attempts(self, run_id: str, task_id: str | None = None) -> list[AttemptRecord]:
+        """The run's attempts (optionally of one task), by task then attempt number."""
+        if task_id is None:
+            rows = self._query(
+                "SELECT * FROM attempts WHERE run_id = ? ORDER BY task_id, attempt", (run_id,)
+            )
+        else:
+            rows = self._query(
+                "SELECT * FROM attempts WHERE run_id = ? AND task_id = ? ORDER BY attempt",
+                (run_id, task_id),
+            )
+        return [AttemptRecord.from_row(row) for row in rows]
+
+    def events(
+        self,
+        run_id: str,
+        *,
+        after_seq: int = 0,
+        kinds: Sequence[str] = (),
+        task_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """The run's events in sequence order, filtered by kind and task."""
+        sql = "SELECT * FROM events WHERE run_id = ? AND seq > ?"
+        params: list[Any] = [run_id, after_seq]
+        if kinds:
+            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            params.extend(kinds)
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            params.append(task_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [EventRecord.from_row(row) for row in self._query(sql, params)]
+
+    def load_router_state(self, workflow: str) -> dict[str, Any] | None:
+        """The router snapshot saved by the last run of `workflow`, if any."""
+        rows = self._query("SELECT state FROM router_state WHERE workflow = ?", (workflow,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def integrity_check(self) -> str:
+        """Run ``PRAGMA integrity_check``; ``"ok"`` when the file is sound."""
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file (0600) and its directory (0700) if they do not exist."""
+    if path.exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+
+
+def _retry_busy(step: Callable[[], object], attempts: int = 50) -> None:
+    """
+    Run `step`, retrying on SQLITE_BUSY with a short bounded backoff.
+
+    Two processes opening a new database together race on the switch to WAL,
+    which fails at once with SQLITE_BUSY without honouring the busy timeout.
+    """
+    for attempt in range(attempts):
+        try:
+            step()
+        except sqlite3.OperationalError as error:
+            busy = (getattr(error, "sqlite_errorname", "") or "").startswith("SQLITE_BUSY")
+            if not busy or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.2, 0.005 * 2**attempt))
+        else:
+            return
+
+
+_TASK_STATE = {
+    EventKind.TASK_READY: "ready",
+    EventKind.TASK_RETRY_WAIT: "retry_wait",
+    EventKind.TASK_SUCCEEDED: "succeeded",
+    EventKind.TASK_FAILED: "failed",
+    EventKind.TASK_SKIPPED: "skipped",
+    EventKind.TASK_CANCELLED: "cancelled",
+}
+
+
+class _Projection:
+    """Turns a batch of events into rows and updates, applied in one transaction."""
+
+    def __init__(self, wall_start: float) -> None:
+        self.wall_start = wall_start
+        self.run_id: str | None = None
+        self.event_rows: list[tuple[Any, ...]] = []
+        self.new_attempts: list[tuple[Any, ...]] = []
+        self.spawned: list[tuple[Any, ...]] = []
+        self.finished: list[tuple[Any, ...]] = []
+        self.task_changes: dict[str, dict[str, Any]] = {}
+        self.run_changes: dict[str, Any] = {}
+        self.last_seq = 0
+
+    def add(self, event: Event) -> None:
+        at = self.wall_start + event.time
+        self.run_id = event.run_id
+        self.last_seq = max(self.last_seq, event.seq)
+        data = event.data
+        self.event_rows.append(
+            (
+                event.run_id,
+                event.seq,
+                event.kind.value,
+                event.task_id,
+                event.attempt,
+                event.time,
+                at,
+                json.dumps(data, default=str) if data else None,
+            )
+        )
+        kind = event.kind
+        task_id = event.task_id
+        if kind is EventKind.ATTEMPT_STARTED:
+            assert task_id is not None
+            self.new_attempts.append(
+                (
+                    event.run_id,
+                    task_id,
+                    event.attempt,
+                    data.get("tool"),
+                    json.dumps(data.get("argv")),
+                    at,
+                )
+            )
+            change = {"state": "running", "attempts": event.attempt, "tool": data.get("tool")}
+            if event.attempt == 1:
+                change["started_at"] = at
+            self.task_changes.setdefault(task_id, {}).update(change)
+        elif kind is EventKind.ATTEMPT_SPAWNED:
+            self.spawned.append(
+                (
+                    data.get("pid"),
+                    data.get("proc_start"),
+                    data.get("worker"),
+                    data.get("out_path"),
+                    data.get("out_offset"),
+                    data.get("err_path"),
+                    data.get("err_offset"),
+                    event.run_id,
+                    task_id,
+                    event.attempt,
+                )
+            )
+        elif kind is EventKind.ATTEMPT_FINISHED or kind is EventKind.ATTEMPT_LOST:
+            result = data.get("result")
+            self.finished.append(
+                (
+                    data.get("status", "lost"),
+                    at,
+                    data.get("duration"),
+                    data.get("exit_code"),
+                    data.get("signal"),
+                    int(bool(data.get("timed_out"))),
+                    data.get("error"),
+                    json.dumps(result) if result is not None else None,
+                    data.get("out_length"),
+                    data.get("err_length"),
+                    event.run_id,
+                    task_id,
+                    event.attempt,
+                )
+            )
+        elif kind in _TASK_STATE:
+            assert task_id is not None
+            change = {"state": _TASK_STATE[kind]}
+            if kind is EventKind.TASK_READY:
+                change.update(finished_at=None, exit_code=None)
+            elif kind is not EventKind.TASK_RETRY_WAIT:
+                change.update(finished_at=at, exit_code=data.get("exit_code"))
+            self.task_changes.setdefault(task_id, {}).update(change)
+        elif kind is EventKind.RUN_STARTED or kind is EventKind.RUN_RESUMED:
+            self.run_changes.update(status="running", finished_at=None)
+            if kind is EventKind.RUN_STARTED:
+                self.run_changes["started_at"] = at
+        elif kind is EventKind.RUN_FINISHED:
+            self.run_changes.update(
+                status=data["status"], finished_at=at, owner_pid=None, owner_start=None
+            )
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT OR IGNORE INTO events (run_id, seq, kind, task_id, attempt, t, at, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self.event_rows,
+        )
+        if self.new_attempts:
+            conn.executemany(
+                "INSERT OR IGNORE INTO attempts (run_id, task_id, attempt, tool, argv, status, "
+                "started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                self.new_attempts,
+            )
+        if self.spawned:
+            conn.executemany(
+                "UPDATE attempts SET pid = ?, proc_start = ?, worker = ?, out_path = ?, "
+                "out_offset = ?, err_path = ?, err_offset = ? "
+                "WHERE run_id = ? AND task_id = ? AND attempt = ?",
+                self.spawned,
+            )
+        if self.finished:
+            # Terminal attempt states are final: only a running attempt may finish.
+            conn.executemany(
+                "UPDATE attempts SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
+                "signal = ?, timed_out = ?, error = ?, result = ?, out_length = ?, "
+                "err_length = ? WHERE run_id = ? AND task_id = ? AND attempt = ? "
+                "AND status = 'running'",
+                self.finished,
+            )
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for task_id, change in self.task_changes.items():
+            columns = tuple(sorted(change))
+            groups.setdefault(columns, []).append(
+                (*(change[c] for c in columns), self.run_id, task_id)
+            )
+        for columns, rows in groups.items():
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            conn.executemany(
+                f"UPDATE tasks SET {assignments} WHERE run_id = ? AND task_id = ?", rows
+            )
+        changes = dict(self.run_changes)
+        columns = tuple(sorted(changes))
+        assignments = "".join(f"{column} = ?, " for column in columns)
+        conn.execute(
+            f"UPDATE runs SET {assignments}last_seq = max(last_seq, ?) WHERE run_id = ?",
+            (*(changes[c] for c in columns), self.last_seq, self.run_id),
+        )

@@ -1,0 +1,164 @@
+"""
+Deterministic schedules for tests: a scripted runner and a mock-clock simulator.
+
+`FakeRunner` plugs into the engine through the same `AttemptRunner` interface
+as the real `LocalRunner`, but starts no process: each attempt sleeps for its
+scripted duration on the Trio clock and ends with its scripted outcome, under
+the same timeout, retry and cancellation rules. `simulate` runs a workflow
+with it under ``trio.testing.MockClock(autojump_threshold=0)``, so virtual
+time passes instantly and the event sequence is identical run after run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import trio
+import trio.testing
+
+from .attempts import AttemptRequest, AttemptResult, Report
+from .engine import RunResult, open_run
+from .events import Event
+from .process import WorkerLogs
+from .spec import WorkflowSpec
+from .states import RunStatus, TaskState
+from .store import Store
+
+
+@attrs.frozen
+class Outcome:
+    """The scripted end of one attempt."""
+
+    duration: float
+    """Seconds on the run clock the attempt takes."""
+    exit_code: int = 0
+    timed_out: bool = False
+    """End as a timeout (after `duration`, or earlier at the task's timeout)."""
+
+
+Script = Mapping[str, Outcome | Sequence[Outcome]] | Callable[[str, int], Outcome]
+
+
+class FakeRunner:
+    """
+    Executes attempts by script instead of by process.
+
+    The script maps a task id to one `Outcome` (every attempt), or a list
+    (attempt 1, 2, ...; the last repeats), or is a callable
+    ``(task_id, attempt) -> Outcome``. Tasks the script does not name take
+    `default`. `calls` lists every (task id, attempt, start time) executed.
+    """
+
+    def __init__(self, script: Script | None = None, *, default: Outcome = Outcome(0.0)) -> None:
+        self._script = script if script is not None else {}
+        self._default = default
+        self.calls: list[tuple[str, int, float]] = []
+
+    def outcome(self, task_id: str, attempt: int) -> Outcome:
+        """The scripted outcome of `attempt` of `task_id`."""
+        if callable(self._script):
+            return self._script(task_id, attempt)
+        entry = self._script.get(task_id, self._default)
+        if isinstance(entry, Outcome):
+            return entry
+        return entry[min(attempt, len(entry)) - 1]
+
+    async def settle(self) -> None:
+        await trio.testing.wait_all_tasks_blocked()
+
+    async def run(self, request: AttemptRequest, logs: WorkerLogs, report: Report) -> AttemptResult:
+        outcome = self.outcome(request.task_id, request.attempt)
+        started = trio.current_time()
+        self.calls.append((request.task_id, request.attempt, started))
+        timeout = request.timeout if request.timeout is not None else float("inf")
+        with trio.move_on_after(timeout) as deadline:
+            await trio.sleep(outcome.duration)
+        timed_out = deadline.cancelled_caught or outcome.timed_out
+        return AttemptResult(
+            index=request.index,
+            attempt=request.attempt,
+            started=started,
+            ended=trio.current_time(),
+            exit_code=None if timed_out else outcome.exit_code,
+            timed_out=timed_out,
+        )
+
+
+@attrs.frozen
+class Simulation:
+    """What a simulated run did."""
+
+    run_id: str
+    status: RunStatus
+    events: tuple[Event, ...]
+    states: Mapping[str, TaskState]
+    wall: float
+    """Virtual duration of the run, in seconds."""
+
+
+async def simulate_async(
+    spec: WorkflowSpec,
+    runner: FakeRunner,
+    *,
+    max_workers: int | None = None,
+    store: Store | None = None,
+    run_id: str = "simulated",
+    seed: int = 0,
+    **options: Any,
+) -> Simulation:
+    """
+    Run `spec` with `runner` in the current Trio run and collect its events.
+
+    For exact virtual times, call this under a `MockClock` with
+    ``autojump_threshold=0`` (as `simulate` does). Extra keyword options go to
+    `open_run`.
+    """
+    own_store = store is None
+    active = store if store is not None else Store.memory()
+    events: list[Event] = []
+    try:
+        async with open_run(
+            spec,
+            store=active,
+            runner=runner,
+            max_workers=max_workers,
+            run_id=run_id,
+            seed=seed,
+            **options,
+        ) as run:
+            async for event in run.events():
+                events.append(event)
+        result: RunResult | None = run.result
+        assert result is not None
+    finally:
+        if own_store:
+            active.close()
+    return Simulation(
+        run_id=result.run_id,
+        status=result.status,
+        events=tuple(events),
+        states=result.states,
+        wall=result.wall,
+    )
+
+
+def simulate(
+    spec: WorkflowSpec,
+    runner: FakeRunner,
+    *,
+    max_workers: int | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> Simulation:
+    """
+    Run `spec` with `runner` under a fresh autojumping `MockClock`, in its own `trio.run`.
+
+    A plain function, so it works from any test, Trio or not. The same spec,
+    script and seed always give the same `Simulation.events`.
+    """
+    return trio.run(
+        lambda: simulate_async(spec, runner, max_workers=max_workers, seed=seed, **options),
+        clock=trio.testing.MockClock(autojump_threshold=0),
+    )
