@@ -61,9 +61,7 @@ from .routing import Router
 from .spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
 from .states import RunStatus, TaskState
 from .store import NewRun, Store
-from .templates import render
 
-REDACTED = "***"
 SUBSCRIBER_BUFFER = 1024
 
 
@@ -562,7 +560,8 @@ class Run:
         tool = self.spec.tools[tool_name] if tool_name is not None else None
         self._attempts[i] += 1
         attempt = self._attempts[i]
-        argv, shown = _argv(task, tool)
+        argv = task.argv(tool)
+        shown = task.argv(tool, redact=True) if task.secret_params else argv
         env = None
         if task.call is None:
             env = dict(self._env_base)
@@ -765,24 +764,6 @@ def _first_set(*values: float | None) -> float | None:
         if value is not None:
             return value
     return None
-
-
-def _argv(
-    task: TaskSpec, tool: ToolSpec | None
-) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
-    """The argv to run and the argv to record (secret params redacted)."""
-    if task.command is not None:
-        return task.command, task.command
-    if tool is None:
-        return None, None
-    argv = render(tool.command, task.params, shell=tool.shell)
-    if not task.secret_params:
-        return argv, argv
-    shown_params = {
-        name: REDACTED if name in task.secret_params else value
-        for name, value in task.params.items()
-    }
-    return argv, render(tool.command, shown_params, shell=tool.shell)
 
 
 def _attempt_status(result: AttemptResult) -> str:

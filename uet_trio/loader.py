@@ -83,7 +83,8 @@ def load_workflow(path: str | Path) -> WorkflowSpec:
         ) from None
     try:
         document = _parse(text, json_format=path.suffix.lower() == ".json")
-        return parse_workflow(document, base_dir=path.resolve().parent, source=str(path))
+        resolved = path.resolve()
+        return parse_workflow(document, base_dir=resolved.parent, source=str(resolved))
     except WorkflowError as error:
         raise error.in_file(path) from None
 

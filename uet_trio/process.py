@@ -93,7 +93,8 @@ class WorkerLogs:
         if self._fds is None:
             if self.directory is None:
                 raise OSError(errno.EINVAL, "this run has no log directory")
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, exist_ok=True)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
             out = os.open(self.out_path, flags, 0o600)
             try:

@@ -20,8 +20,9 @@ from typing import Any
 import attrs
 
 from .errors import WorkflowError
-from .templates import placeholders
+from .templates import placeholders, render
 
+REDACTED = "***"
 STRATEGIES = ("first", "round_robin", "least_loaded", "fastest")
 TIMEOUT = "timeout"
 
@@ -264,6 +265,25 @@ class TaskSpec:
             _check_number(self.timeout, task=task, field="timeout")
         if self.retry is not None:
             self.retry.validate(task=task, prefix="retry.")
+
+    def argv(self, tool: ToolSpec | None, *, redact: bool = False) -> tuple[str, ...] | None:
+        """
+        The command this task runs with `tool` (None for a callable task).
+
+        With `redact`, secret params appear as ``***``: the form that may be
+        recorded or shown.
+        """
+        if self.command is not None:
+            return self.command
+        if tool is None:
+            return None
+        params = self.params
+        if redact and self.secret_params:
+            params = {
+                name: REDACTED if name in self.secret_params else value
+                for name, value in params.items()
+            }
+        return render(tool.command, params, shell=tool.shell)
 
 
 def _task_tuple(value: Any) -> tuple[TaskSpec, ...]:

@@ -1,0 +1,41 @@
+"""
+The ``uet`` command line.
+
+This package parses arguments, calls `uet_trio`, and renders what it returns;
+it holds no runtime logic. Each module adds one group of commands. Library
+errors become exit codes in exactly one place, `UetGroup.invoke`: 2 for a bad
+workflow or usage, 3 for a run that cannot be taken, 4 for storage errors.
+Modules import `uet_trio` inside their commands, so ``uet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from . import _inspect, _plan, _run
+
+
+class UetGroup(click.Group):
+    """The root group: turns `uet_trio.UetError` into a message and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from uet_trio.errors import UetError
+
+        try:
+            return super().invoke(ctx)
+        except UetError as error:
+            click.echo(f"uet: error: {error}", err=True)
+            ctx.exit(error.exit_code)
+
+
+@click.group(cls=UetGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="uet-trio", prog_name="uet")
+def main() -> None:
+    """Run workflows of commands on Trio, recorded in SQLite."""
+
+
+for module in (_plan, _run, _inspect):
+    for command in module.COMMANDS:
+        main.add_command(command)

@@ -1,0 +1,275 @@
+"""
+``uet run`` and ``uet resume``: execute a workflow with signals handled.
+
+SIGINT and SIGTERM are received with `trio.open_signal_receiver` for the whole
+run, including the final flush (a signal arriving before the receiver is
+closed is handled, not fatal). The first signal cancels the run: processes
+get SIGTERM, then SIGKILL after the grace period, and every event is flushed.
+A second signal skips the rest of the grace period. Exit codes: 0 all tasks
+succeeded, 1 a task failed, 130 SIGINT, 143 SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._common import colour, db_option, echo_json, open_store, resolve_run, seconds
+from ._plan import _load
+
+if TYPE_CHECKING:
+    from uet_trio.engine import RunResult
+    from uet_trio.events import Event
+    from uet_trio.spec import WorkflowSpec
+    from uet_trio.store import Store
+
+EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--workers", "-j", type=click.IntRange(min=1), help="Worker tasks (default: CPUs)."
+        ),
+        click.option(
+            "--kill-grace",
+            type=click.FloatRange(min=0),
+            help="Seconds between SIGTERM and SIGKILL when stopping a task.",
+        ),
+        click.option("--force", is_flag=True, help="Resume even if the workflow file changed."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only the summary."),
+        click.option("--verbose", "-v", is_flag=True, help="Print every event."),
+        click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
+        db_option,
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option(
+    "--fail-fast", is_flag=True, default=None, help="Cancel the run at the first failure."
+)
+@click.option("--retry-failed", metavar="RUN", help="Re-run the failed and skipped tasks of RUN.")
+@click.option("--fresh-routing", is_flag=True, help="Ignore router state saved by earlier runs.")
+@_run_options
+@click.pass_context
+def run(
+    ctx: click.Context,
+    flow: str,
+    fail_fast: bool | None,
+    retry_failed: str | None,
+    fresh_routing: bool,
+    **options: Any,
+) -> None:
+    """Run the workflow in FLOW (TOML or JSON)."""
+    spec, _ = _load(flow)
+    store = open_store(options["db"], check=retry_failed is not None)
+    with store:
+        resume = store.resolve_run(retry_failed) if retry_failed else None
+        ctx.exit(
+            _execute(
+                spec,
+                store,
+                resume=resume,
+                fail_fast=fail_fast,
+                fresh_routing=fresh_routing,
+                **options,
+            )
+        )
+
+
+@click.command()
+@click.argument("run", required=False)
+@click.option("--last", is_flag=True, help="Resume the most recent run.")
+@_run_options
+@click.pass_context
+def resume(ctx: click.Context, run: str | None, last: bool, **options: Any) -> None:
+    """Finish RUN (an id or unique prefix): keep what succeeded, run the rest."""
+    from uet_trio.errors import RunConflict
+
+    with open_store(options["db"], check=True) as store:
+        run_id = resolve_run(store, run, last)
+        record = store.get_run(run_id)
+        if record.status == "succeeded":
+            click.echo(f"run {run_id} already succeeded; nothing to resume")
+            ctx.exit(0)
+        if record.source is None:
+            raise RunConflict(f"run {run_id} was not started from a file; resume it in Python")
+        spec, _ = _load(record.source)
+        ctx.exit(_execute(spec, store, resume=run_id, **options))
+
+
+def _execute(
+    spec: WorkflowSpec,
+    store: Store,
+    *,
+    db: str,
+    workers: int | None,
+    kill_grace: float | None,
+    force: bool,
+    quiet: bool,
+    verbose: bool,
+    as_json: bool,
+    resume: str | None,
+    fail_fast: bool | None = None,
+    fresh_routing: bool = False,
+) -> int:
+    import trio
+
+    from uet_trio.errors import UetError
+
+    reporter = _Reporter(quiet=quiet or as_json, verbose=verbose)
+    options = {
+        "max_workers": workers,
+        "kill_grace": kill_grace,
+        "fail_fast": fail_fast,
+        "resume": resume,
+        "force": force,
+        "fresh_routing": fresh_routing,
+    }
+    try:
+        result, signum = trio.run(_drive, spec, store, options, reporter)
+    except BaseExceptionGroup as group:
+        errors, _ = group.split(UetError)
+        if errors is None:
+            raise
+        raise _leaves(errors)[0] from group
+    if as_json:
+        echo_json(
+            {
+                "run_id": result.run_id,
+                "status": result.status.value,
+                "wall": result.wall,
+                "tasks": {task: state.value for task, state in result.states.items()},
+                "db": db,
+            }
+        )
+    else:
+        reporter.summary(result, db)
+    if signum is not None:
+        return EXIT_FOR_SIGNAL[signum]
+    return 0 if result.status.value == "succeeded" else 1
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            found.extend(_leaves(error))
+        else:
+            found.append(error)
+    return found
+
+
+async def _drive(
+    spec: WorkflowSpec, store: Store, options: dict[str, Any], reporter: _Reporter
+) -> tuple[RunResult, signal.Signals | None]:
+    import trio
+
+    from uet_trio.attempts import LocalRunner
+    from uet_trio.engine import open_run
+
+    runner = LocalRunner()
+    received: list[signal.Signals] = []
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            run_scope = trio.CancelScope()
+
+            async def watch() -> None:
+                async for signum in signals:
+                    if received:
+                        runner.kill_now()
+                    else:
+                        received.append(signal.Signals(signum))
+                        run_scope.cancel()
+
+            nursery.start_soon(watch)
+            with run_scope:
+                async with open_run(spec, store=store, runner=runner, **options) as active:
+                    reporter.started(active.run_id, len(spec.tasks))
+                    async for event in active.events():
+                        reporter.event(event)
+            nursery.cancel_scope.cancel()
+    assert active.result is not None
+    return active.result, received[0] if received else None
+
+
+class _Reporter:
+    """Prints one line per finished task (or every event with --verbose)."""
+
+    def __init__(self, *, quiet: bool, verbose: bool) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+        self.durations: dict[str, float] = {}
+        self.errors: dict[str, str] = {}
+        self.started_at = time.monotonic()
+
+    def started(self, run_id: str, tasks: int) -> None:
+        if not self.quiet:
+            click.echo(f"run {run_id}: {tasks} tasks")
+
+    def event(self, event: Event) -> None:
+        from uet_trio.events import EventKind
+
+        kind = event.kind
+        if kind is EventKind.ATTEMPT_FINISHED and event.task_id is not None:
+            self.durations[event.task_id] = event.data.get("duration") or 0.0
+        if self.quiet:
+            return
+        if self.verbose:
+            details = " ".join(f"{k}={v}" for k, v in event.data.items() if v is not None)
+            task = f" {event.task_id}" if event.task_id else ""
+            attempt = f"#{event.attempt}" if event.attempt else ""
+            click.echo(f"{event.time:9.3f} {event.seq:>6} {kind.value}{task}{attempt} {details}")
+            return
+        task = event.task_id or ""
+        if kind is EventKind.TASK_SUCCEEDED:
+            click.echo(f"  {colour('ok', 'green'):<7} {task}  {seconds(self.durations.get(task))}")
+        elif kind is EventKind.TASK_FAILED:
+            data = event.data
+            if data.get("timed_out"):
+                why = "timed out"
+            elif data.get("error"):
+                why = str(data["error"])
+            elif data.get("signal"):
+                why = f"killed by signal {data['signal']}"
+            else:
+                why = f"exit {data.get('exit_code')}"
+            attempts = data.get("attempts", 1)
+            suffix = f" after {attempts} attempts" if attempts and attempts > 1 else ""
+            click.echo(f"  {colour('FAILED', 'red'):<7} {task}  {why}{suffix}")
+        elif kind is EventKind.TASK_SKIPPED:
+            upstream = event.data["upstream"]
+            click.echo(f"  {colour('skipped', 'yellow'):<7} {task}  (upstream {upstream} failed)")
+        elif kind is EventKind.TASK_RETRY_WAIT:
+            click.echo(
+                f"  {colour('retry', 'yellow'):<7} {task}  attempt {event.attempt} failed; "
+                f"retrying in {seconds(event.data['delay'])}"
+            )
+
+    def summary(self, result: RunResult, db: str) -> None:
+        from uet_trio.states import TaskState
+
+        counts = ", ".join(
+            f"{result.count(state)} {state.value}"
+            for state in TaskState
+            if result.count(state) or state is TaskState.SUCCEEDED
+        )
+        status = result.status.value
+        shade = {"succeeded": "green", "failed": "red"}.get(status, "yellow")
+        click.echo(
+            f"run {result.run_id} {colour(status, shade)} in "
+            f"{seconds(time.monotonic() - self.started_at)}: {counts}"
+        )
+        if status != "succeeded":
+            click.echo(f"  details: uet show {result.run_id} --db {db}")
+
+
+COMMANDS = [run, resume]
