@@ -49,7 +49,9 @@ def cli() -> CliRunner:
     return CliRunner()
 
 
-def run_uet(*args: str | os.PathLike[str], cwd: Path, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_uet(
+    *args: str | os.PathLike[str], cwd: Path, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     """Run the real `uet` program in a subprocess."""
     return subprocess.run(
         [*UET, *map(str, args)],

@@ -64,7 +64,11 @@ class WorkflowError(UetError):
 
 
 class CycleError(WorkflowError):
-    """The task dependencies form a cycle; `cycle` lists it, first task repeated last."""
+    """
+    The task dependencies form a cycle.
+
+    `cycle` lists it with the first task repeated last; each task depends on the next.
+    """
 
     cycle: tuple[str, ...]
 

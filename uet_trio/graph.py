@@ -97,7 +97,11 @@ def _levels(
 
 
 def _find_cycle(deps: Sequence[Sequence[int]], levels: Iterable[Iterable[int]]) -> list[int]:
-    """Walk dependencies among the unplaced tasks until one repeats; return that loop."""
+    """
+    Walk dependencies among the unplaced tasks until one repeats; return that loop.
+
+    Read ``a -> b`` as "a depends on b"; the loop starts at its first-declared task.
+    """
     placed = {i for level in levels for i in level}
     start = next(i for i in range(len(deps)) if i not in placed)
     path: list[int] = []
@@ -108,7 +112,8 @@ def _find_cycle(deps: Sequence[Sequence[int]], levels: Iterable[Iterable[int]]) 
         path.append(node)
         node = next(d for d in deps[node] if d not in placed)
     loop = path[position[node] :]
-    loop.reverse()
+    first = loop.index(min(loop))
+    loop = loop[first:] + loop[:first]
     return [*loop, loop[0]]
 
 

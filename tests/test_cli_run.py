@@ -1,0 +1,120 @@
+"""`uet validate`, `uet plan` and `uet run` through CliRunner and the real program."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cli import main
+
+from .conftest import run_uet
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_fanout_example_runs_in_a_real_uet_process(tmp_path: Path) -> None:
+    """The README's main job: 54 tasks succeed, recorded under .uet/ of the cwd."""
+    done = run_uet("run", EXAMPLES / "fanout.toml", "--workers", "4", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "succeeded" in done.stdout and "54 succeeded" in done.stdout
+    db = tmp_path / ".uet" / "uet.db"
+    with sqlite3.connect(db) as conn:
+        ((status, count),) = conn.execute("SELECT status, task_count FROM runs").fetchall()
+        states = dict(conn.execute("SELECT state, count(*) FROM tasks GROUP BY state").fetchall())
+        seqs = [row[0] for row in conn.execute("SELECT seq FROM events ORDER BY seq")]
+    assert (status, count) == ("succeeded", 54)
+    assert states == {"succeeded": 54}
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert list((tmp_path / ".uet" / "logs").iterdir())
+
+
+def test_failed_task_exits_1_and_names_it(
+    write_flow: Callable[[str, str], Path], tmp_path: Path, cli: CliRunner
+) -> None:
+    """Exit code 1 when a task fails; one line per finished task and a summary."""
+    flow = write_flow(
+        """
+        [[tasks]]
+        id = "good"
+        command = ["true"]
+        [[tasks]]
+        id = "bad"
+        command = ["sh", "-c", "exit 5"]
+        [[tasks]]
+        id = "after"
+        command = ["true"]
+        depends_on = ["bad"]
+        """
+    )
+    result = cli.invoke(main, ["run", str(flow), "--db", str(tmp_path / "u.db")])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert any(line.split()[:2] == ["ok", "good"] for line in lines)
+    assert any(line.split()[:4] == ["FAILED", "bad", "exit", "5"] for line in lines)
+    assert any(line.split()[:2] == ["skipped", "after"] for line in lines)
+    assert "1 succeeded, 1 failed, 1 skipped" in result.output
+
+
+def test_json_summary_and_db_from_environment(
+    write_flow: Callable[[str, str], Path], tmp_path: Path, cli: CliRunner
+) -> None:
+    """--json prints one document; UET_DB picks the database."""
+    flow = write_flow('[[tasks]]\nid = "a"\ncommand = ["true"]\n')
+    db = tmp_path / "env.db"
+    result = cli.invoke(main, ["run", str(flow), "--json"], env={"UET_DB": str(db)})
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["status"] == "succeeded"
+    assert summary["tasks"] == {"a": "succeeded"}
+    assert db.exists()
+
+
+def test_command_not_found_fails_the_task_not_the_runner(
+    write_flow: Callable[[str, str], Path], tmp_path: Path, cli: CliRunner
+) -> None:
+    """A missing command is a failed task with the shell's code and a clear reason."""
+    flow = write_flow('[[tasks]]\nid = "a"\ncommand = ["definitely-not-a-command"]\n')
+    result = cli.invoke(main, ["run", str(flow), "--db", str(tmp_path / "u.db")])
+    assert result.exit_code == 1
+    assert "command not found: definitely-not-a-command" in result.output
+    with sqlite3.connect(tmp_path / "u.db") as conn:
+        assert conn.execute("SELECT exit_code FROM attempts").fetchone()[0] == 127
+
+
+def test_validate_and_plan(cli: CliRunner) -> None:
+    """validate summarises; plan shows levels, routing and argv (JSON too)."""
+    result = cli.invoke(main, ["validate", str(EXAMPLES / "fanout.toml")])
+    assert result.exit_code == 0
+    assert "54 tasks in 5 levels" in result.output
+    result = cli.invoke(main, ["plan", "--json", str(EXAMPLES / "hello.toml")])
+    assert result.exit_code == 0
+    plan = json.loads(result.output)
+    first_level = {entry["id"]: entry for entry in plan["levels"][0]}
+    assert first_level["greet-world"]["tool"] == "greeter"
+    assert first_level["greet-world"]["argv"][-1] == "world"
+    assert [entry["id"] for entry in plan["levels"][1]] == ["count"]
+    text = cli.invoke(main, ["plan", str(EXAMPLES / "hello.toml")]).output
+    assert "level 1:" in text and "greet -> greeter" in text
+
+
+def test_storage_error_exits_4(write_flow: Callable[[str, str], Path], tmp_path: Path) -> None:
+    """A database path that is not a database gives exit 4 and a message, no traceback."""
+    flow = write_flow('[[tasks]]\nid = "a"\ncommand = ["true"]\n')
+    bogus = tmp_path / "bogus.db"
+    bogus.write_bytes(b"\x00not sqlite\x00" * 200)
+    done = run_uet("run", flow, "--db", bogus, cwd=tmp_path)
+    assert done.returncode == 4
+    assert "Traceback" not in done.stderr
+    assert str(bogus) in done.stderr
+
+
+def test_help_lists_commands(cli: CliRunner) -> None:
+    """`uet --help` works and names the core commands."""
+    result = cli.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("run", "validate", "plan", "resume", "runs", "events"):
+        assert command in result.output

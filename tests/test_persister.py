@@ -1,0 +1,62 @@
+"""The persister: group commits, backpressure, shutdown flush, errors."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from uet_trio import Event, EventKind, Store, StoreError
+from uet_trio.persister import open_persister
+
+from .test_store import new_run
+
+
+def event(seq: int) -> Event:
+    return Event(run_id="r1", seq=seq, kind=EventKind.TASK_READY, time=seq * 0.001, task_id="t0")
+
+
+async def test_every_event_is_written_under_backpressure(store: Store) -> None:
+    """A tiny channel makes the sender wait; nothing is dropped and batches grow."""
+    store.create_run(new_run())
+    async with open_persister(store, wall_start=0.0, capacity=8, max_batch=64) as persister:
+        for seq in range(1, 2001):
+            await persister.send(event(seq))
+    stats = persister.statistics()
+    assert stats.events_written == 2000
+    assert stats.batches_written < 2000
+    assert stats.largest_batch <= 64
+    assert [e.seq for e in store.events("r1")] == list(range(1, 2001))
+
+
+async def test_cancellation_still_flushes_queued_events(store: Store) -> None:
+    """Cancelling the owner flushes everything queued, inside the shielded scope."""
+    store.create_run(new_run())
+    with trio.CancelScope() as scope:
+        async with open_persister(store, wall_start=0.0, capacity=1000) as persister:
+            for seq in range(1, 501):
+                persister.send_nowait(event(seq))
+            scope.cancel()
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert len(store.events("r1")) == 500
+
+
+async def test_a_write_error_surfaces_as_store_error(store: Store) -> None:
+    """When the store refuses a batch, the owner sees StoreError (not a bare group)."""
+    store.create_run(new_run())
+    store._conn.execute("PRAGMA query_only = ON")
+    with pytest.raises(StoreError, match="record events"):
+        async with open_persister(store, wall_start=0.0) as persister:
+            await persister.send(event(1))
+            await trio.sleep_forever()
+
+
+def test_unbounded_channel_is_refused(store: Store) -> None:
+    """The persister channel must apply backpressure; math.inf is rejected."""
+
+    async def main() -> None:
+        async with open_persister(store, wall_start=0.0, capacity=float("inf")):  # type: ignore[arg-type]
+            pass
+
+    with pytest.raises(ValueError, match="bounded"):
+        trio.run(main)

@@ -1,0 +1,157 @@
+"""The store's contract, run against a file database and an in-memory one."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from uet_trio import Event, EventKind, RunNotFound, Store, StoreError
+from uet_trio.store import SCHEMA_VERSION, NewRun
+
+
+def new_run(run_id: str = "r1", tasks: int = 2) -> NewRun:
+    return NewRun(
+        run_id=run_id,
+        workflow="wf",
+        source=None,
+        base_dir="/",
+        spec_hash="h",
+        max_workers=2,
+        log_dir="",
+        owner_pid=1,
+        owner_start=None,
+        tasks=[(f"t{i}", None) for i in range(tasks)],
+    )
+
+
+def task_events(run_id: str = "r1") -> list[Event]:
+    kinds = [
+        (EventKind.RUN_STARTED, None, None, {}),
+        (EventKind.TASK_READY, "t0", None, {}),
+        (EventKind.ATTEMPT_STARTED, "t0", 1, {"tool": None, "argv": ["true"]}),
+        (
+            EventKind.ATTEMPT_FINISHED,
+            "t0",
+            1,
+            {"status": "succeeded", "exit_code": 0, "duration": 0.5},
+        ),
+        (EventKind.TASK_SUCCEEDED, "t0", None, {"exit_code": 0}),
+        (EventKind.TASK_SKIPPED, "t1", None, {"upstream": "x"}),
+        (EventKind.RUN_FINISHED, None, None, {"status": "failed"}),
+    ]
+    return [
+        Event(run_id=run_id, seq=i + 1, kind=k, time=i * 0.25, task_id=t, attempt=a, data=d)
+        for i, (k, t, a, d) in enumerate(kinds)
+    ]
+
+
+@pytest.fixture(params=["file", "memory"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(tmp_path / "u.db") if request.param == "file" else Store.memory()
+    with opened:
+        yield opened
+
+
+class TestContract:
+    def test_batch_projects_onto_tables(self, any_store: Store) -> None:
+        """Events land in order and the run, task and attempt rows follow them."""
+        any_store.create_run(new_run())
+        any_store.write_batch(task_events(), wall_start=1000.0)
+        run = any_store.get_run("r1")
+        assert (run.status, run.last_seq, run.started_at, run.finished_at) == (
+            "failed",
+            7,
+            1000.0,
+            1001.5,
+        )
+        assert [t.state for t in any_store.tasks("r1")] == ["succeeded", "skipped"]
+        (attempt,) = any_store.attempts("r1")
+        assert (attempt.status, attempt.exit_code, attempt.duration) == ("succeeded", 0, 0.5)
+        assert attempt.argv == ["true"]
+        assert [e.seq for e in any_store.events("r1")] == list(range(1, 8))
+        assert [e.seq for e in any_store.events("r1", kinds=["task_skipped"])] == [6]
+        assert [e.seq for e in any_store.events("r1", task_id="t0", after_seq=2)] == [3, 4, 5]
+
+    def test_batches_are_idempotent(self, any_store: Store) -> None:
+        """Writing a batch twice adds no duplicate and keeps the projection."""
+        any_store.create_run(new_run())
+        events = task_events()
+        any_store.write_batch(events[:4], wall_start=0.0)
+        any_store.write_batch(events, wall_start=0.0)
+        any_store.write_batch(events, wall_start=0.0)
+        assert len(any_store.events("r1")) == 7
+        assert len(any_store.attempts("r1")) == 1
+        assert any_store.get_run("r1").status == "failed"
+
+    def test_a_finished_attempt_stays_finished(self, any_store: Store) -> None:
+        """A late event cannot move a terminal attempt (UPDATE ... WHERE status='running')."""
+        any_store.create_run(new_run())
+        any_store.write_batch(task_events()[:4], wall_start=0.0)
+        late = Event(
+            run_id="r1", seq=8, kind=EventKind.ATTEMPT_LOST, time=9.0, task_id="t0", attempt=1
+        )
+        any_store.write_batch([late], wall_start=0.0)
+        assert any_store.attempts("r1")[0].status == "succeeded"
+
+    def test_run_lookup_by_prefix(self, any_store: Store) -> None:
+        """A unique prefix finds a run; an ambiguous one lists the candidates."""
+        for run_id in ("20260101-000000-aaaa", "20260101-000000-aabb", "20260102-000000-cccc"):
+            any_store.create_run(new_run(run_id))
+        assert any_store.resolve_run("20260102") == "20260102-000000-cccc"
+        with pytest.raises(RunNotFound, match=r"ambiguous.*aaaa.*aabb"):
+            any_store.resolve_run("20260101-000000-aa")
+        with pytest.raises(RunNotFound, match="no run matches"):
+            any_store.resolve_run("1999")
+        assert any_store.resolve_run("20260101-000000-aabb") == "20260101-000000-aabb"
+
+    def test_router_state_round_trip(self, any_store: Store) -> None:
+        """Router state saved with a batch is loaded back by workflow name."""
+        any_store.create_run(new_run())
+        any_store.write_batch(
+            task_events()[:1], wall_start=0.0, router_state=("wf", {"positions": {"k": 3}})
+        )
+        assert any_store.load_router_state("wf") == {"positions": {"k": 3}}
+        assert any_store.load_router_state("other") is None
+
+
+class TestFile:
+    def test_settings_and_schema_version(self, tmp_path: Path) -> None:
+        """WAL, the schema version and private permissions are set on a new file."""
+        path = tmp_path / "deep" / "u.db"
+        with Store.open(path):
+            pass
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+
+    def test_not_a_database_is_refused_untouched(self, tmp_path: Path) -> None:
+        """A file that is not SQLite is refused with a StoreError and left as it was."""
+        path = tmp_path / "notes.txt"
+        path.write_bytes(b"just some text, not a database\n" * 100)
+        before = path.read_bytes()
+        with pytest.raises(StoreError, match=r"not a uet-trio database|file is not a database"):
+            Store.open(path)
+        assert path.read_bytes() == before
+
+    def test_foreign_sqlite_file_is_refused(self, tmp_path: Path) -> None:
+        """Another program's SQLite database is not taken over."""
+        path = tmp_path / "other.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE mine (x)")
+        with pytest.raises(StoreError, match="not a uet-trio database"):
+            Store.open(path)
+
+    def test_two_connections_share_the_file(self, tmp_path: Path) -> None:
+        """A second store on the same file sees what the first committed."""
+        path = tmp_path / "u.db"
+        with Store.open(path) as first, Store.open(path) as second:
+            first.create_run(new_run())
+            first.write_batch(task_events(), wall_start=0.0)
+            assert second.get_run("r1").status == "failed"
+            second.create_run(new_run("r2"))
+            assert first.resolve_run("r2") == "r2"
