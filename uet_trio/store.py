@@ -631,6 +631,136 @@ class Store:
         """Run ``PRAGMA integrity_check``; ``"ok"`` when the file is sound."""
         return str(self._query("PRAGMA integrity_check")[0][0])
 
+    def task_counts_by_run(self, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """How many tasks of each of `run_ids` are in each state, in one query."""
+        counts: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
+        if not run_ids:
+            return counts
+        marks = ", ".join("?" for _ in run_ids)
+        rows = self._query(
+            f"SELECT run_id, state, count(*) FROM tasks WHERE run_id IN ({marks}) "
+            "GROUP BY run_id, state",
+            run_ids,
+        )
+        for run_id, state, n in rows:
+            counts[run_id][state] = n
+        return counts
+
+    def ready_causes(self, run_id: str) -> dict[str, str | None]:
+        """
+        For each task that became ready, the task whose end made it ready.
+
+        The scheduler records a finished task (``task_succeeded``, or
+        ``task_failed`` with ``continue_on_failure``) and then, right after it,
+        ``task_ready`` for every dependent it released; so the task releasing
+        another is the last task to end before that task's first
+        ``task_ready``: its last dependency to finish. None for tasks made
+        ready by the run's (or resumed part's) start.
+        """
+        rows = self._query(
+            "SELECT r.task_id, (SELECT e.task_id FROM events e WHERE e.run_id = r.run_id "
+            "AND e.seq < r.seq AND e.kind IN "
+            "('task_succeeded', 'task_failed', 'run_started', 'run_resumed') "
+            "ORDER BY e.seq DESC LIMIT 1) "
+            "FROM (SELECT run_id, task_id, min(seq) AS seq FROM events "
+            "WHERE run_id = ? AND kind = 'task_ready' GROUP BY task_id) AS r",
+            (run_id,),
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def find_attempt(
+        self, run_id: str, task_id: str, attempt: int | None = None
+    ) -> AttemptRecord | None:
+        """Attempt number `attempt` of the task (default: its latest), or None if there is none."""
+        if attempt is None:
+            rows = self._query(
+                "SELECT * FROM attempts WHERE run_id = ? AND task_id = ? "
+                "ORDER BY attempt DESC LIMIT 1",
+                (run_id, task_id),
+            )
+        else:
+            rows = self._query(
+                "SELECT * FROM attempts WHERE run_id = ? AND task_id = ? AND attempt = ?",
+                (run_id, task_id, attempt),
+            )
+        return AttemptRecord.from_row(rows[0]) if rows else None
+
+    def has_task(self, run_id: str, task_id: str) -> bool:
+        """Whether the run has a task with this id."""
+        rows = self._query(
+            "SELECT 1 FROM tasks WHERE run_id = ? AND task_id = ?", (run_id, task_id)
+        )
+        return bool(rows)
+
+    def runs_to_collect(
+        self, *, keep: int | None = None, created_before: float | None = None
+    ) -> list[RunRecord]:
+        """
+        The finished runs that retention may delete, oldest first.
+
+        A run qualifies when it is not among the `keep` most recent runs (when
+        `keep` is given) and was created before `created_before` (when given).
+        Runs still ``pending`` or ``running`` never qualify: they may be in
+        progress or waiting for ``uet resume``.
+        """
+        sql = "SELECT * FROM runs WHERE status IN ('succeeded', 'failed', 'cancelled')"
+        params: list[Any] = []
+        if keep is not None:
+            sql += (
+                " AND run_id NOT IN (SELECT run_id FROM runs "
+                "ORDER BY created_at DESC, run_id DESC LIMIT ?)"
+            )
+            params.append(keep)
+        if created_before is not None:
+            sql += " AND created_at < ?"
+            params.append(created_before)
+        sql += " ORDER BY created_at, run_id"
+        return [RunRecord.from_row(row) for row in self._query(sql, params)]
+
+    def delete_run(self, run_id: str) -> int:
+        """
+        Delete a finished run's rows and its attempts' log files; return how many files went.
+
+        One transaction: the log files are removed after the rows are deleted
+        and before the commit, so a file that cannot be removed rolls the rows
+        back and the run stays whole. Only the files the attempts recorded are
+        removed, then the run's log directory if that leaves it empty.
+
+        Raises:
+            RunNotFound: no such run.
+            RunConflict: the run has not finished.
+        """
+        with self._write("delete the run") as conn:
+            row = conn.execute(
+                "SELECT status, log_dir FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r} in {self.path}")
+            if row["status"] not in ("succeeded", "failed", "cancelled"):
+                raise RunConflict(
+                    f"run {run_id} is {row['status']}; only finished runs are deleted"
+                )
+            files = {
+                path
+                for (path,) in conn.execute(
+                    "SELECT out_path FROM attempts WHERE run_id = ? AND out_path IS NOT NULL "
+                    "UNION SELECT err_path FROM attempts WHERE run_id = ? AND err_path IS NOT NULL",
+                    (run_id, run_id),
+                )
+            }
+            for table in ("events", "attempts", "tasks", "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            removed = 0
+            for path in sorted(files):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed += 1
+            if row["log_dir"]:
+                # Not empty (files this run did not record) or already gone: leave it.
+                with contextlib.suppress(OSError):
+                    os.rmdir(row["log_dir"])
+        return removed
+
 
 def _create_private(path: Path) -> None:
     """Create the database file (0600) and its directory (0700) if they do not exist."""
