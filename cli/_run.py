@@ -20,6 +20,7 @@ import click
 
 from ._common import colour, db_option, echo_json, open_store, resolve_run, seconds
 from ._plan import _load
+from ._progress import ProgressLine
 
 if TYPE_CHECKING:
     from uet_trio.engine import RunResult
@@ -194,6 +195,8 @@ async def _drive(
             with run_scope:
                 async with open_run(spec, store=store, runner=runner, **options) as active:
                     reporter.started(active.run_id, len(spec.tasks))
+                    if reporter.progress is not None:
+                        nursery.start_soon(reporter.progress.animate)
                     async for event in active.events():
                         reporter.event(event)
             nursery.cancel_scope.cancel()
@@ -210,10 +213,15 @@ class _Reporter:
         self.durations: dict[str, float] = {}
         self.errors: dict[str, str] = {}
         self.started_at = time.monotonic()
+        # The live status line: on a terminal only, and not with --quiet or --verbose.
+        self.progress = ProgressLine.for_stdout() if not (quiet or verbose) else None
+        self._echo = self.progress.echo if self.progress is not None else click.echo
 
     def started(self, run_id: str, tasks: int) -> None:
         if not self.quiet:
             click.echo(f"run {run_id}: {tasks} tasks")
+        if self.progress is not None:
+            self.progress.start(tasks)
 
     def event(self, event: Event) -> None:
         from uet_trio.events import EventKind
@@ -223,6 +231,8 @@ class _Reporter:
             self.durations[event.task_id] = event.data.get("duration") or 0.0
         if self.quiet:
             return
+        if self.progress is not None:
+            self.progress.event(event)
         if self.verbose:
             details = " ".join(f"{k}={v}" for k, v in event.data.items() if v is not None)
             task = f" {event.task_id}" if event.task_id else ""
@@ -231,7 +241,7 @@ class _Reporter:
             return
         task = event.task_id or ""
         if kind is EventKind.TASK_SUCCEEDED:
-            click.echo(f"  {colour('ok', 'green'):<7} {task}  {seconds(self.durations.get(task))}")
+            self._echo(f"  {colour('ok', 'green'):<7} {task}  {seconds(self.durations.get(task))}")
         elif kind is EventKind.TASK_FAILED:
             data = event.data
             if data.get("timed_out"):
@@ -244,12 +254,12 @@ class _Reporter:
                 why = f"exit {data.get('exit_code')}"
             attempts = data.get("attempts", 1)
             suffix = f" after {attempts} attempts" if attempts and attempts > 1 else ""
-            click.echo(f"  {colour('FAILED', 'red'):<7} {task}  {why}{suffix}")
+            self._echo(f"  {colour('FAILED', 'red'):<7} {task}  {why}{suffix}")
         elif kind is EventKind.TASK_SKIPPED:
             upstream = event.data["upstream"]
-            click.echo(f"  {colour('skipped', 'yellow'):<7} {task}  (upstream {upstream} failed)")
+            self._echo(f"  {colour('skipped', 'yellow'):<7} {task}  (upstream {upstream} failed)")
         elif kind is EventKind.TASK_RETRY_WAIT:
-            click.echo(
+            self._echo(
                 f"  {colour('retry', 'yellow'):<7} {task}  attempt {event.attempt} failed; "
                 f"retrying in {seconds(event.data['delay'])}"
             )
