@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import math
 import os
 import random
@@ -56,6 +57,7 @@ from .errors import RunConflict, WorkflowError
 from .events import Event, EventKind
 from .graph import ReadySet, TaskGraph, compile_graph
 from .persister import DEFAULT_FLUSH_DEADLINE, open_persister
+from .priority import CRITICAL, ORDERS, ready_ranks
 from .process import WorkerLogs, kill_group_if_owned, process_alive, process_start_time
 from .routing import Router
 from .spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
@@ -97,6 +99,8 @@ class RunOptions:
     seed: int
     flush_deadline: float = DEFAULT_FLUSH_DEADLINE
     fresh_routing: bool = False
+    order: str = CRITICAL
+    """How ready tasks of equal priority are ordered: ``critical`` or ``declared``."""
 
 
 # ---------------------------------------------------------------- public API
@@ -135,6 +139,7 @@ async def open_run(
     resume: str | None = None,
     force: bool = False,
     fresh_routing: bool = False,
+    order: str = CRITICAL,
 ) -> AsyncIterator[Run]:
     """
     Start a run of `spec` in the background and yield its `Run` handle.
@@ -158,6 +163,10 @@ async def open_run(
             kept, the rest run again under the same id.
         force: resume even though the workflow changed since the run started.
         fresh_routing: ignore router state saved by earlier runs.
+        order: among ready tasks of equal priority, ``critical`` dispatches
+            first the one heading the longest remaining path (weighted by
+            durations recorded in earlier runs); ``declared`` keeps
+            declaration order.
 
     Raises:
         WorkflowError: the workflow has a cycle.
@@ -177,6 +186,7 @@ async def open_run(
         resume=resume,
         force=force,
         fresh_routing=fresh_routing,
+        order=order,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run._main)
@@ -239,11 +249,16 @@ class Run:
         resume: str | None,
         force: bool,
         fresh_routing: bool,
+        order: str,
     ) -> None:
         spec = self.spec
         workers = max_workers or spec.max_workers or os.cpu_count() or 1
         if workers < 1:
             raise WorkflowError(f"max_workers must be positive, got {workers}", field="max_workers")
+        if order not in ORDERS:
+            raise WorkflowError(
+                f"unknown order {order!r} (choose from {', '.join(ORDERS)})", field="order"
+            )
         self.run_id = resume or run_id or new_run_id()
         if log_root is None:
             log_root = _default_log_root(self.store)
@@ -254,6 +269,7 @@ class Run:
             log_dir=log_root / _safe_name(self.run_id) if log_root is not None else None,
             seed=seed if seed is not None else _seed_from(self.run_id),
             fresh_routing=fresh_routing,
+            order=order,
         )
         self._rng = random.Random(self.options.seed)
         self.router = Router(spec)
@@ -266,7 +282,14 @@ class Run:
             saved = await self._in_thread(self.store.load_router_state, spec.name)
             if saved is not None:
                 self.router.restore(saved)
-        self._ready = ReadySet(self.graph, [(-task.priority,) for task in spec.tasks])
+        # Ranks are computed once per run; dispatching only compares them.
+        durations: Mapping[str, list[float]] = {}
+        if order == CRITICAL:
+            durations = await self._in_thread(self.store.recent_durations, spec.name)
+        self._rank = ready_ranks(
+            self.graph, [task.priority for task in spec.tasks], durations, order
+        )
+        self._ready = ReadySet(self.graph, self._rank)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await trio.to_thread.run_sync(fn, *args)
@@ -431,8 +454,13 @@ class Run:
             attempt=attempt,
             data=data,
         )
-        await self._persister.send(event)
-        for subscriber in self._subscribers:
+        try:
+            await self._persister.send(event)
+        except BaseException:
+            # Not queued (sending is cancellation-atomic): keep the sequence gap-free.
+            self._seq -= 1
+            raise
+        for subscriber in list(self._subscribers):
             try:
                 await subscriber.send(event)
             except trio.BrokenResourceError:
@@ -471,12 +499,19 @@ class Run:
                 done.sort(key=lambda r: (r.ended, r.index))
                 for result in done:
                     await self._on_result(result)
+                if self._fail_fast_triggered:
+                    break
                 now = trio.current_time()
                 while self._timers and self._timers[0][0] <= now:
                     _, i = heapq.heappop(self._timers)
                     await self._make_ready(i)
                 await self._dispatch(jobs)
-        self._completed = True
+        if self._fail_fast_triggered:
+            # Cancelled only now, after the whole batch: results that arrived
+            # with the failure are real outcomes, and nothing more is dispatched.
+            self._run_scope.cancel()
+        else:
+            self._completed = True
 
     async def _start(self) -> None:
         if self._resumed:
@@ -524,6 +559,9 @@ class Run:
                 candidates=list(decision.candidates),
                 reason=decision.reason,
             )
+        tool_name = self._tool_of.get(i)
+        if tool_name is not None:
+            self.router.queued(tool_name)
         self._ready.push(i)
 
     async def _dispatch(self, jobs: trio.MemorySendChannel[AttemptRequest]) -> None:
@@ -536,7 +574,7 @@ class Run:
                 if tool.max_concurrency is not None and running >= tool.max_concurrency:
                     heapq.heappush(
                         self._parked.setdefault(tool_name, []),
-                        ((-self.spec.tasks[i].priority,), i),
+                        (self._rank[i], i),
                     )
                     continue
                 self._tool_running[tool_name] = running + 1
@@ -630,7 +668,7 @@ class Run:
             timed_out=result.timed_out,
             duration=result.duration,
             error=result.error,
-            result=result.result,
+            result=_recordable(result.result),
             out_length=result.out_length,
             err_length=result.err_length,
         )
@@ -680,7 +718,8 @@ class Run:
                     tool=decision.tool,
                     strategy=decision.strategy,
                     candidates=list(decision.candidates),
-                    reason=f"fallback: {tool_name} failed {retry_number} time(s)",
+                    reason=f"fallback after {tool_name} failed {retry_number} time(s); "
+                    + decision.reason,
                     fallback_from=tool_name,
                 )
                 await self._make_ready(i)
@@ -704,7 +743,6 @@ class Run:
         )
         if self.options.fail_fast:
             self._fail_fast_triggered = True
-            self._run_scope.cancel()
             return
         if task.continue_on_failure:
             await self._release(i)
@@ -747,13 +785,16 @@ class Run:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # The persister died (its error is re-raised by open_persister).
             pass
-        self.status = status
-        self._result = RunResult(
-            run_id=self.run_id,
-            status=status,
-            states=dict(zip(self.graph.ids, self._states, strict=True)),
-            wall=trio.current_time() - self._clock_zero,
-        )
+        finally:
+            # Even when the flush deadline cut the recording short, the caller
+            # learns how the run ended (the store keeps it resumable).
+            self.status = status
+            self._result = RunResult(
+                run_id=self.run_id,
+                status=status,
+                states=dict(zip(self.graph.ids, self._states, strict=True)),
+                wall=trio.current_time() - self._clock_zero,
+            )
 
 
 _NO_RETRY = RetryPolicy()
@@ -764,6 +805,17 @@ def _first_set(*values: float | None) -> float | None:
         if value is not None:
             return value
     return None
+
+
+def _recordable(value: Any) -> Any:
+    """A callable task's return value if it can be stored as JSON, else None (never an error)."""
+    if value is None:
+        return None
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+    return value
 
 
 def _attempt_status(result: AttemptResult) -> str:

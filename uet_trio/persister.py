@@ -64,13 +64,13 @@ class Persister:
     _counters: dict[str, int] = attrs.Factory(lambda: {"events": 0, "batches": 0, "largest": 0})
 
     async def send(self, event: Event) -> None:
-        """Queue `event`; waits only when the channel is full."""
-        try:
-            self._channel.send_nowait(event)
-        except trio.WouldBlock:
-            await self._channel.send(event)
-        else:
-            await trio.lowlevel.checkpoint()
+        """
+        Queue `event`; waits only when the channel is full.
+
+        Cancellation-atomic (as `trio.MemorySendChannel.send`): if this raises
+        `trio.Cancelled`, the event was not queued.
+        """
+        await self._channel.send(event)
 
     def send_nowait(self, event: Event) -> None:
         """
