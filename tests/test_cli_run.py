@@ -118,3 +118,12 @@ def test_help_lists_commands(cli: CliRunner) -> None:
     assert result.exit_code == 0
     for command in ("run", "validate", "plan", "resume", "runs", "events"):
         assert command in result.output
+
+
+def test_json_workflow_runs(tmp_path: Path, cli: CliRunner) -> None:
+    """A JSON workflow file has the same structure and runs the same way."""
+    result = cli.invoke(
+        main, ["run", str(EXAMPLES / "diamond.json"), "--db", str(tmp_path / "u.db")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 succeeded" in result.output
