@@ -71,7 +71,8 @@ def run(
 ) -> None:
     """Run the workflow in FLOW (TOML or JSON)."""
     spec, _ = _load(flow)
-    store = open_store(options["db"], check=retry_failed is not None)
+    # Checked before any task starts: a damaged file is refused, not written to.
+    store = open_store(options["db"], check=True)
     with store:
         resume = store.resolve_run(retry_failed) if retry_failed else None
         ctx.exit(
