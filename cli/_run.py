@@ -198,8 +198,11 @@ async def _drive(
                     reporter.started(active.run_id, len(spec.tasks))
                     if reporter.progress is not None:
                         nursery.start_soon(reporter.progress.animate)
-                    async for event in active.events():
-                        reporter.event(event)
+                    # Closed on the way out, so that after a signal the run's
+                    # final events never wait for a reader that has stopped.
+                    with active.events() as events:
+                        async for event in events:
+                            reporter.event(event)
             nursery.cancel_scope.cancel()
     assert active.result is not None
     return active.result, received[0] if received else None
