@@ -68,8 +68,15 @@ SUBSCRIBER_BUFFER = 1024
 
 
 def new_run_id() -> str:
-    """A short run id that sorts by creation time: UTC timestamp plus a random suffix."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+    """
+    A short run id that sorts by creation time: UTC timestamp plus a random suffix.
+
+    The timestamp has milliseconds, so runs started one after another within
+    a second still sort in order (20261127-083828.123-af0c).
+    """
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int(now % 1 * 1000):03d}-{secrets.token_hex(2)}"
 
 
 @attrs.frozen
