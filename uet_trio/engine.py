@@ -42,6 +42,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -851,11 +852,21 @@ def _seed_from(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
+_HASHED_NAME = re.compile(r"-[0-9a-f]{16}\Z")
+
+
 def _safe_name(name: str) -> str:
-    """A file-name-safe form of `name`: no separators, no leading dot, bounded length."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    cleaned = cleaned.lstrip(".") or "_"
-    if cleaned != name or len(cleaned) > 100:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-        cleaned = f"{cleaned[:90]}-{digest}"
-    return cleaned
+    """
+    A file-name-safe form of `name`, different for different names.
+
+    A plain name (ASCII letters, digits, ``-_.``, no leading dot, at most 100
+    characters) is its own file name. Any other name becomes its cleaned
+    prefix plus 16 hex digits of its SHA-256; a plain name that already ends
+    like such a result is hashed too, so no two names share a file name.
+    """
+    cleaned = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_." else "_" for ch in name)
+    cleaned = cleaned.lstrip(".")
+    if cleaned == name and 0 < len(name) <= 100 and not _HASHED_NAME.search(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{cleaned[:80] or '_'}-{digest}"

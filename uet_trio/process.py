@@ -64,8 +64,10 @@ class WorkerLogs:
     The append-only stdout/stderr files of one worker in one run.
 
     Opened on first use (a worker that runs only in-process tasks creates no
-    files), with mode 0600, ``O_NOFOLLOW`` so a planted symlink is not
-    followed, and the directory created 0700. `close()` closes both.
+    files), with mode 0600 and the directory created 0700. A symlink planted
+    at a file's path or at the run directory itself is not followed: the
+    directory is opened with ``O_NOFOLLOW`` and the files are created relative
+    to it, also with ``O_NOFOLLOW``. `close()` closes both.
     """
 
     def __init__(self, directory: Path | None, worker: int) -> None:
@@ -95,13 +97,19 @@ class WorkerLogs:
                 raise OSError(errno.EINVAL, "this run has no log directory")
             self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.directory.mkdir(mode=0o700, exist_ok=True)
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-            out = os.open(self.out_path, flags, 0o600)
+            directory = os.open(
+                self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
             try:
-                err = os.open(self.err_path, flags, 0o600)
-            except BaseException:
-                os.close(out)
-                raise
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                out = os.open(Path(self.out_path).name, flags, 0o600, dir_fd=directory)
+                try:
+                    err = os.open(Path(self.err_path).name, flags, 0o600, dir_fd=directory)
+                except BaseException:
+                    os.close(out)
+                    raise
+            finally:
+                os.close(directory)
             self._fds = (out, err)
         return self._fds
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,62 @@ def _check_number(value: object, *, task: str | None, field: str, minimum: float
         raise WorkflowError(f"must be at least {minimum}, got {value!r}", task=task, field=field)
 
 
+def _check_text(value: str, *, task: str | None, field: str) -> None:
+    """
+    Names (ids, kinds, tool and workflow names) are stored and shown as text.
+
+    A JSON file can spell a lone surrogate (``"\\udc80"``), which is no
+    Unicode text and which SQLite cannot store, so it is refused here.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise WorkflowError(
+            f"not valid Unicode text (lone surrogate at position {error.start})",
+            task=task,
+            field=field,
+        ) from None
+
+
+def _check_os_string(value: str, *, task: str | None, field: str) -> None:
+    """
+    A value handed to a command (argv, environment, cwd) must become bytes.
+
+    NUL cannot be in argv or the environment. Non-UTF-8 bytes, spelled as
+    surrogate escapes, pass through unchanged; other lone surrogates have no
+    byte form and are refused.
+    """
+    if "\0" in value:
+        raise WorkflowError(f"NUL byte in {value!r}", task=task, field=field)
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError as error:
+        raise WorkflowError(
+            f"{value!r} cannot be passed to a command (lone surrogate at position {error.start})",
+            task=task,
+            field=field,
+        ) from None
+
+
 def _check_str_map(value: Mapping[str, Any], *, task: str | None, field: str) -> None:
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise WorkflowError(
                 f"expected string keys and values, got {key!r} = {item!r}", task=task, field=field
             )
-        if "\0" in key or "\0" in item:
-            raise WorkflowError(f"NUL byte in {key!r}", task=task, field=field)
+        _check_os_string(key, task=task, field=field)
+        _check_os_string(item, task=task, field=f"{field}.{key}")
+
+
+def _check_env(value: Mapping[str, Any], *, task: str | None, field: str) -> None:
+    _check_str_map(value, task=task, field=field)
+    for key in value:
+        if not key or "=" in key:
+            raise WorkflowError(
+                f"{key!r} is not an environment variable name (empty or has '=')",
+                task=task,
+                field=field,
+            )
 
 
 def _check_argv(value: tuple[str, ...], *, task: str | None, field: str) -> None:
@@ -66,8 +115,7 @@ def _check_argv(value: tuple[str, ...], *, task: str | None, field: str) -> None
     for item in value:
         if not isinstance(item, str):
             raise WorkflowError(f"expected strings, got {item!r}", task=task, field=field)
-        if "\0" in item:
-            raise WorkflowError("NUL byte in an argument", task=task, field=field)
+        _check_os_string(item, task=task, field=field)
 
 
 @attrs.frozen(kw_only=True)
@@ -150,6 +198,9 @@ class ToolSpec:
         where = f"tools.{self.name}"
         if not isinstance(self.name, str) or not self.name:
             raise WorkflowError("a tool needs a non-empty name", field="tools")
+        _check_text(self.name, task=None, field=where)
+        for kind in self.kinds:
+            _check_text(kind, task=None, field=f"{where}.kinds")
         _check_argv(self.command, task=None, field=f"{where}.command")
         if self.shell and len(self.command) != 1:
             raise WorkflowError(
@@ -157,7 +208,9 @@ class ToolSpec:
             )
         if self.timeout is not None:
             _check_number(self.timeout, task=None, field=f"{where}.timeout")
-        _check_str_map(self.env, task=None, field=f"{where}.env")
+        _check_env(self.env, task=None, field=f"{where}.env")
+        if self.cwd is not None:
+            _check_os_string(self.cwd, task=None, field=f"{where}.cwd")
         if self.retry is not None:
             self.retry.validate(task=None, prefix=f"{where}.retry.")
         if self.max_concurrency is not None and (
@@ -228,6 +281,7 @@ class TaskSpec:
             raise WorkflowError("every task needs a non-empty string id", field="id")
         if "\0" in self.id or any(ch in self.id for ch in "\n\r"):
             raise WorkflowError("an id may not contain NUL or line breaks", field="id")
+        _check_text(self.id, task=None, field="id")
         task = self.id
         given = [name for name in ("command", "kind", "call") if getattr(self, name) is not None]
         if len(given) != 1:
@@ -241,10 +295,14 @@ class TaskSpec:
             _check_argv(self.command, task=task, field="command")
         if self.kind is not None and (not isinstance(self.kind, str) or not self.kind):
             raise WorkflowError("must be a non-empty string", task=task, field="kind")
+        if self.kind is not None:
+            _check_text(self.kind, task=task, field="kind")
         if self.call is not None and not callable(self.call):
             raise WorkflowError("must be an async callable", task=task, field="call")
         _check_str_map(self.params, task=task, field="params")
-        _check_str_map(self.env, task=task, field="env")
+        _check_env(self.env, task=task, field="env")
+        if self.cwd is not None:
+            _check_os_string(self.cwd, task=task, field="cwd")
         unknown_secrets = self.secret_params - set(self.params)
         if unknown_secrets:
             raise WorkflowError(
@@ -327,6 +385,7 @@ class WorkflowSpec:
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise WorkflowError("the workflow needs a non-empty name", field="workflow.name")
+        _check_text(self.name, task=None, field="workflow.name")
         if not self.tasks:
             raise WorkflowError("the workflow has no tasks", field="tasks")
         if self.max_workers is not None and (

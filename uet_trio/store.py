@@ -158,6 +158,16 @@ def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
+def _text(value: str | None) -> str | None:
+    """
+    `value` as storable text: surrogate escapes (non-UTF-8 bytes in a path or an
+    argument) become U+FFFD, since SQLite TEXT must be valid UTF-8.
+    """
+    if value is None:
+        return None
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @attrs.frozen(kw_only=True)
 class RunRecord:
     """One row of ``runs``."""
@@ -431,13 +441,13 @@ class Store:
                 (
                     run.run_id,
                     run.workflow,
-                    run.source,
-                    run.base_dir,
+                    _text(run.source),
+                    _text(run.base_dir),
                     run.spec_hash,
                     time.time(),
                     run.max_workers,
                     len(run.tasks),
-                    run.log_dir,
+                    _text(run.log_dir),
                     run.owner_pid,
                     run.owner_start,
                 ),
@@ -874,7 +884,7 @@ class _Projection:
                     data.get("exit_code"),
                     data.get("signal"),
                     int(bool(data.get("timed_out"))),
-                    data.get("error"),
+                    _text(data.get("error")),
                     json.dumps(result) if result is not None else None,
                     data.get("out_length"),
                     data.get("err_length"),
