@@ -11,9 +11,10 @@ succeeded, 1 a task failed, 130 SIGINT, 143 SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,7 +24,7 @@ from ._plan import _load
 from ._progress import ProgressLine
 
 if TYPE_CHECKING:
-    from uet_trio.engine import RunResult
+    from uet_trio.engine import Run, RunResult
     from uet_trio.events import Event
     from uet_trio.spec import WorkflowSpec
     from uet_trio.store import Store
@@ -70,21 +71,25 @@ def run(
     **options: Any,
 ) -> None:
     """Run the workflow in FLOW (TOML or JSON)."""
-    spec, _ = _load(flow)
-    # Checked before any task starts: a damaged file is refused, not written to.
-    store = open_store(options["db"], check=True)
-    with store:
-        resume = store.resolve_run(retry_failed) if retry_failed else None
-        ctx.exit(
-            _execute(
-                spec,
-                store,
-                resume=resume,
-                fail_fast=fail_fast,
-                fresh_routing=fresh_routing,
-                **options,
+    with _interrupt_exits(ctx):
+        spec, _ = _load(flow)
+        # Checked before any task starts: a damaged file is refused, not written to.
+        store = open_store(options["db"], check=True)
+        with store:
+            resume = store.resolve_run(retry_failed) if retry_failed else None
+            if resume is not None and store.get_run(resume).status == "succeeded":
+                click.echo(f"run {resume} already succeeded; nothing to retry")
+                ctx.exit(0)
+            ctx.exit(
+                _execute(
+                    spec,
+                    store,
+                    resume=resume,
+                    fail_fast=fail_fast,
+                    fresh_routing=fresh_routing,
+                    **options,
+                )
             )
-        )
 
 
 @click.command()
@@ -96,7 +101,7 @@ def resume(ctx: click.Context, run: str | None, last: bool, **options: Any) -> N
     """Finish RUN (an id or unique prefix): keep what succeeded, run the rest."""
     from uet_trio.errors import RunConflict
 
-    with open_store(options["db"], check=True) as store:
+    with _interrupt_exits(ctx), open_store(options["db"], check=True) as store:
         run_id = resolve_run(store, run, last)
         record = store.get_run(run_id)
         if record.status == "succeeded":
@@ -106,6 +111,20 @@ def resume(ctx: click.Context, run: str | None, last: bool, **options: Any) -> N
             raise RunConflict(f"run {run_id} was not started from a file; resume it in Python")
         spec, _ = _load(record.source)
         ctx.exit(_execute(spec, store, resume=run_id, **options))
+
+
+@contextlib.contextmanager
+def _interrupt_exits(ctx: click.Context) -> Iterator[None]:
+    """
+    Exit 130 on a Ctrl-C that arrives while no signal receiver is open (while
+    the workflow loads, or as the run's receiver closes), instead of click's
+    "Aborted!" with status 1.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("uet: interrupted", err=True)
+        ctx.exit(EXIT_FOR_SIGNAL[signal.SIGINT])
 
 
 def _execute(
@@ -143,6 +162,10 @@ def _execute(
         if errors is None:
             raise
         raise _leaves(errors)[0] from group
+    if result is None:
+        assert signum is not None
+        click.echo("uet: interrupted before the run started", err=True)
+        return EXIT_FOR_SIGNAL[signum]
     if as_json:
         echo_json(
             {
@@ -172,7 +195,11 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
 
 async def _drive(
     spec: WorkflowSpec, store: Store, options: dict[str, Any], reporter: _Reporter
-) -> tuple[RunResult, signal.Signals | None]:
+) -> tuple[RunResult | None, signal.Signals | None]:
+    """
+    Run the workflow with SIGINT/SIGTERM handled; the result is None when a
+    signal came before the run began (while it was being prepared).
+    """
     import trio
 
     from uet_trio.attempts import LocalRunner
@@ -180,6 +207,7 @@ async def _drive(
 
     runner = LocalRunner()
     received: list[signal.Signals] = []
+    active: Run | None = None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             run_scope = trio.CancelScope()
@@ -204,8 +232,8 @@ async def _drive(
                         async for event in events:
                             reporter.event(event)
             nursery.cancel_scope.cancel()
-    assert active.result is not None
-    return active.result, received[0] if received else None
+    result = active.result if active is not None else None
+    return result, received[0] if received else None
 
 
 class _Reporter:

@@ -256,7 +256,7 @@ class TestResumeRefusals:
         assert "no run matches 'no-such-run'" in done.stderr
 
     def test_succeeded_run_is_left_alone(self, tmp_path: Path) -> None:
-        """Resuming a succeeded run runs nothing, records nothing, and says so."""
+        """Resuming (or retrying) a succeeded run runs nothing, records nothing, says so."""
         flow = tmp_path / "flow.toml"
         flow.write_text(FLOW.replace("[ $UET_ATTEMPT = 1 ] || exit 0; ", "exit 0; "))
         db = tmp_path / "uet.db"
@@ -267,6 +267,9 @@ class TestResumeRefusals:
         done = run_uet("resume", run.run_id, "--db", db, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert f"run {run.run_id} already succeeded; nothing to resume" in done.stdout
+        retry = run_uet("run", flow, "--retry-failed", run.run_id, "--db", db, cwd=tmp_path)
+        assert retry.returncode == 0, retry.stderr
+        assert f"run {run.run_id} already succeeded; nothing to retry" in retry.stdout
         assert started_lines(tmp_path) == dict.fromkeys(TASKS, 1)
         with Store.open(db, readonly=True) as store:
             assert len(store.events(run.run_id)) == events
