@@ -12,6 +12,7 @@ writer.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -24,7 +25,9 @@ import click
 from ._common import colour, db_option, echo_json, open_store, resolve_run, seconds
 
 if TYPE_CHECKING:
-    from uet_trio.store import AttemptRecord, EventRecord, RunRecord, Store
+    from collections.abc import Callable
+
+    from uet_trio.store import AttemptTiming, EventRecord, RunRecord, Store
 
 FOLLOW_INTERVAL = 0.2
 """Seconds between polls of the store while following a run."""
@@ -147,10 +150,16 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
         run_id = resolve_run(store, run, last)
         record = store.get_run(run_id)
         tasks = store.tasks(run_id)
-        attempts = store.attempts(run_id)
+        attempts = store.attempt_timings(run_id)
         causes = store.ready_causes(run_id)
+        failed = [
+            found
+            for task in tasks
+            if task.state == "failed"
+            and (found := store.find_attempt(run_id, task.task_id)) is not None
+        ]
     now = time.time()
-    last_attempt: dict[str, AttemptRecord] = {}
+    last_attempt: dict[str, AttemptTiming] = {}
     for attempt in attempts:
         last_attempt[attempt.task_id] = attempt
     wall = report.run_wall(record.started_at, record.finished_at, now=now)
@@ -176,17 +185,16 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
                 ),
                 "exit_code": attempt.exit_code if attempt is not None else task.exit_code,
                 "signal": attempt.signal if attempt is not None else None,
-                "timed_out": attempt.timed_out if attempt is not None else False,
+                "timed_out": bool(attempt.timed_out) if attempt is not None else False,
             }
         )
     failures = [
         {
-            "task_id": task.task_id,
-            "attempt": last_attempt[task.task_id].attempt,
-            "stderr_tail": tail_lines(last_attempt[task.task_id], tail),
+            "task_id": attempt.task_id,
+            "attempt": attempt.attempt,
+            "stderr_tail": tail_lines(attempt, tail),
         }
-        for task in tasks
-        if task.state == "failed" and task.task_id in last_attempt
+        for attempt in failed
     ]
     document = {
         "run": _run_row(record, counts) | {"max_workers": record.max_workers},
@@ -209,54 +217,60 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
         "parallelism": report.parallelism(busy, wall),
     }
     if as_json:
-        echo_json(document)
+        # Compact: the indenting encoder is pure Python, seconds for 10,000 tasks.
+        click.echo(json.dumps(document, sort_keys=True))
         return
-    _print_show(document, wall)
+    sys.stdout.write("\n".join(_show_lines(document, wall)) + "\n")
+    sys.stdout.flush()
 
 
-def _print_show(document: dict[str, Any], wall: float | None) -> None:
+def _show_lines(document: dict[str, Any], wall: float | None) -> list[str]:
+    """The human view of `uet show`, line by line (written at once: 10,000 echoes are slow)."""
+    lines: list[str] = []
+    echo = lines.append
     run = document["run"]
-    click.echo(f"run {run['run_id']}  {run['workflow']}  {_shade(run['status'])}")
+    echo(f"run {run['run_id']}  {run['workflow']}  {_shade(run['status'])}")
     achieved = document["parallelism"]
-    click.echo(
+    echo(
         f"  started {_when(run['started_at'])}  wall {seconds(wall)}  "
         f"workers {run['max_workers'] or '-'}  busy {seconds(document['busy_seconds'])}  "
         f"parallelism {f'{achieved:.2f}x' if achieved is not None else '-'}"
     )
     summary = ", ".join(f"{n} {state}" for state, n in sorted(run["counts"].items()))
-    click.echo(f"  tasks: {run['tasks']} ({summary})")
+    echo(f"  tasks: {run['tasks']} ({summary})")
     rows = document["tasks"]
     width = max([4, *(len(row["task_id"]) for row in rows)])
     tool_width = max([4, *(len(row["tool"] or "-") for row in rows)])
-    click.echo("")
-    click.echo(
+    echo("")
+    echo(
         f"  {'TASK':<{width}}  {'STATE':<10}  {'ATT':>3}  {'TOOL':<{tool_width}}  "
         f"{'DURATION':>8}  EXIT"
     )
     for row in rows:
-        click.echo(
+        echo(
             f"  {row['task_id']:<{width}}  {_pad(_shade(row['state']), row['state'], 10)}  "
             f"{row['attempts']:>3}  {row['tool'] or '-':<{tool_width}}  "
             f"{seconds(row['duration']):>8}  {_exit_text(row)}"
         )
     for failure in document["failures"]:
-        click.echo("")
-        click.echo(
+        echo("")
+        echo(
             f"  {colour('failed', 'red')} {failure['task_id']} (attempt {failure['attempt']}), "
             "last lines of stderr:"
         )
         for line in failure["stderr_tail"] or ["(no stderr)"]:
-            click.echo(f"    | {line}")
+            echo(f"    | {line}")
     path = document["critical_path"]
     steps = path["steps"]
-    click.echo("")
-    click.echo(f"  critical path: {len(steps)} tasks, {seconds(path['duration'])}")
+    echo("")
+    echo(f"  critical path: {len(steps)} tasks, {seconds(path['duration'])}")
     origin = run["started_at"] or (steps[0]["started_at"] if steps else 0.0)
     for step in steps:
-        click.echo(
+        echo(
             f"    {seconds(step['started_at'] - origin):>8}  {step['task_id']:<{width}}  "
             f"{seconds(step['duration']):>8}  (waited {seconds(step['waited'])})"
         )
+    return lines
 
 
 def _exit_text(row: dict[str, Any]) -> str:
@@ -270,16 +284,26 @@ def _exit_text(row: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- events
 
 
-def _event_dict(record: EventRecord) -> dict[str, Any]:
-    return {
-        "seq": record.seq,
-        "kind": record.kind,
-        "task_id": record.task_id,
-        "attempt": record.attempt,
-        "t": record.t,
-        "at": record.at,
-        "data": record.data,
-    }
+def _event_json(row: tuple[Any, ...]) -> str:
+    """
+    One `Store.events_json` row as a JSON object, keys sorted.
+
+    ``data`` is spliced in as the JSON text the store holds, and floats are
+    written with `repr` (valid JSON, every digit kept), so a log of 50,000
+    events is not decoded and encoded again.
+    """
+    seq, kind, task_id, attempt, t, at, data = row
+    return (
+        f'{{"at": {at!r}, "attempt": {"null" if attempt is None else attempt}, '
+        f'"data": {data or "{}"}, "kind": {_quoted(kind)}, "seq": {seq}, "t": {t!r}, '
+        f'"task_id": {_quoted(task_id)}}}'
+    )
+
+
+@functools.cache
+def _quoted(text: str | None) -> str:
+    """`text` as JSON (kinds and task ids repeat, so each is encoded once)."""
+    return json.dumps(text)
 
 
 def _event_line(record: EventRecord) -> str:
@@ -295,18 +319,27 @@ def _event_line(record: EventRecord) -> str:
     )
 
 
-def _poll_events(
-    store: Store, run_id: str, *, kinds: tuple[str, ...], task_id: str | None, follow: bool
-) -> Iterator[list[EventRecord]]:
-    """Batches of the run's events; with `follow`, keep polling until the run has finished."""
+def _poll(
+    store: Store,
+    run_id: str,
+    fetch: Callable[[int], list[Any]],
+    last_seq: Callable[[Any], int],
+    *,
+    follow: bool,
+) -> Iterator[list[Any]]:
+    """
+    Batches of `fetch(after_seq)`; with `follow`, keep polling until the run has finished.
+
+    `last_seq` gives the sequence number of a batch's last item.
+    """
     after = 0
     while True:
         # Read the status before the events: run_finished is committed with the
         # final status, so a finished status guarantees this read sees every event.
         finished = store.get_run(run_id).status in FINISHED
-        batch = store.events(run_id, after_seq=after, kinds=kinds, task_id=task_id)
+        batch = fetch(after)
         if batch:
-            after = batch[-1].seq
+            after = last_seq(batch[-1])
             yield batch
         if not follow or finished:
             return
@@ -346,36 +379,44 @@ def events(
         raise click.UsageError("--json prints one document; use --jsonl with --follow")
     with open_store(db) as store:
         run_id = resolve_run(store, run, last)
-        batches = _poll_events(store, run_id, kinds=kinds, task_id=task_id, follow=follow)
-        if as_json:
-            _echo_json_list(_event_dict(record) for batch in batches for record in batch)
-            return
+        out = sys.stdout
         try:
-            for batch in batches:
-                for record in batch:
-                    if as_jsonl:
-                        click.echo(json.dumps(_event_dict(record), sort_keys=True, default=str))
-                    else:
-                        click.echo(_event_line(record))
+            if as_json or as_jsonl:
+                batches = _poll(
+                    store,
+                    run_id,
+                    lambda after: store.events_json(
+                        run_id, after_seq=after, kinds=kinds, task_id=task_id
+                    ),
+                    lambda row: int(row[0]),
+                    follow=follow,
+                )
+                if as_json:
+                    # One list, one compact event per line.
+                    separator = "[\n"
+                    for batch in batches:
+                        out.write(separator + ",\n".join(map(_event_json, batch)))
+                        separator = ",\n"
+                    out.write("[]\n" if separator == "[\n" else "\n]\n")
+                else:
+                    for batch in batches:
+                        out.write("".join(_event_json(row) + "\n" for row in batch))
+                        out.flush()
+            else:
+                for batch in _poll(
+                    store,
+                    run_id,
+                    lambda after: store.events(
+                        run_id, after_seq=after, kinds=kinds, task_id=task_id
+                    ),
+                    lambda record: int(record.seq),
+                    follow=follow,
+                ):
+                    out.write("".join(_event_line(record) + "\n" for record in batch))
+                    out.flush()
         except KeyboardInterrupt:
             sys.exit(130)
-
-
-def _echo_json_list(items: Iterator[dict[str, Any]]) -> None:
-    """
-    One JSON list, one compact item per line.
-
-    Large logs print this way because the indenting encoder is pure Python
-    and several times slower than the compact one.
-    """
-    out = click.get_text_stream("stdout")
-    out.write("[")
-    separator = "\n"
-    for item in items:
-        out.write(separator + json.dumps(item, sort_keys=True, default=str))
-        separator = ",\n"
-    out.write("\n]\n")
-    out.flush()
+        out.flush()
 
 
 # ---------------------------------------------------------------- logs
@@ -439,7 +480,7 @@ def _write_output(data: bytes) -> None:
     if sys.stdout.isatty():
         click.echo(data.decode("utf-8", errors="replace"), nl=False)
     else:
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer
         out.write(data)
         out.flush()
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from .store import AttemptRecord, TaskRecord
+from .store import AttemptRecord, AttemptTiming, TaskRecord
 
 
 @attrs.frozen(kw_only=True)
@@ -96,7 +96,9 @@ def critical_path(
     return steps
 
 
-def busy_seconds(attempts: Iterable[AttemptRecord], *, now: float | None = None) -> float:
+def busy_seconds(
+    attempts: Iterable[AttemptRecord | AttemptTiming], *, now: float | None = None
+) -> float:
     """
     The sum of the attempts' durations, in seconds.
 

@@ -1,0 +1,158 @@
+"""
+Benchmark: the CLI views on a large run, against the sqlite3 shell running the raw query.
+
+Builds (once, in the pyperf manager process) a store holding one run of
+`--tasks` tasks (default 10,000) in ten dependent layers, each task routed to a
+tool and run by `uet_trio.testing.FakeRunner` under a mock clock, 5% of them
+failing once and retried: about five events per task, ~52,000 events for
+10,000 tasks. Then it times, as whole processes:
+
+- ``uet show RUN`` and ``uet show RUN --json`` (tasks, attempts, ready causes,
+  critical path, parallelism, rendering);
+- ``uet events RUN --json`` (the whole event log as one JSON document);
+- the sqlite3 shell answering the equivalent raw queries (``-json`` output),
+  the floor for anything that reads these rows and prints them;
+- ``uet --version``, the cost of starting the CLI at all.
+
+    python perf/bench_views.py -o views.json
+    python perf/bench_views.py --tasks 1000 --fast      # quick look
+
+Commands run with stdout discarded; ratios are computed from means of the
+same invocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyperf
+
+UET = str(Path(sys.executable).with_name("uet"))
+SQLITE3 = shutil.which("sqlite3") or "sqlite3"
+RUN_ID = "bench-views"
+LAYERS = 10
+RETRIED = 0.05
+"""Share of tasks whose first attempt fails (and is retried)."""
+
+
+def _flow_text(tasks: int) -> str:
+    """A layered workflow: task j of layer k waits for tasks j and j+1 of layer k-1."""
+    width = max(1, tasks // LAYERS)
+    lines = [
+        "[workflow]",
+        'name = "views-bench"',
+        "",
+        "[tools.step]",
+        'command = ["true", "{n}"]',
+        'kinds = ["step"]',
+        "retries = 1",
+        "backoff = { initial = 0.01 }",
+        "",
+    ]
+    for layer in range(LAYERS):
+        for j in range(width):
+            lines += [
+                "[[tasks]]",
+                f'id = "l{layer}_{j}"',
+                'kind = "step"',
+                f'params = {{ n = "{j}" }}',
+            ]
+            if layer:
+                deps = sorted({f"l{layer - 1}_{j}", f"l{layer - 1}_{(j + 1) % width}"})
+                lines.append("depends_on = [" + ", ".join(f'"{d}"' for d in deps) + "]")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _fraction(task_id: str, salt: str) -> float:
+    digest = hashlib.sha256(f"{salt}:{task_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+def build_store(directory: Path, tasks: int) -> Path:
+    """Record one simulated run of the workflow into ``directory/uet.db``; return the path."""
+    from uet_trio.loader import load_workflow
+    from uet_trio.store import Store
+    from uet_trio.testing import FakeRunner, Outcome, simulate
+
+    flow = directory / "flow.toml"
+    flow.write_text(_flow_text(tasks))
+    spec = load_workflow(flow)
+
+    def outcome(task_id: str, attempt: int) -> Outcome:
+        duration = 0.01 + 0.2 * _fraction(task_id, "duration")
+        failed = attempt == 1 and _fraction(task_id, "fail") < RETRIED
+        return Outcome(duration, exit_code=1 if failed else 0)
+
+    db = directory / "uet.db"
+    with Store.open(db) as store:
+        simulate(spec, FakeRunner(outcome), max_workers=8, store=store, run_id=RUN_ID)
+    return db
+
+
+def add_args(cmd: list[str], args: Any) -> None:
+    cmd.extend(["--tasks", str(args.tasks), "--db", args.db])
+
+
+def main() -> None:
+    runner = pyperf.Runner(processes=4, values=3, warmups=1, add_cmdline_args=add_args)
+    runner.argparser.add_argument("--tasks", type=int, default=10_000)
+    runner.argparser.add_argument("--db", default="", help="An existing store (built if empty).")
+    args = runner.parse_args()
+    scratch = None
+    if not args.db:
+        scratch = tempfile.mkdtemp(prefix="bench-views-")
+        args.db = str(build_store(Path(scratch), args.tasks))
+        _describe(args.db)
+    db = args.db
+    show_sql = (
+        "SELECT t.*, a.attempt, a.exit_code, a.signal, a.duration, a.started_at, a.finished_at "
+        f"FROM tasks t LEFT JOIN attempts a USING (run_id, task_id) WHERE t.run_id = '{RUN_ID}' "
+        "ORDER BY t.idx, a.attempt"
+    )
+    events_sql = f"SELECT * FROM events WHERE run_id = '{RUN_ID}' ORDER BY seq"
+    timed = {
+        "uet-show": [UET, "show", RUN_ID, "--db", db],
+        "uet-show-json": [UET, "show", RUN_ID, "--db", db, "--json"],
+        "sqlite3-show-query": [SQLITE3, "-json", db, show_sql],
+        "uet-events-json": [UET, "events", RUN_ID, "--db", db, "--json"],
+        "sqlite3-events-query": [SQLITE3, "-json", db, events_sql],
+        "uet-startup": [UET, "--version"],
+    }
+    results = {name: runner.bench_command(name, command) for name, command in timed.items()}
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if any(result is None for result in results.values()):
+        return  # a worker process: the manager prints the summary
+    mean = {name: result.mean() for name, result in results.items() if result is not None}
+    print()
+    for name, raw in (
+        ("uet-show", "sqlite3-show-query"),
+        ("uet-show-json", "sqlite3-show-query"),
+        ("uet-events-json", "sqlite3-events-query"),
+    ):
+        print(
+            f"{name}: {mean[name] * 1000:.0f} ms; {raw}: {mean[raw] * 1000:.0f} ms; "
+            f"ratio {mean[name] / mean[raw]:.1f}x; without CLI startup "
+            f"{(mean[name] - mean['uet-startup']) * 1000:.0f} ms"
+        )
+
+
+def _describe(db: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        tasks, attempts, events = (
+            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("tasks", "attempts", "events")
+        )
+    print(f"store {db}: {tasks} tasks, {attempts} attempts, {events} events", flush=True)
+
+
+if __name__ == "__main__":
+    main()
