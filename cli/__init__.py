@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from . import _inspect, _plan, _run
+from . import _inspect, _plan, _run, _tools
 
 
 class UetGroup(click.Group):
@@ -36,6 +36,6 @@ def main() -> None:
     """Run workflows of commands on Trio, recorded in SQLite."""
 
 
-for module in (_plan, _run, _inspect):
+for module in (_plan, _run, _inspect, _tools):
     for command in module.COMMANDS:
         main.add_command(command)

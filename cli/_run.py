@@ -60,6 +60,13 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option("--retry-failed", metavar="RUN", help="Re-run the failed and skipped tasks of RUN.")
 @click.option("--fresh-routing", is_flag=True, help="Ignore router state saved by earlier runs.")
+@click.option(
+    "--order",
+    type=click.Choice(["critical", "declared"]),
+    default="critical",
+    show_default=True,
+    help="Among ready tasks of equal priority: longest remaining path first, or file order.",
+)
 @_run_options
 @click.pass_context
 def run(
@@ -68,6 +75,7 @@ def run(
     fail_fast: bool | None,
     retry_failed: str | None,
     fresh_routing: bool,
+    order: str,
     **options: Any,
 ) -> None:
     """Run the workflow in FLOW (TOML or JSON)."""
@@ -87,6 +95,7 @@ def run(
                     resume=resume,
                     fail_fast=fail_fast,
                     fresh_routing=fresh_routing,
+                    order=order,
                     **options,
                 )
             )
@@ -141,6 +150,7 @@ def _execute(
     resume: str | None,
     fail_fast: bool | None = None,
     fresh_routing: bool = False,
+    order: str = "critical",
 ) -> int:
     import trio
 
@@ -154,6 +164,7 @@ def _execute(
         "resume": resume,
         "force": force,
         "fresh_routing": fresh_routing,
+        "order": order,
     }
     try:
         result, signum = trio.run(_drive, spec, store, options, reporter)

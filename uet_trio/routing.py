@@ -1,16 +1,32 @@
 """
 The router: which tool runs a task of a given kind.
 
-The route table (kind -> strategy and candidate tools) is compiled once from
-the spec. Decisions and metrics live in memory; the only state is one
-fixed-size `ToolMetrics` per tool of the workflow plus one round-robin position
-per kind, so memory does not grow with the number of decisions. The engine
-saves `snapshot()` through the persister's transactions (never one write per
-decision) and a later run may `restore()` it. No Trio and no I/O here.
+The route table (kind -> strategy and candidate tools, plus one entry per task
+that pins a tool) is compiled once from the spec. Decisions and metrics live
+in memory: one fixed-size `ToolMetrics` per tool of the workflow and one
+round-robin position per kind, both created up front, so memory does not grow
+with the number of decisions, tasks or outcomes. The engine saves `snapshot()`
+inside the persister's transactions (never one write per decision) and a later
+run of the same workflow may `restore()` it, which is how ``fastest`` learns
+across runs. No Trio and no I/O here.
+
+The engine tells the router about each task's life on a tool: `queued` when a
+routed task enters the ready set, `started` when its attempt is dispatched,
+`finished` when the attempt ends. ``least_loaded`` counts both queued and
+running work, so a burst of tasks that become ready together is spread over
+the tools instead of all landing on the one that was idle a moment ago.
+
+Every decision a route can make without excluded tools is built once, when
+the route is compiled (one `RouteDecision` per candidate and reason), so
+`choose` only compares counters and returns a ready-made object: no
+allocation per decision, hundreds of thousands of decisions per second.
+The reasons therefore name the rule that decided; the numbers behind it are
+the tool metrics (`uet tools`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -21,6 +37,12 @@ from .spec import TaskSpec, WorkflowSpec
 EWMA_WEIGHT = 0.2
 """Weight of the newest duration in a tool's moving average."""
 
+DEFAULT_MIN_SUCCESS_RATE = 0.5
+"""``fastest`` only considers tools whose success rate is at least this."""
+
+PINNED = "pinned"
+"""The strategy reported for a task that names its tool."""
+
 
 @attrs.frozen
 class RouteDecision:
@@ -29,18 +51,32 @@ class RouteDecision:
     tool: str
     strategy: str
     candidates: tuple[str, ...]
+    """The tools that were eligible (after excluding exhausted ones), in order."""
     reason: str
 
 
 @attrs.define
 class ToolMetrics:
-    """Bounded running statistics of one tool."""
+    """Running statistics of one tool: a fixed set of numbers, whatever the history."""
 
     successes: int = 0
     failures: int = 0
     running: int = 0
+    """Attempts of this tool executing now (not persisted)."""
+    queued: int = 0
+    """Tasks routed to this tool, waiting for a worker or a slot (not persisted)."""
     avg_duration: float | None = None
-    """Exponentially weighted moving average of attempt durations, in seconds."""
+    """Exponentially weighted moving average of successful attempt durations, in seconds."""
+
+    @property
+    def finished(self) -> int:
+        """Attempts that ended, successfully or not."""
+        return self.successes + self.failures
+
+    @property
+    def load(self) -> int:
+        """Work routed to this tool and not finished: queued plus running."""
+        return self.queued + self.running
 
     @property
     def success_rate(self) -> float | None:
@@ -49,24 +85,68 @@ class ToolMetrics:
         return self.successes / total if total else None
 
 
+FIRST_CANDIDATE = "first candidate"
+PINNED_BY_TASK = "pinned by the task"
+LEAST_LOADED = "fewest queued and running tasks"
+EXPLORING = "exploring: no finished attempt yet"
+FASTEST = "lowest moving-average duration among tools at or above the success threshold"
+BEST_RATE = "no tool reaches the success threshold; highest success rate"
+_REASONS = {
+    "least_loaded": (LEAST_LOADED,),
+    "fastest": (EXPLORING, FASTEST, BEST_RATE),
+}
+
+
 @attrs.frozen
 class _Route:
     strategy: str
     candidates: tuple[str, ...]
+    turns: tuple[RouteDecision, ...]
+    """Round robin: the decision of each turn. first and pinned: the one decision."""
+    by_reason: Mapping[str, Mapping[str, RouteDecision]]
+    """least_loaded and fastest: reason -> tool -> decision."""
+
+
+def _compile_route(strategy: str, candidates: tuple[str, ...]) -> _Route:
+    """Build every decision of the route that involves no excluded tool."""
+    if strategy == "round_robin":
+        count = len(candidates)
+        turns = tuple(
+            RouteDecision(name, strategy, candidates, f"turn {turn + 1} of {count}")
+            for turn, name in enumerate(candidates)
+        )
+    else:
+        reason = PINNED_BY_TASK if strategy == PINNED else FIRST_CANDIDATE
+        turns = (RouteDecision(candidates[0], strategy, candidates, reason),)
+    by_reason = {
+        reason: {name: RouteDecision(name, strategy, candidates, reason) for name in candidates}
+        for reason in _REASONS.get(strategy, ())
+    }
+    return _Route(strategy, candidates, turns, by_reason)
 
 
 class Router:
     """
     Picks a tool for each routed task by its kind's strategy.
 
-    Strategies: ``first`` (the first candidate not excluded), ``round_robin``
-    (rotate per kind), ``least_loaded`` (fewest running attempts, ties by
-    order), ``fastest`` (untried tools first, then the lowest moving-average
-    duration among tools whose success rate is at least `min_success_rate`).
-    Given the same state and the same sequence of calls, decisions are the same.
+    Strategies:
+
+    - ``first``: the first candidate not excluded.
+    - ``round_robin``: rotate through the kind's candidates; a fallback skips
+      excluded tools without disturbing the rotation of the others.
+    - ``least_loaded``: fewest queued plus running tasks; ties by order.
+    - ``fastest``: tools with no finished attempt are explored first (the
+      least loaded of them); then the lowest moving-average duration among
+      tools whose success rate is at least `min_success_rate`; if none
+      qualifies, the highest success rate.
+
+    A task that pins a tool gets it (strategy ``pinned``). Given the same state
+    and the same sequence of calls, the decisions are the same.
     """
 
-    def __init__(self, spec: WorkflowSpec, *, min_success_rate: float = 0.5) -> None:
+    def __init__(
+        self, spec: WorkflowSpec, *, min_success_rate: float = DEFAULT_MIN_SUCCESS_RATE
+    ) -> None:
         self._min_success_rate = min_success_rate
         self._metrics = {name: ToolMetrics() for name in spec.tools}
         self._positions: dict[str, int] = {}
@@ -75,12 +155,15 @@ class Router:
         for task in spec.tasks:
             if task.kind is None:
                 continue
-            candidates = tuple(tool.name for tool in spec.candidate_tools(task))
             if task.tool is not None:
-                self._pinned[task.id] = _Route("pinned", candidates)
+                self._pinned[task.id] = _compile_route(PINNED, (task.tool,))
             elif task.kind not in self._routes:
                 rule = spec.routing.get(task.kind)
-                self._routes[task.kind] = _Route(rule.strategy if rule else "first", candidates)
+                candidates = tuple(tool.name for tool in spec.candidate_tools(task))
+                strategy = rule.strategy if rule else "first"
+                self._routes[task.kind] = _compile_route(strategy, candidates)
+        for kind in self._routes:
+            self._positions[kind] = 0
 
     def route_of(self, task: TaskSpec) -> tuple[str, tuple[str, ...]]:
         """The strategy and candidate tools for `task` (for plans)."""
@@ -98,56 +181,113 @@ class Router:
         """
         Choose a tool for `task`, skipping the tools in `exclude`.
 
-        Returns None when every candidate is excluded (the task has no tool left).
+        Only ``round_robin`` changes state here (its position); call `queued`
+        once the task is handed to the chosen tool. Returns None when every
+        candidate is excluded (the task has no tool left).
         """
         route = self._route(task)
-        candidates = [name for name in route.candidates if name not in exclude]
+        if exclude:
+            return self._choose_excluding(task, route, exclude)
+        strategy = route.strategy
+        if strategy == "round_robin":
+            assert task.kind is not None
+            position = self._positions[task.kind]
+            self._positions[task.kind] = (position + 1) % len(route.candidates)
+            return route.turns[position]
+        if strategy == "least_loaded":
+            return route.by_reason[LEAST_LOADED][self._least_loaded(route.candidates)]
+        if strategy == "fastest":
+            tool, reason = self._fastest(route.candidates)
+            return route.by_reason[reason][tool]
+        return route.turns[0]
+
+    def _choose_excluding(
+        self, task: TaskSpec, route: _Route, exclude: Collection[str]
+    ) -> RouteDecision | None:
+        """The slow path of `choose`, for fallbacks: candidates are filtered first."""
+        candidates = tuple(name for name in route.candidates if name not in exclude)
         if not candidates:
             return None
         strategy = route.strategy
         if strategy == "round_robin":
             assert task.kind is not None
-            position = self._positions.get(task.kind, 0)
-            tool = candidates[position % len(candidates)]
-            self._positions[task.kind] = position + 1
-            reason = f"turn {position % len(candidates) + 1} of {len(candidates)}"
+            count = len(route.candidates)
+            position = self._positions[task.kind]
+            turn = next(
+                turn
+                for turn in ((position + step) % count for step in range(count))
+                if route.candidates[turn] not in exclude
+            )
+            self._positions[task.kind] = (turn + 1) % count
+            tool, reason = route.candidates[turn], f"turn {turn + 1} of {count}"
         elif strategy == "least_loaded":
-            tool = min(candidates, key=lambda name: self._metrics[name].running)
-            reason = f"{self._metrics[tool].running} running"
+            tool, reason = self._least_loaded(candidates), LEAST_LOADED
         elif strategy == "fastest":
             tool, reason = self._fastest(candidates)
         else:
             tool = candidates[0]
-            reason = "first candidate" if not exclude else "next after " + ", ".join(exclude)
-        return RouteDecision(tool, strategy, tuple(candidates), reason)
+            reason = "first candidate left after " + ", ".join(sorted(exclude))
+        return RouteDecision(tool, strategy, candidates, reason)
 
-    def _fastest(self, candidates: list[str]) -> tuple[str, str]:
+    def _least_loaded(self, candidates: tuple[str, ...]) -> str:
+        metrics = self._metrics
+        best = candidates[0]
+        best_load = metrics[best].queued + metrics[best].running
         for name in candidates:
-            if self._metrics[name].avg_duration is None:
-                return name, "no data yet"
-        good = [
-            name
-            for name in candidates
-            if (self._metrics[name].success_rate or 0.0) >= self._min_success_rate
-        ]
-        if not good:
-            best = max(candidates, key=lambda name: self._metrics[name].success_rate or 0.0)
-            return best, "no tool above the success threshold; highest success rate"
-        best = min(good, key=lambda name: self._metrics[name].avg_duration or 0.0)
-        return best, f"lowest average duration {self._metrics[best].avg_duration:.3f}s"
+            m = metrics[name]
+            load = m.queued + m.running
+            if load < best_load:
+                best, best_load = name, load
+        return best
+
+    def _fastest(self, candidates: tuple[str, ...]) -> tuple[str, str]:
+        metrics = self._metrics
+        threshold = self._min_success_rate
+        explore: str | None = None
+        explore_load = 0
+        fast: str | None = None
+        fast_avg = math.inf
+        # Comparisons only: no arithmetic on the (large) counters unless a tool
+        # beats the best average so far, so a decision allocates nothing.
+        for name in candidates:
+            m = metrics[name]
+            if not m.successes and not m.failures:
+                load = m.queued + m.running
+                if explore is None or load < explore_load:
+                    explore, explore_load = name, load
+            elif explore is None:
+                avg = m.avg_duration
+                if (
+                    avg is not None
+                    and avg < fast_avg
+                    and m.successes >= threshold * (m.successes + m.failures)
+                ):
+                    fast, fast_avg = name, avg
+        if explore is not None:
+            return explore, EXPLORING
+        if fast is not None:
+            return fast, FASTEST
+        best = max(candidates, key=lambda name: metrics[name].success_rate or 0.0)
+        return best, BEST_RATE
+
+    def queued(self, tool: str) -> None:
+        """Count a task routed to `tool` as waiting to start."""
+        self._metrics[tool].queued += 1
 
     def started(self, tool: str) -> None:
-        """Count an attempt of `tool` as running."""
-        self._metrics[tool].running += 1
+        """Move one queued task of `tool` to running."""
+        metrics = self._metrics[tool]
+        metrics.queued -= 1
+        metrics.running += 1
 
     def finished(self, tool: str, *, duration: float, ok: bool) -> None:
         """Fold a finished attempt of `tool` into its metrics."""
         metrics = self._metrics[tool]
         metrics.running -= 1
-        if ok:
-            metrics.successes += 1
-        else:
+        if not ok:
             metrics.failures += 1
+            return
+        metrics.successes += 1
         if metrics.avg_duration is None:
             metrics.avg_duration = duration
         else:
@@ -158,7 +298,7 @@ class Router:
         return self._metrics
 
     def snapshot(self) -> dict[str, Any]:
-        """Plain-data state to persist: metrics (without running counts) and positions."""
+        """Plain-data state to persist: metrics (without live counts) and positions."""
         return {
             "tools": {
                 name: {
@@ -182,5 +322,6 @@ class Router:
             avg = saved.get("avg_duration")
             metrics.avg_duration = float(avg) if avg is not None else None
         for kind, position in state.get("positions", {}).items():
-            if kind in self._routes:
-                self._positions[kind] = int(position)
+            route = self._routes.get(kind)
+            if route is not None:
+                self._positions[kind] = int(position) % len(route.candidates)

@@ -289,6 +289,22 @@ class AttemptTiming(NamedTuple):
 
 
 @attrs.frozen(kw_only=True)
+class RouterStateRecord:
+    """One row of ``router_state``: the router snapshot last saved for a workflow."""
+
+    workflow: str
+    state: dict[str, Any]
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RouterStateRecord:
+        """Build a record from a ``SELECT * FROM router_state`` row."""
+        return cls(
+            workflow=row["workflow"], state=_loads(row["state"]) or {}, updated_at=row["updated_at"]
+        )
+
+
+@attrs.frozen(kw_only=True)
 class NewRun:
     """What `Store.create_run` needs to know about a run that is starting."""
 
@@ -650,6 +666,32 @@ class Store:
         """The router snapshot saved by the last run of `workflow`, if any."""
         rows = self._query("SELECT state FROM router_state WHERE workflow = ?", (workflow,))
         return json.loads(rows[0][0]) if rows else None
+
+    def router_states(self) -> list[RouterStateRecord]:
+        """Every saved router snapshot, by workflow name."""
+        rows = self._query("SELECT * FROM router_state ORDER BY workflow")
+        return [RouterStateRecord.from_row(row) for row in rows]
+
+    def recent_durations(self, workflow: str, *, runs: int = 5) -> dict[str, list[float]]:
+        """
+        Durations of each task's successful attempts in recent runs of `workflow`.
+
+        Only the `runs` most recent runs that recorded a successful attempt are
+        read, so the cost stays flat however long the history grows (the
+        attempts primary key starts with the run id).
+        """
+        rows = self._query(
+            "SELECT task_id, duration FROM attempts WHERE run_id IN ("
+            "SELECT run_id FROM runs AS r WHERE workflow = ? AND EXISTS ("
+            "SELECT 1 FROM attempts AS a WHERE a.run_id = r.run_id AND a.status = 'succeeded') "
+            "ORDER BY created_at DESC, run_id DESC LIMIT ?) "
+            "AND status = 'succeeded' AND duration IS NOT NULL",
+            (workflow, runs),
+        )
+        durations: dict[str, list[float]] = {}
+        for task_id, duration in rows:
+            durations.setdefault(task_id, []).append(duration)
+        return durations
 
     def integrity_check(self) -> str:
         """Run ``PRAGMA integrity_check``; ``"ok"`` when the file is sound."""
