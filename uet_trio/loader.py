@@ -99,12 +99,18 @@ def _parse(text: str, *, json_format: bool) -> Any:
             ) from None
         except RecursionError:
             raise WorkflowError("malformed JSON: nested too deeply") from None
+        except ValueError as error:
+            # An integer literal longer than Python's int_max_str_digits.
+            raise WorkflowError(f"malformed JSON: {error}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise WorkflowError(f"malformed TOML: {error}") from None
     except RecursionError:
         raise WorkflowError("malformed TOML: nested too deeply") from None
+    except ValueError as error:
+        # An integer literal longer than Python's int_max_str_digits.
+        raise WorkflowError(f"malformed TOML: {error}") from None
 
 
 def parse_workflow(
