@@ -148,6 +148,7 @@ async def open_run(
     force: bool = False,
     fresh_routing: bool = False,
     order: str = CRITICAL,
+    expected_durations: Mapping[str, Sequence[float]] | None = None,
 ) -> AsyncIterator[Run]:
     """
     Start a run of `spec` in the background and yield its `Run` handle.
@@ -175,6 +176,9 @@ async def open_run(
             first the one heading the longest remaining path (weighted by
             durations recorded in earlier runs); ``declared`` keeps
             declaration order.
+        expected_durations: task durations that weigh the ``critical`` order
+            instead of those recorded in the store (a simulation uses them to
+            order tasks the way a real run after the recorded one would).
 
     Raises:
         WorkflowError: the workflow has a cycle.
@@ -195,6 +199,7 @@ async def open_run(
         force=force,
         fresh_routing=fresh_routing,
         order=order,
+        expected_durations=expected_durations,
     )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run._main)
@@ -258,6 +263,7 @@ class Run:
         force: bool,
         fresh_routing: bool,
         order: str,
+        expected_durations: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         spec = self.spec
         workers = max_workers or spec.max_workers or os.cpu_count() or 1
@@ -291,8 +297,10 @@ class Run:
             if saved is not None:
                 self.router.restore(saved)
         # Ranks are computed once per run; dispatching only compares them.
-        durations: Mapping[str, list[float]] = {}
-        if order == CRITICAL:
+        durations: Mapping[str, Sequence[float]] = {}
+        if expected_durations is not None:
+            durations = expected_durations
+        elif order == CRITICAL:
             durations = await self._in_thread(self.store.recent_durations, spec.name)
         self._rank = ready_ranks(
             self.graph, [task.priority for task in spec.tasks], durations, order

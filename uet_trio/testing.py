@@ -27,16 +27,24 @@ from .states import RunStatus, TaskState
 from .store import Store
 
 
+def _non_negative(_instance: Any, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"Outcome.{attribute.name} must be a number >= 0, got {value!r}")
+
+
 @attrs.frozen
 class Outcome:
     """The scripted end of one attempt."""
 
-    duration: float
+    duration: float = attrs.field(validator=_non_negative)
     """Seconds on the run clock the attempt takes."""
     exit_code: int = 0
+    """0 for success; anything else is a failed attempt (retried if the policy allows)."""
     timed_out: bool = False
     """End as a timeout (after `duration`, or earlier at the task's timeout)."""
 
+
+_INSTANT = Outcome(0.0)
 
 Script = Mapping[str, Outcome | Sequence[Outcome]] | Callable[[str, int], Outcome]
 
@@ -48,13 +56,24 @@ class FakeRunner:
     The script maps a task id to one `Outcome` (every attempt), or a list
     (attempt 1, 2, ...; the last repeats), or is a callable
     ``(task_id, attempt) -> Outcome``. Tasks the script does not name take
-    `default`. `calls` lists every (task id, attempt, start time) executed.
+    `default`. No process is started: a callable task's function is not
+    called either. Raises `ValueError` for a script entry that is not an
+    `Outcome` or a non-empty list of them.
     """
 
-    def __init__(self, script: Script | None = None, *, default: Outcome = Outcome(0.0)) -> None:
+    def __init__(self, script: Script | None = None, *, default: Outcome = _INSTANT) -> None:
+        if script is not None and not callable(script):
+            for task_id, entry in script.items():
+                outcomes = [entry] if isinstance(entry, Outcome) else list(entry)
+                if not outcomes or not all(isinstance(o, Outcome) for o in outcomes):
+                    raise ValueError(
+                        f"script entry for task {task_id!r} must be an Outcome or a non-empty "
+                        f"list of Outcomes, got {entry!r}"
+                    )
         self._script = script if script is not None else {}
         self._default = default
         self.calls: list[tuple[str, int, float]] = []
+        """(task id, attempt, start time on the Trio clock) of every attempt, in start order."""
 
     def outcome(self, task_id: str, attempt: int) -> Outcome:
         """The scripted outcome of `attempt` of `task_id`."""
@@ -66,9 +85,18 @@ class FakeRunner:
         return entry[min(attempt, len(entry)) - 1]
 
     async def settle(self) -> None:
+        """
+        Return once every other task is blocked.
+
+        Under a `MockClock` every attempt ending at the current virtual
+        instant has then delivered its result, so the scheduler sees ties
+        together and orders them canonically. (It also means a simulated run
+        must not share its Trio run with a task that never blocks.)
+        """
         await trio.testing.wait_all_tasks_blocked()
 
     async def run(self, request: AttemptRequest, logs: WorkerLogs, report: Report) -> AttemptResult:
+        """Sleep the scripted duration (bounded by the attempt's timeout), then report it."""
         outcome = self.outcome(request.task_id, request.attempt)
         started = trio.current_time()
         self.calls.append((request.task_id, request.attempt, started))
@@ -93,7 +121,9 @@ class Simulation:
     run_id: str
     status: RunStatus
     events: tuple[Event, ...]
+    """Every event of the run, in sequence order (times on the run's clock)."""
     states: Mapping[str, TaskState]
+    """Final state of every task."""
     wall: float
     """Virtual duration of the run, in seconds."""
 
@@ -112,8 +142,12 @@ async def simulate_async(
     Run `spec` with `runner` in the current Trio run and collect its events.
 
     For exact virtual times, call this under a `MockClock` with
-    ``autojump_threshold=0`` (as `simulate` does). Extra keyword options go to
-    `open_run`.
+    ``autojump_threshold=0`` (as `simulate` does; pytest-trio's
+    ``autojump_clock`` fixture gives one). `max_workers` defaults to the
+    workflow's, else one worker per task (never the machine's CPU count, so a
+    test gives the same answer everywhere). The run is recorded in `store`
+    (default: a private in-memory store, closed afterwards). Extra keyword
+    options go to `open_run`.
     """
     own_store = store is None
     active = store if store is not None else Store.memory()
@@ -123,7 +157,7 @@ async def simulate_async(
             spec,
             store=active,
             runner=runner,
-            max_workers=max_workers,
+            max_workers=max_workers or spec.max_workers or len(spec.tasks),
             run_id=run_id,
             seed=seed,
             **options,
@@ -156,7 +190,8 @@ def simulate(
     Run `spec` with `runner` under a fresh autojumping `MockClock`, in its own `trio.run`.
 
     A plain function, so it works from any test, Trio or not. The same spec,
-    script and seed always give the same `Simulation.events`.
+    script and seed always give the same `Simulation.events`, whatever order
+    Trio runs its tasks in. Options are those of `simulate_async`.
     """
     return trio.run(
         lambda: simulate_async(spec, runner, max_workers=max_workers, seed=seed, **options),
