@@ -12,6 +12,7 @@ resume with a changed workflow file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -105,14 +106,20 @@ def started_lines(tmp_path: Path) -> Counter[str]:
 
 
 @pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    """Background `uet` processes of a test; any still running at the end are killed."""
+def processes(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    """
+    Background `uet` processes of a test; any still running at the end are
+    killed, and so is the grandchild noted in `gc` if a failed test left it.
+    """
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
         if process.poll() is None:
             process.kill()
         process.communicate()
+    noted = tmp_path / "gc"
+    if noted.exists() and alive(int(noted.read_text())):
+        os.kill(int(noted.read_text()), signal.SIGKILL)
 
 
 def spawn_uet(
@@ -217,6 +224,33 @@ class TestResumeAfterKill:
         assert started_again.isdisjoint(kept)
         assert events[-1].kind == "run_finished"
         assert events[-1].data["status"] == "succeeded"
+
+    def test_orphans_of_an_exited_leader_are_killed_on_resume(
+        self, tmp_path: Path, processes: list[subprocess.Popen[str]]
+    ) -> None:
+        """The attempt's leader exits after the runner died; its background child is found."""
+        release = "while [ ! -e release ]; do sleep 0.05; done"
+        flow = tmp_path / "flow.toml"
+        flow.write_text(FLOW.replace("echo $! >gc; wait", "echo $! >gc; " + release))
+        db = tmp_path / "uet.db"
+        run_id = kill_mid_run(processes, tmp_path, flow, db)
+        orphan = int((tmp_path / "gc").read_text())
+        with Store.open(db, readonly=True) as store:
+            (lost,) = store.attempts(run_id, "hang")
+        assert lost.pid is not None
+        (tmp_path / "release").touch()
+        # Until init reaps the exited leader, its zombie still holds the pgid;
+        # wait until it is gone, so that only the orphan is left of the group.
+        leader = Path(f"/proc/{lost.pid}")
+        wait_for(lambda: not leader.exists(), "the lost attempt's leader to be reaped")
+        assert alive(orphan)
+
+        done = run_uet("resume", run_id, "--db", db, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: not alive(orphan), "the orphan to be killed", timeout=10)
+        with Store.open(db, readonly=True) as store:
+            (lost_event,) = store.events(run_id, kinds=["attempt_lost"])
+        assert lost_event.data["group_killed"] is True
 
     def test_second_resumer_is_refused_while_the_first_runs(
         self, tmp_path: Path, processes: list[subprocess.Popen[str]]
@@ -364,6 +398,28 @@ class TestOwnership:
         finally:
             child.kill()
             child.wait()
+
+    def test_leaderless_group_members_are_killed_only_with_the_attempt_key(self) -> None:
+        """After the leader exits, only members carrying UET_IDEMPOTENCY_KEY=<key> are killed."""
+        env = {**os.environ, "UET_IDEMPOTENCY_KEY": "run/task/1"}
+        leader = subprocess.Popen(
+            ["sh", "-c", "sleep 60 >/dev/null & echo $!"],
+            start_new_session=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        out, _ = leader.communicate(timeout=30)
+        orphan = int(out)
+        try:
+            assert alive(orphan)
+            assert kill_group_if_owned(leader.pid, 12345, "run/task/2") is False
+            assert alive(orphan)
+            assert kill_group_if_owned(leader.pid, 12345, "run/task/1") is True
+            wait_for(lambda: not alive(orphan), "the orphan to die", timeout=10)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(orphan, signal.SIGKILL)
 
     def test_claim_takes_a_run_only_from_a_dead_owner(self, store: Store) -> None:
         """The lease names pid and start time: a live owner refuses, a recycled pid does not."""

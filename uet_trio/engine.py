@@ -537,7 +537,8 @@ class Run:
                 workers=self.options.max_workers,
             )
             for task_id, attempt, pid, proc_start in self._lost:
-                killed = pid is not None and kill_group_if_owned(pid, proc_start)
+                key = f"{self.run_id}/{task_id}/{attempt}"
+                killed = pid is not None and kill_group_if_owned(pid, proc_start, key)
                 await self._emit(
                     EventKind.ATTEMPT_LOST,
                     self.graph.index.get(task_id),

@@ -148,20 +148,60 @@ def process_alive(pid: int, start: int | None) -> bool:
     return current is not None and (start is None or current == start)
 
 
-def kill_group_if_owned(pgid: int, start: int | None) -> bool:
+def kill_group_if_owned(pgid: int, start: int | None, key: str | None = None) -> bool:
     """
-    SIGKILL process group `pgid` only if its leader is still the process we started.
+    SIGKILL what is left of process group `pgid`, which a dead runner started.
 
-    Used on resume for groups a dead runner left behind; a recycled pid (a
-    different start time) is never signalled. Returns whether it signalled.
+    Used on resume. While the group's leader is alive it is ours only if its
+    start time is `start`: a recycled pid is never signalled. Once the leader
+    has exited, background members may still run; each is killed only if its
+    environment holds ``UET_IDEMPOTENCY_KEY=<key>``, which every process of
+    the attempt inherits, so the members of a group that merely reuses the
+    number are left alone. Returns whether anything was signalled.
     """
-    if start is None or process_start_time(pgid) != start:
+    if start is None:
         return False
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+    leader_start = process_start_time(pgid)
+    if leader_start is not None:
+        if leader_start != start:
+            return False
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    if key is None:
         return False
-    return True
+    marker = f"UET_IDEMPOTENCY_KEY={key}".encode()
+    killed = False
+    for pid in _group_members(pgid):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as environ:
+                ours = marker in environ.read().split(b"\0")
+            if ours:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+        except OSError:
+            continue
+    return killed
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The pids of processes whose process group is `pgid` (from /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                raw = stat.read()
+        except OSError:
+            continue
+        # Fields after the command name: state, ppid, pgrp, ...
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
 
 
 def _signal_group(pgid: int, signum: int) -> None:
