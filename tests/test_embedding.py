@@ -7,7 +7,9 @@ handlers). Real processes, a real SQLite file, the real clock for processes.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +39,8 @@ from uet_trio import (
 )
 from uet_trio.testing import FakeRunner, Outcome, simulate, simulate_async
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "embed.py"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "embed.py"
 WATCHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT)
 
 
@@ -357,10 +360,35 @@ class TestExampleProgram:
             text=True,
             timeout=120,
             check=False,
-            env={**os.environ, "PYTHONPATH": str(EXAMPLE.parent.parent)},
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         assert done.returncode == 0, done.stdout + done.stderr
         assert "succeeded: 4 tasks" in done.stdout
         assert "count returned 4" in done.stdout
         assert "summary returned {'summary': 'greet and count are done'}" in done.stdout
         assert (tmp_path / "embed.db").exists() is with_file
+
+
+def python_blocks(markdown: Path) -> list[str]:
+    """The ```python code blocks of a Markdown file, in order."""
+    return re.findall(r"^```python\n(.*?)^```$", markdown.read_text(), flags=re.M | re.S)
+
+
+class TestDocs:
+    def test_embedding_doc_shows_the_tested_example(self) -> None:
+        """docs/embedding.md's complete program is examples/embed.py, byte for byte."""
+        assert python_blocks(ROOT / "docs" / "embedding.md")[-1] == EXAMPLE.read_text()
+
+    def test_testing_doc_example_passes(self, tmp_path: Path) -> None:
+        """Every test in the module shown in docs/testing.md passes."""
+        (block,) = [b for b in python_blocks(ROOT / "docs" / "testing.md") if "def test_" in b]
+        path = tmp_path / "test_from_docs.py"
+        path.write_text(block)
+        spec = importlib.util.spec_from_file_location("test_from_docs", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        tests = [getattr(module, name) for name in dir(module) if name.startswith("test_")]
+        assert len(tests) == 4
+        for test in tests:
+            test()
