@@ -207,7 +207,7 @@ FAST = settings(
 )
 FILES = settings(FAST, max_examples=150)
 STRUCTURED = settings(FAST, max_examples=300)
-STRESS = settings(FAST, max_examples=50_000)
+STRESS = settings(FAST, max_examples=5_000)
 
 
 def _structured(document: dict[str, Any]) -> None:
