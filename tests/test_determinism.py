@@ -4,7 +4,7 @@ Simulated schedules are exactly reproducible, whatever order Trio wakes tasks in
 Each hypothesis example builds a random DAG with a scripted outcome per
 attempt (durations drawn from a few integers, so many tasks end at the same
 virtual instant; failures with retries and jittered backoff; timeouts), then
-simulates it several times. Between runs, Trio's own scheduling order is
+simulates it three times. Between runs, Trio's own scheduling order is
 perturbed by re-seeding the RNG that shuffles each batch of runnable tasks
 (hypothesis makes that shuffle seedable). Every run must produce the same
 events: kinds, task ids, attempts, virtual times, sequence numbers and data.
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from uet_trio import EventKind, RetryPolicy, TaskSpec, TaskState, WorkflowSpec
 from uet_trio.testing import FakeRunner, Outcome, Simulation, simulate
 
-SCHEDULER_SEEDS = (1, 2, 3, 4)
+SCHEDULER_SEEDS = (1, 2, 3)
 
 
 @attrs.frozen
@@ -85,14 +85,14 @@ def simulate_with_scheduler_seed(case: Case, seed: int) -> Simulation:
 
 class TestDeterminism:
     @settings(
-        max_examples=60,
+        max_examples=50,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
         derandomize=True,
     )
     @given(cases())
     def test_same_spec_and_script_give_identical_events(self, case: Case) -> None:
-        """Four runs with four Trio scheduling orders give one event sequence."""
+        """Three runs with three Trio scheduling orders give one event sequence."""
         first = simulate_with_scheduler_seed(case, SCHEDULER_SEEDS[0])
         assert first.events[-1].kind is EventKind.RUN_FINISHED
         assert [event.seq for event in first.events] == list(range(1, len(first.events) + 1))

@@ -152,7 +152,9 @@ class TestErrors:
             """,
             "other.toml",
         )
-        run_id = real_run(other, db_path, workers=1)["run_id"]
+        ran = cli.invoke(main, ["run", str(other), "--db", str(db_path), "--json"])
+        assert ran.exit_code == 0, ran.output
+        run_id = json.loads(ran.stdout)["run_id"]
         flow = write_flow(SLEEPS)
         result = cli.invoke(
             main, ["simulate", str(flow), "--durations", run_id, "--db", str(db_path)]
