@@ -247,6 +247,7 @@ class Run:
         self._seq = 0
         self._lost: list[tuple[str, int, int | None, int | None]] = []
         self._resumed = False
+        self._router_saved = -1
 
     # -------------------------------------------------------- preparation
 
@@ -417,7 +418,12 @@ class Run:
                 subscriber.close()
             self._done.set()
 
-    def _router_snapshot(self) -> tuple[str, Mapping[str, Any]]:
+    def _router_snapshot(self) -> tuple[str, Mapping[str, Any]] | None:
+        """The router state for the persister's next transaction; None if unchanged since."""
+        changes = self.router.changes
+        if changes == self._router_saved:
+            return None
+        self._router_saved = changes
         return self.spec.name, self.router.snapshot()
 
     async def _execute(self) -> None:

@@ -105,9 +105,13 @@ class _Route:
     """Round robin: the decision of each turn. first and pinned: the one decision."""
     by_reason: Mapping[str, Mapping[str, RouteDecision]]
     """least_loaded and fastest: reason -> tool -> decision."""
+    pairs: tuple[tuple[str, ToolMetrics], ...]
+    """Each candidate with its (live) metrics, so a decision looks nothing up."""
 
 
-def _compile_route(strategy: str, candidates: tuple[str, ...]) -> _Route:
+def _compile_route(
+    strategy: str, candidates: tuple[str, ...], metrics: Mapping[str, ToolMetrics]
+) -> _Route:
     """Build every decision of the route that involves no excluded tool."""
     if strategy == "round_robin":
         count = len(candidates)
@@ -122,7 +126,8 @@ def _compile_route(strategy: str, candidates: tuple[str, ...]) -> _Route:
         reason: {name: RouteDecision(name, strategy, candidates, reason) for name in candidates}
         for reason in _REASONS.get(strategy, ())
     }
-    return _Route(strategy, candidates, turns, by_reason)
+    pairs = tuple((name, metrics[name]) for name in candidates)
+    return _Route(strategy, candidates, turns, by_reason, pairs)
 
 
 class Router:
@@ -150,18 +155,19 @@ class Router:
         self._min_success_rate = min_success_rate
         self._metrics = {name: ToolMetrics() for name in spec.tools}
         self._positions: dict[str, int] = {}
+        self._changes = 0
         self._routes: dict[str, _Route] = {}
         self._pinned: dict[str, _Route] = {}
         for task in spec.tasks:
             if task.kind is None:
                 continue
             if task.tool is not None:
-                self._pinned[task.id] = _compile_route(PINNED, (task.tool,))
+                self._pinned[task.id] = _compile_route(PINNED, (task.tool,), self._metrics)
             elif task.kind not in self._routes:
                 rule = spec.routing.get(task.kind)
                 candidates = tuple(tool.name for tool in spec.candidate_tools(task))
                 strategy = rule.strategy if rule else "first"
-                self._routes[task.kind] = _compile_route(strategy, candidates)
+                self._routes[task.kind] = _compile_route(strategy, candidates, self._metrics)
         for kind in self._routes:
             self._positions[kind] = 0
 
@@ -193,11 +199,12 @@ class Router:
             assert task.kind is not None
             position = self._positions[task.kind]
             self._positions[task.kind] = (position + 1) % len(route.candidates)
+            self._changes += 1
             return route.turns[position]
         if strategy == "least_loaded":
-            return route.by_reason[LEAST_LOADED][self._least_loaded(route.candidates)]
+            return route.by_reason[LEAST_LOADED][self._least_loaded(route.pairs)]
         if strategy == "fastest":
-            tool, reason = self._fastest(route.candidates)
+            tool, reason = self._fastest(route.pairs)
             return route.by_reason[reason][tool]
         return route.turns[0]
 
@@ -208,6 +215,7 @@ class Router:
         candidates = tuple(name for name in route.candidates if name not in exclude)
         if not candidates:
             return None
+        pairs = tuple(pair for pair in route.pairs if pair[0] not in exclude)
         strategy = route.strategy
         if strategy == "round_robin":
             assert task.kind is not None
@@ -219,29 +227,27 @@ class Router:
                 if route.candidates[turn] not in exclude
             )
             self._positions[task.kind] = (turn + 1) % count
+            self._changes += 1
             tool, reason = route.candidates[turn], f"turn {turn + 1} of {count}"
         elif strategy == "least_loaded":
-            tool, reason = self._least_loaded(candidates), LEAST_LOADED
+            tool, reason = self._least_loaded(pairs), LEAST_LOADED
         elif strategy == "fastest":
-            tool, reason = self._fastest(candidates)
+            tool, reason = self._fastest(pairs)
         else:
             tool = candidates[0]
             reason = "first candidate left after " + ", ".join(sorted(exclude))
         return RouteDecision(tool, strategy, candidates, reason)
 
-    def _least_loaded(self, candidates: tuple[str, ...]) -> str:
-        metrics = self._metrics
-        best = candidates[0]
-        best_load = metrics[best].queued + metrics[best].running
-        for name in candidates:
-            m = metrics[name]
+    def _least_loaded(self, pairs: tuple[tuple[str, ToolMetrics], ...]) -> str:
+        best, best_metrics = pairs[0]
+        best_load = best_metrics.queued + best_metrics.running
+        for name, m in pairs:
             load = m.queued + m.running
             if load < best_load:
                 best, best_load = name, load
         return best
 
-    def _fastest(self, candidates: tuple[str, ...]) -> tuple[str, str]:
-        metrics = self._metrics
+    def _fastest(self, pairs: tuple[tuple[str, ToolMetrics], ...]) -> tuple[str, str]:
         threshold = self._min_success_rate
         explore: str | None = None
         explore_load = 0
@@ -249,8 +255,7 @@ class Router:
         fast_avg = math.inf
         # Comparisons only: no arithmetic on the (large) counters unless a tool
         # beats the best average so far, so a decision allocates nothing.
-        for name in candidates:
-            m = metrics[name]
+        for name, m in pairs:
             if not m.successes and not m.failures:
                 load = m.queued + m.running
                 if explore is None or load < explore_load:
@@ -267,7 +272,7 @@ class Router:
             return explore, EXPLORING
         if fast is not None:
             return fast, FASTEST
-        best = max(candidates, key=lambda name: metrics[name].success_rate or 0.0)
+        best = max(pairs, key=lambda pair: pair[1].success_rate or 0.0)[0]
         return best, BEST_RATE
 
     def queued(self, tool: str) -> None:
@@ -284,6 +289,7 @@ class Router:
         """Fold a finished attempt of `tool` into its metrics."""
         metrics = self._metrics[tool]
         metrics.running -= 1
+        self._changes += 1
         if not ok:
             metrics.failures += 1
             return
@@ -296,6 +302,16 @@ class Router:
     def metrics(self) -> Mapping[str, ToolMetrics]:
         """Current metrics per tool (live objects; do not mutate)."""
         return self._metrics
+
+    @property
+    def changes(self) -> int:
+        """
+        A counter that moves whenever the state `snapshot` saves changes.
+
+        A saver compares it with the value at its last save and skips the
+        snapshot when nothing changed (most batches of events carry no outcome).
+        """
+        return self._changes
 
     def snapshot(self) -> dict[str, Any]:
         """Plain-data state to persist: metrics (without live counts) and positions."""
@@ -313,6 +329,7 @@ class Router:
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Load a `snapshot()`; tools and kinds this workflow no longer has are ignored."""
+        self._changes += 1
         for name, saved in state.get("tools", {}).items():
             metrics = self._metrics.get(name)
             if metrics is None:
