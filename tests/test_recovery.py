@@ -393,7 +393,7 @@ class TestRealProcesses:
 
         [[tasks]]
         id = "sibling"
-        command = ["sh", "-c", "sleep 60 & echo $! > pids; wait"]
+        command = ["sh", "-c", "sleep 60 & echo $$ $! > pids; wait"]
 
         [[tasks]]
         id = "after"
@@ -408,12 +408,12 @@ class TestRealProcesses:
     def test_fail_fast_kills_the_running_process_groups(
         self, tmp_path: Path, write_flow: Callable[[str], Path]
     ) -> None:
-        """`uet run --fail-fast`: the sibling's grandchild is killed and the run ends failed."""
+        """`uet run --fail-fast`: the sibling and its grandchild are killed; the run fails."""
         flow = write_flow(self.FLOW.format(option=""))
         done = run_uet("run", flow, "--fail-fast", "--db", tmp_path / "db", cwd=tmp_path)
         assert done.returncode == 1, done.stderr
-        grandchild = int((tmp_path / "pids").read_text())
-        assert _wait_gone([grandchild]) == []
+        sibling_and_grandchild = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+        assert _wait_gone(sibling_and_grandchild) == []
         with Store.open(tmp_path / "db") as store:
             (run,) = store.list_runs()
             assert run.status == "failed"
@@ -423,15 +423,15 @@ class TestRealProcesses:
             assert states["after"] == "cancelled"
             (sibling,) = store.attempts(run.run_id, "sibling")
             assert sibling.status == "cancelled"
-            assert sibling.pid is not None
-            assert _wait_gone([sibling.pid]) == []
 
     def test_keep_going_from_the_workflow_file_skips_only_downstream(
         self, tmp_path: Path, write_flow: Callable[[str], Path]
     ) -> None:
         """Without fail_fast the sibling finishes normally and only `after` is skipped."""
         flow = write_flow(
-            self.FLOW.format(option="").replace("sleep 60 & echo $! > pids; wait", "echo 1 > pids")
+            self.FLOW.format(option="").replace(
+                "sleep 60 & echo $$ $! > pids; wait", "echo 1 > pids"
+            )
         )
         done = run_uet("run", flow, "--db", tmp_path / "db", cwd=tmp_path)
         assert done.returncode == 1, done.stderr
@@ -453,8 +453,8 @@ class TestRealProcesses:
         flow = write_flow(self.FLOW.format(option="fail_fast = true"))
         done = run_uet("run", flow, "--db", tmp_path / "db", cwd=tmp_path)
         assert done.returncode == 1, done.stderr
-        grandchild = int((tmp_path / "pids").read_text())
-        assert _wait_gone([grandchild]) == []
+        sibling_and_grandchild = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+        assert _wait_gone(sibling_and_grandchild) == []
         with Store.open(tmp_path / "db") as store:
             (run,) = store.list_runs()
             assert run.status == "failed"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from uet_trio import Store
+from uet_trio import Store, StoreError
 
 from .conftest import UET
 
@@ -124,11 +124,24 @@ class Started:
             text=True,
         )
         wait_for(
-            lambda: all((tmp_path / f"gc.{t}").exists() for t in TASKS),
+            lambda: all((tmp_path / f"gc.{t}").exists() for t in TASKS) and self.spawns_recorded(),
             60,
-            "every task to start its grandchildren",
+            "every task to start its grandchildren and the store to record its process",
         )
         self.grandchildren = [int((tmp_path / f"gc.{t}").read_text()) for t in TASKS]
+
+    def spawns_recorded(self) -> bool:
+        """Whether the store holds the process of every task's attempt."""
+        try:
+            store = Store.open(self.db, readonly=True)
+        except StoreError:
+            return False
+        with store:
+            runs = store.list_runs()
+            if not runs:
+                return False
+            attempts = store.attempts(runs[0].run_id)
+        return sum(a.pid is not None for a in attempts) == len(TASKS)
 
     def signal(self, signum: int) -> None:
         os.kill(self.process.pid, signum)
