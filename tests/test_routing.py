@@ -304,6 +304,20 @@ class TestRouterState:
         second = simulate(spec, FakeRunner(), max_workers=1, store=store, run_id="r2")
         assert [tool for _, tool in routes(second)] == ["b", "c", "a", "b"]
 
+    def test_snapshot_is_skipped_while_nothing_persisted_changed(self) -> None:
+        """Only outcomes and round-robin turns move the change counter, not queue moves."""
+        router = Router(routed_spec("round_robin", ("a", "b")))
+        task = routed_spec("round_robin", ("a", "b")).tasks[0]
+        before = router.changes
+        router.queued("a")
+        router.started("a")
+        assert router.changes == before
+        router.finished("a", duration=1.0, ok=True)
+        after_outcome = router.changes
+        assert after_outcome != before
+        router.choose(task)
+        assert router.changes != after_outcome
+
     def test_restore_ignores_tools_and_kinds_no_longer_there(self) -> None:
         """Saved state of removed tools or kinds is dropped, positions are clamped."""
         router = Router(routed_spec("round_robin", ("a", "b")))
