@@ -46,7 +46,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -449,6 +449,14 @@ class Run:
         results: trio.MemorySendChannel[AttemptResult | Spawned],
     ) -> None:
         logs = WorkerLogs(self.options.log_dir, n)
+
+        def report(notice: Spawned) -> None:
+            # A spawn can complete after the scheduler has stopped (the spawn
+            # thread is not abandoned on cancellation). Nobody is left to
+            # record the notice then, and the attempt is being stopped anyway.
+            with suppress(trio.BrokenResourceError):
+                results.send_nowait(notice)
+
         try:
             async with jobs, results:
                 async for request in jobs:
@@ -476,15 +484,25 @@ class Run:
             attempt=attempt,
             data=data,
         )
+        # Queue without a checkpoint while the channels have room: the
+        # scheduler checkpoints once per loop anyway, and a checkpoint per
+        # event would cost a pass of the run loop each (several per task).
+        # A full channel still waits, so backpressure is unchanged.
         try:
-            await self._persister.send(event)
-        except BaseException:
-            # Not queued (sending is cancellation-atomic): keep the sequence gap-free.
-            self._seq -= 1
-            raise
+            self._persister.send_nowait(event)
+        except trio.WouldBlock:
+            try:
+                await self._persister.send(event)
+            except BaseException:
+                # Not queued (sending is cancellation-atomic): keep the sequence gap-free.
+                self._seq -= 1
+                raise
         for subscriber in list(self._subscribers):
             try:
-                await subscriber.send(event)
+                try:
+                    subscriber.send_nowait(event)
+                except trio.WouldBlock:
+                    await subscriber.send(event)
             except trio.BrokenResourceError:
                 self._subscribers.remove(subscriber)
 
