@@ -60,6 +60,11 @@ def colour(text: str, fg: str) -> str:
     return text
 
 
+def label(text: str, fg: str) -> str:
+    """A seven-column status label, padded before colouring so columns line up."""
+    return colour(text.ljust(7), fg)
+
+
 def seconds(value: float | None) -> str:
     """A duration for people: 0.52s, 1m03s, 2h05m."""
     if value is None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import colour, db_option, echo_json, open_store, resolve_run, seconds
+from ._common import colour, label, db_option, echo_json, open_store, resolve_run, seconds
 from ._plan import _load
 from ._progress import ProgressLine
 
@@ -284,7 +284,7 @@ class _Reporter:
             return
         task = event.task_id or ""
         if kind is EventKind.TASK_SUCCEEDED:
-            self._echo(f"  {colour('ok', 'green'):<7} {task}  {seconds(self.durations.get(task))}")
+            self._echo(f"  {label('ok', 'green')} {task}  {seconds(self.durations.get(task))}")
         elif kind is EventKind.TASK_FAILED:
             data = event.data
             if data.get("timed_out"):
@@ -297,13 +297,13 @@ class _Reporter:
                 why = f"exit {data.get('exit_code')}"
             attempts = data.get("attempts", 1)
             suffix = f" after {attempts} attempts" if attempts and attempts > 1 else ""
-            self._echo(f"  {colour('FAILED', 'red'):<7} {task}  {why}{suffix}")
+            self._echo(f"  {label('FAILED', 'red')} {task}  {why}{suffix}")
         elif kind is EventKind.TASK_SKIPPED:
             upstream = event.data["upstream"]
-            self._echo(f"  {colour('skipped', 'yellow'):<7} {task}  (upstream {upstream} failed)")
+            self._echo(f"  {label('skipped', 'yellow')} {task}  (upstream {upstream} failed)")
         elif kind is EventKind.TASK_RETRY_WAIT:
             self._echo(
-                f"  {colour('retry', 'yellow'):<7} {task}  attempt {event.attempt} failed; "
+                f"  {label('retry', 'yellow')} {task}  attempt {event.attempt} failed; "
                 f"retrying in {seconds(event.data['delay'])}"
             )
 
