@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import colour, label, db_option, echo_json, open_store, resolve_run, seconds
+from ._common import colour, db_option, echo_json, label, open_store, resolve_run, seconds
 from ._plan import _load
 from ._progress import ProgressLine
 
