@@ -66,7 +66,9 @@ class WorkerLogs:
     files), with mode 0600 and the directory created 0700. A symlink planted
     at a file's path or at the run directory itself is not followed: the
     directory is opened with ``O_NOFOLLOW`` and the files are created relative
-    to it, also with ``O_NOFOLLOW``. `close()` closes both.
+    to it, also with ``O_NOFOLLOW``. Without a directory (a run recorded in
+    an in-memory store and given no log root) output goes to ``/dev/null``.
+    `close()` closes both.
     """
 
     def __init__(self, directory: Path | None, worker: int) -> None:
@@ -131,11 +133,19 @@ def process_start_time(pid: int) -> int | None:
     Together with the pid it identifies a process across pid reuse. None when
     the process does not exist or /proc is unavailable.
     """
+    # Raw descriptors, not open(): this runs once per spawn on the event
+    # loop's thread, and a buffered file adds syscalls (fstat, ioctl) each
+    # of which releases and re-takes the GIL.
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            raw = stat.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        raw = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # The command name (field 2) may contain spaces and parentheses; fields
     # after it are counted from the last closing parenthesis.
     fields = raw[raw.rfind(b")") + 2 :].split()
@@ -301,18 +311,23 @@ async def run_attempt(
         return ProcessOutcome(code, None, False, message, out_offset, 0, err_offset, 0)
     pidfd = os.pidfd_open(proc.pid)
     timed_out = False
+    # Whether the leader is known to have exited; when it is, the cleanup
+    # below needs no extra poll of the pidfd (one syscall fewer per attempt).
+    exited = False
     try:
         if on_spawn is not None:
             on_spawn(proc.pid, process_start_time(proc.pid), out_offset, err_offset)
         with trio.move_on_after(timeout if timeout is not None else float("inf")) as deadline:
             await trio.lowlevel.wait_readable(pidfd)
+            exited = True
         if deadline.cancelled_caught:
             timed_out = True
             with trio.CancelScope(shield=True):
                 await _stop_group(proc.pid, pidfd, kill_grace, hurry)
+            exited = True
     finally:
         with trio.CancelScope(shield=True):
-            if not _exited(pidfd):
+            if not exited and not _exited(pidfd):
                 await _stop_group(proc.pid, pidfd, kill_grace, hurry)
             # The leader has exited but is not reaped, so its pgid is still
             # ours: sweep background grandchildren before reaping it.
