@@ -460,7 +460,7 @@ class Run:
         try:
             async with jobs, results:
                 async for request in jobs:
-                    result = await self.runner.run(request, logs, results.send_nowait)
+                    result = await self.runner.run(request, logs, report)
                     await results.send(result)
         finally:
             logs.close()
