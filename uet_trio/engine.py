@@ -580,6 +580,10 @@ class Run:
                 tasks=len(self.graph),
                 workers=self.options.max_workers,
             )
+        # Let the persister take the start on its own before the flood of
+        # ready events: the run is recorded as running at once, whatever
+        # happens to the larger batches after it.
+        await trio.lowlevel.checkpoint()
         for i in self._ready.roots():
             if self._states[i] is TaskState.PENDING:
                 await self._make_ready(i)

@@ -920,14 +920,35 @@ _TASK_STATE = {
 }
 
 
+_encode_data = json.JSONEncoder(default=str).encode
+"""``json.dumps(data, default=str)`` without building a new encoder for every event."""
+
+
+# Columns of an attempt row as `_Projection` builds it, in insert order.
+_ATTEMPT_COLUMNS = (
+    "run_id, task_id, attempt, tool, argv, status, started_at, "
+    "pid, proc_start, worker, out_path, out_offset, err_path, err_offset, "
+    "finished_at, duration, exit_code, signal, timed_out, error, result, out_length, err_length"
+)
+_SPAWN_SLICE = slice(7, 14)
+_FINISH_SLICE = slice(14, 23)
+
+
 class _Projection:
-    """Turns a batch of events into rows and updates, applied in one transaction."""
+    """
+    Turns a batch of events into rows and updates, applied in one transaction.
+
+    An attempt that starts in the batch is inserted once, complete: its spawn
+    and finish events in the same batch fill the new row instead of becoming
+    two UPDATEs (most attempts of short tasks start and end within one
+    batch). Events for attempts inserted by earlier batches become UPDATEs.
+    """
 
     def __init__(self, wall_start: float) -> None:
         self.wall_start = wall_start
         self.run_id: str | None = None
         self.event_rows: list[tuple[Any, ...]] = []
-        self.new_attempts: list[tuple[Any, ...]] = []
+        self.new_attempts: dict[tuple[str | None, int | None], list[Any]] = {}
         self.spawned: list[tuple[Any, ...]] = []
         self.finished: list[tuple[Any, ...]] = []
         self.task_changes: dict[str, dict[str, Any]] = {}
@@ -948,61 +969,65 @@ class _Projection:
                 event.attempt,
                 event.time,
                 at,
-                json.dumps(data, default=str) if data else None,
+                _encode_data(data) if data else None,
             )
         )
         kind = event.kind
         task_id = event.task_id
         if kind is EventKind.ATTEMPT_STARTED:
             assert task_id is not None
-            self.new_attempts.append(
-                (
-                    event.run_id,
-                    task_id,
-                    event.attempt,
-                    data.get("tool"),
-                    json.dumps(data.get("argv")),
-                    at,
-                )
-            )
+            self.new_attempts[task_id, event.attempt] = [
+                event.run_id,
+                task_id,
+                event.attempt,
+                data.get("tool"),
+                json.dumps(data.get("argv")),
+                "running",
+                at,
+                *(None,) * 11,
+                0,
+                *(None,) * 4,
+            ]
             change = {"state": "running", "attempts": event.attempt, "tool": data.get("tool")}
             if event.attempt == 1:
                 change["started_at"] = at
             self.task_changes.setdefault(task_id, {}).update(change)
         elif kind is EventKind.ATTEMPT_SPAWNED:
-            self.spawned.append(
-                (
-                    data.get("pid"),
-                    data.get("proc_start"),
-                    data.get("worker"),
-                    data.get("out_path"),
-                    data.get("out_offset"),
-                    data.get("err_path"),
-                    data.get("err_offset"),
-                    event.run_id,
-                    task_id,
-                    event.attempt,
-                )
+            spawn = (
+                data.get("pid"),
+                data.get("proc_start"),
+                data.get("worker"),
+                data.get("out_path"),
+                data.get("out_offset"),
+                data.get("err_path"),
+                data.get("err_offset"),
             )
+            row = self.new_attempts.get((task_id, event.attempt))
+            if row is not None:
+                row[_SPAWN_SLICE] = spawn
+            else:
+                self.spawned.append((*spawn, event.run_id, task_id, event.attempt))
         elif kind is EventKind.ATTEMPT_FINISHED or kind is EventKind.ATTEMPT_LOST:
             result = data.get("result")
-            self.finished.append(
-                (
-                    data.get("status", "lost"),
-                    at,
-                    data.get("duration"),
-                    data.get("exit_code"),
-                    data.get("signal"),
-                    int(bool(data.get("timed_out"))),
-                    _text(data.get("error")),
-                    json.dumps(result) if result is not None else None,
-                    data.get("out_length"),
-                    data.get("err_length"),
-                    event.run_id,
-                    task_id,
-                    event.attempt,
-                )
+            status = data.get("status", "lost")
+            finish = (
+                at,
+                data.get("duration"),
+                data.get("exit_code"),
+                data.get("signal"),
+                int(bool(data.get("timed_out"))),
+                _text(data.get("error")),
+                json.dumps(result) if result is not None else None,
+                data.get("out_length"),
+                data.get("err_length"),
             )
+            row = self.new_attempts.get((task_id, event.attempt))
+            if row is None:
+                self.finished.append((status, *finish, event.run_id, task_id, event.attempt))
+            elif row[5] == "running":
+                # Terminal attempt states are final, as the UPDATE's guard below.
+                row[5] = status
+                row[_FINISH_SLICE] = finish
         elif kind in _TASK_STATE:
             assert task_id is not None
             change = {"state": _TASK_STATE[kind]}
@@ -1028,9 +1053,9 @@ class _Projection:
         )
         if self.new_attempts:
             conn.executemany(
-                "INSERT OR IGNORE INTO attempts (run_id, task_id, attempt, tool, argv, status, "
-                "started_at) VALUES (?, ?, ?, ?, ?, 'running', ?)",
-                self.new_attempts,
+                f"INSERT OR IGNORE INTO attempts ({_ATTEMPT_COLUMNS}) VALUES "
+                f"({', '.join('?' * 23)})",
+                self.new_attempts.values(),
             )
         if self.spawned:
             conn.executemany(
