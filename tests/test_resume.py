@@ -139,16 +139,20 @@ def spawn_uet(
 
 
 def running_attempt(db: Path, task_id: str) -> bool:
-    """Whether the store shows `task_id`'s attempt running with its process recorded."""
+    """
+    Whether the store shows `task_id`'s attempt running with its process
+    recorded (False while the database or its schema does not exist yet).
+    """
     store = read_store(db)
     if store is None:
         return False
     with store:
-        runs = store.list_runs()
-        if not runs:
+        try:
+            runs = store.list_runs()
+            attempts = store.attempts(runs[0].run_id, task_id) if runs else []
+        except StoreError:
             return False
-        attempts = store.attempts(runs[0].run_id, task_id)
-        return bool(attempts) and attempts[-1].status == "running" and attempts[-1].pid is not None
+    return bool(attempts) and attempts[-1].status == "running" and attempts[-1].pid is not None
 
 
 def kill_mid_run(

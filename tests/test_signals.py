@@ -131,16 +131,16 @@ class Started:
         self.grandchildren = [int((tmp_path / f"gc.{t}").read_text()) for t in TASKS]
 
     def spawns_recorded(self) -> bool:
-        """Whether the store holds the process of every task's attempt."""
+        """
+        Whether the store holds the process of every task's attempt (False
+        while the database or its schema does not exist yet).
+        """
         try:
-            store = Store.open(self.db, readonly=True)
+            with Store.open(self.db, readonly=True) as store:
+                runs = store.list_runs()
+                attempts = store.attempts(runs[0].run_id) if runs else []
         except StoreError:
             return False
-        with store:
-            runs = store.list_runs()
-            if not runs:
-                return False
-            attempts = store.attempts(runs[0].run_id)
         return sum(a.pid is not None for a in attempts) == len(TASKS)
 
     def signal(self, signum: int) -> None:
