@@ -239,6 +239,28 @@ class TestFallback:
         link = store.attempts(sim.run_id, "link")
         assert [a.tool for a in link] == ["primary"]
 
+    def test_a_failure_retry_on_does_not_list_moves_on_at_once(self, tmp_path: Path) -> None:
+        """Exit 1 is not in primary's retry_on: no retry there, the next attempt is on backup."""
+        spec = fallback_spec(tmp_path)
+        primary = spec.tools["primary"]
+        only_75 = RetryPolicy(retries=3, initial=1.0, jitter=0.0, retry_on=[75])
+        spec = WorkflowSpec(
+            name=spec.name,
+            base_dir=tmp_path,
+            tools=[
+                ToolSpec(name="primary", command=primary.command, kinds=["build"], retry=only_75),
+                spec.tools["backup"],
+            ],
+            routing=spec.routing,
+            tasks=spec.tasks,
+        )
+        runner = FakeRunner({"compile": [FAIL, OK]})
+        sim = simulate(spec, runner, max_workers=1)
+        assert starts(runner, "compile") == pytest.approx([0.0, 0.5])
+        tools = [e.data["tool"] for e in sim.events if e.kind is EventKind.ATTEMPT_STARTED]
+        assert tools[:2] == ["primary", "backup"]
+        assert sim.states["compile"] is TaskState.SUCCEEDED
+
     def test_no_tool_left_fails_the_task(self, tmp_path: Path) -> None:
         """After every candidate tool is exhausted, the task fails (2 on primary, 1 on backup)."""
         runner = FakeRunner({"compile": FAIL})
