@@ -103,7 +103,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Started:
-    """A real `uet run` in flight whose tasks have spawned their grandchildren."""
+    """A real `uet run` in flight; `wait_started` waits for its grandchildren."""
 
     def __init__(
         self, tmp_path: Path, *, grace: float, ignore_term: bool, later: int, args: tuple[str, ...]
@@ -123,12 +123,17 @@ class Started:
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.grandchildren: list[int] = []
+
+    def wait_started(self) -> None:
+        """Wait until every task has its grandchildren and the store records its process."""
+        notes = [self.tmp_path / f"gc.{t}" for t in TASKS]
         wait_for(
-            lambda: all((tmp_path / f"gc.{t}").exists() for t in TASKS) and self.spawns_recorded(),
+            lambda: all(note.exists() for note in notes) and self.spawns_recorded(),
             60,
             "every task to start its grandchildren and the store to record its process",
         )
-        self.grandchildren = [int((tmp_path / f"gc.{t}").read_text()) for t in TASKS]
+        self.grandchildren = [int(note.read_text()) for note in notes]
 
     def spawns_recorded(self) -> bool:
         """
@@ -144,13 +149,16 @@ class Started:
         return sum(a.pid is not None for a in attempts) == len(TASKS)
 
     def signal(self, signum: int) -> None:
+        """Send `signum` to the `uet` process."""
         os.kill(self.process.pid, signum)
 
     def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Wait for `uet` to exit; its status, stdout and stderr."""
         out, err = self.process.communicate(timeout=timeout)
         return self.process.returncode, out, err
 
     def kill(self) -> None:
+        """SIGKILL `uet` if it is still running (cleanup after a failed test)."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
@@ -164,15 +172,20 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Started]]:
     def begin(*args: str, grace: float = 5, ignore_term: bool = False, later: int = 1) -> Started:
         run = Started(tmp_path, grace=grace, ignore_term=ignore_term, later=later, args=args)
         started.append(run)
+        run.wait_started()
         return run
 
     yield begin
+    noted = [note.read_text().strip() for note in tmp_path.glob("gc.*")]
+    grandchildren = {int(pid) for pid in noted if pid.isdigit()}
     for run in started:
         run.kill()
-        leftovers = group_members(set(run.grandchildren))
-        for pid in [*run.grandchildren, *leftovers]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    for pid in grandchildren:
+        fields = _stat(str(pid))
+        with contextlib.suppress(OSError):
+            # Still ours only if it runs in this test's directory (not a recycled pid).
+            if fields is not None and Path(f"/proc/{pid}/cwd").resolve() == tmp_path.resolve():
+                os.killpg(int(fields[2]), signal.SIGKILL)
 
 
 def assert_cleanly_cancelled(run: Started) -> None:
