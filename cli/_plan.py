@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import db_option, echo_json, open_store
+from ._common import db_option, echo_json, open_store, seconds
 
 if TYPE_CHECKING:
     from uet_trio.graph import TaskGraph
@@ -103,10 +103,12 @@ def plan(flow: str, db: str, as_json: bool) -> None:
             }
         )
         return
-    weighted = "recorded durations" if durations else "one unit per task"
+    if durations:
+        length = f"{seconds(critical)} by recorded durations"
+    else:
+        length = f"{critical:g} tasks (no recorded durations)"
     click.echo(
-        f"workflow {spec.name}: {len(graph)} tasks in {len(levels)} levels; "
-        f"critical path {critical:.4g} ({weighted})"
+        f"workflow {spec.name}: {len(graph)} tasks in {len(levels)} levels; critical path {length}"
     )
     if routing:
         click.echo("routing:")

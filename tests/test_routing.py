@@ -530,6 +530,11 @@ class TestCli:
         assert [e["tool"] for e in plan["levels"][0]] == ["b", "a"]
         text = cli.invoke(main, ["plan", "--db", db, str(flow)]).output
         assert "k: round_robin over a (max 1), b" in text
+        assert "tasks in 2 levels; critical path " in text
+        assert "by recorded durations" in text
+        fresh = cli.invoke(main, ["plan", "--db", str(tmp_path / "none.db"), str(flow)]).output
+        assert "critical path 2 tasks (no recorded durations)" in fresh
+        assert "[k -> a (round_robin: turn 1 of 2)]" in fresh
         assert "[k -> b (round_robin: turn 2 of 2)]" in text
 
     def test_fresh_routing_and_order_through_the_real_program(
