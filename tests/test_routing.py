@@ -13,6 +13,8 @@ import pytest
 import trio
 import trio.testing
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cli import main
 from uet_trio import EventKind, RunStatus, Store, run_workflow
@@ -414,6 +416,40 @@ class TestCriticalPath:
         assert sorted(range(len(graph)), key=lambda i: (declared[i], i))[:2] == [1, 0]
         with pytest.raises(ValueError, match="unknown order 'random'"):
             ready_ranks(graph, priorities, {}, "random")
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data())
+    def test_remaining_path_is_the_heaviest_path_to_an_end(self, data: st.DataObject) -> None:
+        """On random DAGs, each rank equals the heaviest path found by brute force."""
+        n = data.draw(st.integers(min_value=1, max_value=9))
+        deps = [
+            data.draw(st.lists(st.integers(0, i - 1), max_size=3, unique=True)) if i else []
+            for i in range(n)
+        ]
+        weights = data.draw(
+            st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=n, max_size=n)
+        )
+        order = data.draw(st.permutations(range(n)))
+        spec = WorkflowSpec(
+            name="random",
+            tasks=[
+                TaskSpec(id=f"n{i}", command=["true"], depends_on=[f"n{d}" for d in deps[i]])
+                for i in order
+            ],
+        )
+        graph = compile_graph(spec)
+        by_task = [weights[int(task_id[1:])] for task_id in graph.ids]
+        dependents: dict[int, list[int]] = {i: [] for i in range(n)}
+        for i in range(n):
+            for d in deps[i]:
+                dependents[d].append(i)
+
+        def heaviest(i: int) -> float:
+            return weights[i] + max((heaviest(j) for j in dependents[i]), default=0.0)
+
+        path = remaining_path(graph, by_task)
+        for index, task_id in enumerate(graph.ids):
+            assert path[index] == pytest.approx(heaviest(int(task_id[1:])))
 
     def test_critical_order_shortens_the_run(self) -> None:
         """Two workers: chain first ends at 4 s, declaration order at 5 s."""
