@@ -289,10 +289,6 @@ class Run:
         self._rng = random.Random(self.options.seed)
         self.router = Router(spec)
         self._env_base = dict(os.environ)
-        if resume is None:
-            await self._in_thread(self.store.create_run, self._new_run_record())
-        else:
-            await self._in_thread(self._load_for_resume, resume, force)
         if not fresh_routing:
             saved = await self._in_thread(self.store.load_router_state, spec.name)
             if saved is not None:
@@ -307,6 +303,14 @@ class Run:
             self.graph, [task.priority for task in spec.tasks], durations, order
         )
         self._ready = ReadySet(self.graph, self._rank)
+        # The run's own rows are written last: a cancellation (Ctrl-C) before
+        # this point leaves no trace, and one during it is seen only after the
+        # write (a worker thread is not abandoned), so the run then starts
+        # cancelled and is recorded `cancelled` rather than left `pending`.
+        if resume is None:
+            await self._in_thread(self.store.create_run, self._new_run_record())
+        else:
+            await self._in_thread(self._load_for_resume, resume, force)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await trio.to_thread.run_sync(fn, *args)
