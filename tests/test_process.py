@@ -26,6 +26,14 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+async def assert_gone(pid: int) -> None:
+    """`pid` dies soon: SIGKILL is delivered asynchronously, so poll for a while."""
+    with trio.move_on_after(10):
+        while alive(pid):  # noqa: ASYNC110 (another process; no event to wait on)
+            await trio.sleep(0.01)
+    assert not alive(pid), f"process {pid} survived"
+
+
 @pytest.fixture
 def logs(tmp_path: Path) -> WorkerLogs:
     worker_logs = WorkerLogs(tmp_path / "logs", 0)
@@ -88,9 +96,7 @@ class TestGroups:
             kill_grace=0.5,
         )
         assert outcome.timed_out
-        grandchild = int(pidfile.read_text())
-        await trio.sleep(0.05)
-        assert not alive(grandchild)
+        await assert_gone(int(pidfile.read_text()))
 
     async def test_background_grandchild_is_swept_after_normal_exit(
         self, logs: WorkerLogs, tmp_path: Path
@@ -99,9 +105,7 @@ class TestGroups:
         pidfile = tmp_path / "grandchild"
         outcome = await attempt(["sh", "-c", f"sleep 60 & echo $! > {pidfile}"], logs)
         assert outcome.exit_code == 0
-        grandchild = int(pidfile.read_text())
-        await trio.sleep(0.05)
-        assert not alive(grandchild)
+        await assert_gone(int(pidfile.read_text()))
 
     async def test_sigterm_ignored_escalates_to_sigkill(self, logs: WorkerLogs) -> None:
         """A process that ignores SIGTERM gets SIGKILL after the grace period."""
@@ -125,7 +129,7 @@ class TestGroups:
             )
         assert scope.cancelled_caught
         for pid in map(int, pidfile.read_text().split()):
-            assert not alive(pid)
+            await assert_gone(pid)
 
     async def test_hurry_skips_the_grace_period(self, logs: WorkerLogs) -> None:
         """Setting the hurry event sends SIGKILL without waiting out a long grace."""

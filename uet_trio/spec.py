@@ -136,7 +136,12 @@ class RetryPolicy:
     """Exit codes and/or ``"timeout"`` that allow a retry; empty means any failure."""
 
     def validate(self, *, task: str | None, prefix: str) -> None:
-        """Raise `WorkflowError` naming `task` and the field (after `prefix`) if a value is off."""
+        """
+        Raise `WorkflowError` naming `task` and the field if a value is off.
+
+        Fields are named as in a workflow file: ``<prefix>retries``,
+        ``<prefix>backoff.initial``, ``<prefix>retry_on``.
+        """
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise WorkflowError(
                 f"retries must be a non-negative integer, got {self.retries!r}",
@@ -144,10 +149,10 @@ class RetryPolicy:
                 field=f"{prefix}retries",
             )
         for name in ("initial", "factor", "max", "jitter"):
-            _check_number(getattr(self, name), task=task, field=f"{prefix}{name}")
+            _check_number(getattr(self, name), task=task, field=f"{prefix}backoff.{name}")
         if self.jitter > 1:
             raise WorkflowError(
-                "jitter is a fraction between 0 and 1", task=task, field=f"{prefix}jitter"
+                "jitter is a fraction between 0 and 1", task=task, field=f"{prefix}backoff.jitter"
             )
         for item in self.retry_on:
             if item != TIMEOUT and (isinstance(item, bool) or not isinstance(item, int)):
