@@ -9,8 +9,12 @@ How an attempt runs:
    output is the byte range between the files' sizes before the spawn and
    after the process group is gone.
 2. The child starts in a new session (its own process group, pgid = pid)
-   through `trio.lowlevel.open_process`, the spawn primitive under
-   `trio.run_process`.
+   through `subprocess.Popen` in a worker thread, as
+   `trio.lowlevel.open_process` does; the same thread call also reads the log
+   offsets, opens the pidfd and reads the start time. Each of those system
+   calls releases and re-takes the GIL, which on the event loop's thread
+   costs a wait for the spawning threads; batched into the spawn's thread
+   hop, they cost the loop nothing.
 3. We wait on a pidfd of our own for the child to *exit* without reaping it.
    While the exited leader is an unreaped zombie its pid, and so its process
    group id, cannot be reused, which makes the final ``killpg(SIGKILL)`` that
@@ -291,32 +295,23 @@ async def run_attempt(
     """
     try:
         out_fd, err_fd = logs.fds()
-        out_offset = os.fstat(out_fd).st_size
-        err_offset = os.fstat(err_fd).st_size
     except OSError as error:
         await trio.lowlevel.checkpoint()
         return ProcessOutcome(126, None, False, f"cannot open log files: {error}", 0, 0, 0, 0)
-    try:
-        proc = await trio.lowlevel.open_process(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out_fd,
-            stderr=err_fd,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
-    except OSError as error:
-        code, message = _spawn_error(error, argv, cwd)
-        return ProcessOutcome(code, None, False, message, out_offset, 0, err_offset, 0)
-    pidfd = os.pidfd_open(proc.pid)
+    # Not abandoned on cancellation: the spawn completes, and the pending
+    # cancellation then arrives at the first checkpoint inside the try below,
+    # whose cleanup stops the new group.
+    spawned = await trio.to_thread.run_sync(_spawn, argv, cwd, env, out_fd, err_fd)
+    if isinstance(spawned, ProcessOutcome):
+        return spawned
+    proc, pidfd, start, out_offset, err_offset = spawned
     timed_out = False
     # Whether the leader is known to have exited; when it is, the cleanup
     # below needs no extra poll of the pidfd (one syscall fewer per attempt).
     exited = False
     try:
         if on_spawn is not None:
-            on_spawn(proc.pid, process_start_time(proc.pid), out_offset, err_offset)
+            on_spawn(proc.pid, start, out_offset, err_offset)
         with trio.move_on_after(timeout if timeout is not None else float("inf")) as deadline:
             await trio.lowlevel.wait_readable(pidfd)
             exited = True
@@ -332,7 +327,7 @@ async def run_attempt(
             # The leader has exited but is not reaped, so its pgid is still
             # ours: sweep background grandchildren before reaping it.
             _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            proc.wait()  # the leader has exited: this reaps without blocking
             os.close(pidfd)
     status = proc.returncode
     assert status is not None  # reaped above
@@ -346,6 +341,40 @@ async def run_attempt(
         err_offset=err_offset,
         err_length=os.fstat(err_fd).st_size - err_offset,
     )
+
+
+def _spawn(
+    argv: Sequence[str],
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    out_fd: int,
+    err_fd: int,
+) -> tuple[subprocess.Popen[bytes], int, int | None, int, int] | ProcessOutcome:
+    """
+    Start `argv` in a new session; runs in a worker thread.
+
+    Returns the process, its pidfd, its start time and the log offsets before
+    the spawn, or the outcome of an attempt that could not start.
+    """
+    try:
+        out_offset = os.fstat(out_fd).st_size
+        err_offset = os.fstat(err_fd).st_size
+    except OSError as error:
+        return ProcessOutcome(126, None, False, f"cannot open log files: {error}", 0, 0, 0, 0)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=err_fd,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as error:
+        code, message = _spawn_error(error, argv, cwd)
+        return ProcessOutcome(code, None, False, message, out_offset, 0, err_offset, 0)
+    return proc, os.pidfd_open(proc.pid), process_start_time(proc.pid), out_offset, err_offset
 
 
 def _exited(pidfd: int) -> bool:
