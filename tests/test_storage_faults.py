@@ -185,7 +185,9 @@ class TestIOError:
         self, tmp_path: Path, db_path: Path
     ) -> None:
         """An I/O error from RLIMIT_FSIZE: exit 4 naming the file; once lifted, resume finishes."""
-        flow = _write_flow_file(tmp_path, 300)
+        # Big enough that the first batch (every task's ready event) commits
+        # under the limit, small enough that a later batch hits it.
+        flow = _write_flow_file(tmp_path, 600)
         limited = subprocess.run(
             [*UET, "run", str(flow), "--db", str(db_path), "-q"],
             cwd=tmp_path,
@@ -193,7 +195,7 @@ class TestIOError:
             text=True,
             timeout=120,
             check=False,
-            preexec_fn=_limited_uet(160_000),
+            preexec_fn=_limited_uet(500_000),
         )
         assert limited.returncode == 4, limited.stderr
         assert str(db_path) in limited.stderr
@@ -205,12 +207,12 @@ class TestIOError:
             run_id = store.last_run()
             assert store.get_run(run_id).status == "running"
             committed = assert_gap_free(store, run_id)
-            assert store.task_counts(run_id).get("succeeded", 0) < 300
+            assert store.task_counts(run_id).get("succeeded", 0) < 600
         resumed = run_uet("resume", "--last", "--db", db_path, "-q", cwd=tmp_path)
         assert resumed.returncode == 0, resumed.stderr
         with Store.open(db_path) as store:
             assert len(assert_gap_free(store, run_id)) > len(committed)
-            assert store.task_counts(run_id) == {"succeeded": 300}
+            assert store.task_counts(run_id) == {"succeeded": 600}
         assert integrity(db_path) == "ok"
 
 
