@@ -1,7 +1,7 @@
 """
 Benchmark 4: events through the persister into a SQLite file.
 
-Each value sends `--events` events of one run (the scheduler's mix of kinds
+Each value sends `--events` events of one run, the way the engine does (the scheduler's mix of kinds
 for an attempt: ready, started, spawned, finished, succeeded) through
 `open_persister` into a fresh file database, and stops the clock when the
 persister has committed the last one. A baseline in the same invocation
@@ -119,8 +119,12 @@ def _time_persister(loops: int, events: list[Event], tasks: int) -> float:
 async def _persist_all(store: Store, events: list[Event]) -> float:
     start = time.perf_counter()
     async with open_persister(store, wall_start=time.time()) as persister:
+        # As the engine sends: without a checkpoint while the channel has room.
         for event in events:
-            await persister.send(event)
+            try:
+                persister.send_nowait(event)
+            except trio.WouldBlock:
+                await persister.send(event)
     return time.perf_counter() - start
 
 
