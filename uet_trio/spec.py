@@ -11,7 +11,6 @@ This module does no I/O.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -492,23 +491,71 @@ class WorkflowSpec:
         A hash of everything that decides what the run executes.
 
         Stored with each run so `resume` can refuse a workflow that changed.
-        Callables are identified by their qualified name.
+        Callables are identified by their qualified name. Computed by
+        streaming one canonical record per part into the hash, so it costs
+        a few microseconds per task and builds no copy of the spec.
         """
-        doc = attrs.asdict(
-            self,
-            recurse=True,
-            value_serializer=_fingerprint_value,
+        digest = hashlib.sha256()
+        head = (
+            self.name,
+            self.max_workers,
+            self.timeout,
+            _retry_key(self.retry),
+            self.fail_fast,
+            self.kill_grace,
+            str(self.base_dir),
         )
-        doc.pop("source", None)
-        encoded = json.dumps(doc, sort_keys=True, default=str).encode()
-        return hashlib.sha256(encoded).hexdigest()[:16]
+        digest.update(repr(head).encode())
+        for tool in self.tools.values():
+            record = (
+                tool.name,
+                tool.command,
+                tool.kinds,
+                tool.timeout,
+                sorted(tool.env.items()),
+                tool.cwd,
+                tool.shell,
+                _retry_key(tool.retry),
+                tool.max_concurrency,
+            )
+            digest.update(repr(record).encode())
+        for rule in self.routing.values():
+            digest.update(repr((rule.kind, rule.strategy, rule.tools)).encode())
+        for task in self.tasks:
+            task_record: tuple[Any, ...] = (
+                task.id,
+                task.command,
+                task.kind,
+                sorted(task.params.items()),
+                sorted(task.secret_params),
+                task.depends_on,
+                task.priority,
+                task.timeout,
+                sorted(task.env.items()),
+                task.cwd,
+                _retry_key(task.retry),
+                task.tool,
+                task.continue_on_failure,
+                _callable_name(task.call),
+            )
+            digest.update(repr(task_record).encode())
+        return digest.hexdigest()[:16]
 
 
-def _fingerprint_value(_inst: Any, _field: Any, value: Any) -> Any:
-    if callable(value) and not isinstance(value, type):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', '')}"
-    if isinstance(value, frozenset):
-        return sorted(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
+def _retry_key(policy: RetryPolicy | None) -> tuple[Any, ...] | None:
+    if policy is None:
+        return None
+    return (
+        policy.retries,
+        policy.initial,
+        policy.factor,
+        policy.max,
+        policy.jitter,
+        policy.retry_on,
+    )
+
+
+def _callable_name(call: TaskCallable | None) -> str | None:
+    if call is None:
+        return None
+    return f"{getattr(call, '__module__', '')}.{getattr(call, '__qualname__', '')}"
