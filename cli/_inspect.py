@@ -27,7 +27,8 @@ from ._common import colour, db_option, echo_json, open_store, resolve_run, seco
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from uet_trio.store import AttemptTiming, EventRecord, RunRecord, Store
+    from uet_trio.records import AttemptTiming, EventRecord, RunRecord
+    from uet_trio.store import Store
 
 FOLLOW_INTERVAL = 0.2
 """Seconds between polls of the store while following a run."""

@@ -23,7 +23,8 @@ import workloads as w
 
 from uet_trio.events import Event, EventKind
 from uet_trio.persister import DEFAULT_MAX_BATCH, open_persister
-from uet_trio.store import NewRun, Store
+from uet_trio.records import NewRun
+from uet_trio.store import Store
 
 RUN = "bench"
 

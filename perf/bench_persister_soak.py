@@ -34,7 +34,8 @@ import trio
 
 from uet_trio.events import Event, EventKind
 from uet_trio.persister import DEFAULT_CAPACITY, open_persister
-from uet_trio.store import NewRun, Store
+from uet_trio.records import NewRun
+from uet_trio.store import Store
 
 TICK = 0.01
 """Seconds between bursts of the producer."""

@@ -31,9 +31,10 @@ import workloads as w
 
 from uet_trio.engine import Run, open_run
 from uet_trio.events import Event, EventKind
+from uet_trio.records import NewRun
 from uet_trio.routing import Router
 from uet_trio.spec import RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
-from uet_trio.store import NewRun, Store
+from uet_trio.store import Store
 
 STRATEGIES = ("first", "round_robin", "least_loaded", "fastest")
 TOOLS = 10

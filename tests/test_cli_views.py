@@ -32,7 +32,8 @@ from click.testing import CliRunner, Result
 from cli import main
 from uet_trio import report
 from uet_trio.errors import RunNotFound
-from uet_trio.store import NewRun, Store, TaskRecord
+from uet_trio.records import NewRun, TaskRecord
+from uet_trio.store import Store
 
 from .conftest import UET, run_uet
 

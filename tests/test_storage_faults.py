@@ -28,9 +28,9 @@ from uet_trio import Store, StoreError
 from uet_trio.engine import open_run, run_workflow
 from uet_trio.events import Event, EventKind
 from uet_trio.process import process_start_time
+from uet_trio.records import NewRun
 from uet_trio.spec import TaskSpec, WorkflowSpec
 from uet_trio.states import RunStatus, TaskState
-from uet_trio.store import NewRun
 
 from .conftest import UET, run_uet
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from uet_trio import Event, EventKind, RunNotFound, Store, StoreError
-from uet_trio.store import SCHEMA_VERSION, NewRun
+from uet_trio.records import NewRun
+from uet_trio.store import SCHEMA_VERSION
 
 
 def new_run(run_id: str = "r1", tasks: int = 2) -> NewRun:

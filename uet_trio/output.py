@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .store import AttemptRecord
+from .records import AttemptRecord
 
 TAIL_BYTES = 64 * 1024
 """How much of the end of an output `tail_lines` reads at most."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from .store import AttemptRecord, AttemptTiming, TaskRecord
+from .records import AttemptRecord, AttemptTiming, TaskRecord
 
 
 @attrs.frozen(kw_only=True)

@@ -15,8 +15,9 @@ Why it is written the way it is:
 - WAL plus ``synchronous=NORMAL`` (set on every connection; it is not stored
   in the file): an application crash loses nothing committed.
 - Events are the single write path. `write_batch` inserts a batch of events
-  and, in the same transaction, projects them onto the ``runs``, ``tasks`` and
-  ``attempts`` tables, so the tables can never disagree with the event log.
+  and, in the same transaction, projects them (`projection.Projection`) onto
+  the ``runs``, ``tasks`` and ``attempts`` tables, so the tables can never
+  disagree with the event log. Rows are read back as `records` classes.
   ``INSERT OR IGNORE`` on the natural keys makes a retried batch idempotent.
 - Errors are mapped by ``sqlite_errorname``, never by message text, into
   `StoreError` naming the file and what to do.
@@ -31,12 +32,20 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import attrs
+from typing import Any
 
 from .errors import RunConflict, RunNotFound, StoreError
-from .events import Event, EventKind
+from .events import Event
+from .projection import Projection, storable_text
+from .records import (
+    AttemptRecord,
+    AttemptTiming,
+    EventRecord,
+    NewRun,
+    RouterStateRecord,
+    RunRecord,
+    TaskRecord,
+)
 
 SCHEMA_VERSION = 1
 DEFAULT_BUSY_TIMEOUT = 5.0
@@ -152,173 +161,6 @@ def _translated(path: str, action: str) -> Iterator[None]:
         raise StoreError(f"{path}: cannot {action}: {error} ({name}); {_advice(error)}") from error
     except OSError as error:
         raise StoreError(f"{path}: cannot {action}: {error}") from error
-
-
-def _loads(text: str | None) -> Any:
-    return json.loads(text) if text else None
-
-
-def _text(value: str | None) -> str | None:
-    """
-    `value` as storable text: surrogate escapes (non-UTF-8 bytes in a path or an
-    argument) become U+FFFD, since SQLite TEXT must be valid UTF-8.
-    """
-    if value is None:
-        return None
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-@attrs.frozen(kw_only=True)
-class RunRecord:
-    """One row of ``runs``."""
-
-    run_id: str
-    workflow: str
-    source: str | None
-    base_dir: str | None
-    spec_hash: str
-    status: str
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    max_workers: int | None
-    task_count: int
-    log_dir: str | None
-    owner_pid: int | None
-    owner_start: int | None
-    last_seq: int
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> RunRecord:
-        """Build a record from a ``SELECT * FROM runs`` row."""
-        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (Row has no iterator of keys)
-
-
-@attrs.frozen(kw_only=True)
-class TaskRecord:
-    """One row of ``tasks``: a task's state within one run."""
-
-    run_id: str
-    task_id: str
-    idx: int
-    kind: str | None
-    state: str
-    attempts: int
-    tool: str | None
-    started_at: float | None
-    finished_at: float | None
-    exit_code: int | None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> TaskRecord:
-        """Build a record from a ``SELECT * FROM tasks`` row."""
-        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
-
-
-@attrs.frozen(kw_only=True)
-class AttemptRecord:
-    """One row of ``attempts``: one execution of one task."""
-
-    run_id: str
-    task_id: str
-    attempt: int
-    tool: str | None
-    argv: list[str] | None
-    status: str
-    started_at: float
-    finished_at: float | None
-    duration: float | None
-    exit_code: int | None
-    signal: int | None
-    timed_out: bool
-    error: str | None
-    result: Any
-    pid: int | None
-    proc_start: int | None
-    worker: int | None
-    out_path: str | None
-    out_offset: int | None
-    out_length: int | None
-    err_path: str | None
-    err_offset: int | None
-    err_length: int | None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> AttemptRecord:
-        """Build a record from a ``SELECT * FROM attempts`` row."""
-        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
-        values["argv"] = _loads(values["argv"])
-        values["result"] = _loads(values["result"])
-        values["timed_out"] = bool(values["timed_out"])
-        return cls(**values)
-
-
-@attrs.frozen(kw_only=True)
-class EventRecord:
-    """One row of ``events``: an `Event` plus the wall-clock time it was recorded for."""
-
-    run_id: str
-    seq: int
-    kind: str
-    task_id: str | None
-    attempt: int | None
-    t: float
-    at: float
-    data: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> EventRecord:
-        """Build a record from a ``SELECT * FROM events`` row."""
-        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
-        values["data"] = _loads(values["data"]) or {}
-        return cls(**values)
-
-
-class AttemptTiming(NamedTuple):
-    """The timing and outcome columns of one ``attempts`` row (see `Store.attempt_timings`)."""
-
-    task_id: str
-    attempt: int
-    status: str
-    started_at: float
-    finished_at: float | None
-    duration: float | None
-    exit_code: int | None
-    signal: int | None
-    timed_out: int
-
-
-@attrs.frozen(kw_only=True)
-class RouterStateRecord:
-    """One row of ``router_state``: the router snapshot last saved for a workflow."""
-
-    workflow: str
-    state: dict[str, Any]
-    updated_at: float
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> RouterStateRecord:
-        """Build a record from a ``SELECT * FROM router_state`` row."""
-        return cls(
-            workflow=row["workflow"], state=_loads(row["state"]) or {}, updated_at=row["updated_at"]
-        )
-
-
-@attrs.frozen(kw_only=True)
-class NewRun:
-    """What `Store.create_run` needs to know about a run that is starting."""
-
-    run_id: str
-    workflow: str
-    source: str | None
-    base_dir: str
-    spec_hash: str
-    max_workers: int
-    log_dir: str
-    owner_pid: int
-    owner_start: int | None
-    tasks: Sequence[tuple[str, str | None]]
-    """(task id, kind) in declaration order."""
 
 
 class Store:
@@ -471,13 +313,13 @@ class Store:
                 (
                     run.run_id,
                     run.workflow,
-                    _text(run.source),
-                    _text(run.base_dir),
+                    storable_text(run.source),
+                    storable_text(run.base_dir),
                     run.spec_hash,
                     time.time(),
                     run.max_workers,
                     len(run.tasks),
-                    _text(run.log_dir),
+                    storable_text(run.log_dir),
                     run.owner_pid,
                     run.owner_start,
                 ),
@@ -536,7 +378,7 @@ class Store:
         """
         if not events and router_state is None:
             return
-        projection = _Projection(wall_start)
+        projection = Projection(wall_start)
         for event in events:
             projection.add(event)
         with self._write("record events") as conn:
@@ -908,186 +750,3 @@ def _retry_busy(step: Callable[[], object], attempts: int = 50) -> None:
             time.sleep(min(0.2, 0.005 * 2**attempt))
         else:
             return
-
-
-_TASK_STATE = {
-    EventKind.TASK_READY: "ready",
-    EventKind.TASK_RETRY_WAIT: "retry_wait",
-    EventKind.TASK_SUCCEEDED: "succeeded",
-    EventKind.TASK_FAILED: "failed",
-    EventKind.TASK_SKIPPED: "skipped",
-    EventKind.TASK_CANCELLED: "cancelled",
-}
-
-
-_encode_data = json.JSONEncoder(default=str).encode
-"""``json.dumps(data, default=str)`` without building a new encoder for every event."""
-
-
-# Columns of an attempt row as `_Projection` builds it, in insert order.
-_ATTEMPT_COLUMNS = (
-    "run_id, task_id, attempt, tool, argv, status, started_at, "
-    "pid, proc_start, worker, out_path, out_offset, err_path, err_offset, "
-    "finished_at, duration, exit_code, signal, timed_out, error, result, out_length, err_length"
-)
-_SPAWN_SLICE = slice(7, 14)
-_FINISH_SLICE = slice(14, 23)
-
-
-class _Projection:
-    """
-    Turns a batch of events into rows and updates, applied in one transaction.
-
-    An attempt that starts in the batch is inserted once, complete: its spawn
-    and finish events in the same batch fill the new row instead of becoming
-    two UPDATEs (most attempts of short tasks start and end within one
-    batch). Events for attempts inserted by earlier batches become UPDATEs.
-    """
-
-    def __init__(self, wall_start: float) -> None:
-        self.wall_start = wall_start
-        self.run_id: str | None = None
-        self.event_rows: list[tuple[Any, ...]] = []
-        self.new_attempts: dict[tuple[str | None, int | None], list[Any]] = {}
-        self.spawned: list[tuple[Any, ...]] = []
-        self.finished: list[tuple[Any, ...]] = []
-        self.task_changes: dict[str, dict[str, Any]] = {}
-        self.run_changes: dict[str, Any] = {}
-        self.last_seq = 0
-
-    def add(self, event: Event) -> None:
-        at = self.wall_start + event.time
-        self.run_id = event.run_id
-        self.last_seq = max(self.last_seq, event.seq)
-        data = event.data
-        self.event_rows.append(
-            (
-                event.run_id,
-                event.seq,
-                event.kind.value,
-                event.task_id,
-                event.attempt,
-                event.time,
-                at,
-                _encode_data(data) if data else None,
-            )
-        )
-        kind = event.kind
-        task_id = event.task_id
-        if kind is EventKind.ATTEMPT_STARTED:
-            assert task_id is not None
-            self.new_attempts[task_id, event.attempt] = [
-                event.run_id,
-                task_id,
-                event.attempt,
-                data.get("tool"),
-                json.dumps(data.get("argv")),
-                "running",
-                at,
-                *(None,) * 11,
-                0,
-                *(None,) * 4,
-            ]
-            change = {"state": "running", "attempts": event.attempt, "tool": data.get("tool")}
-            if event.attempt == 1:
-                change["started_at"] = at
-            self.task_changes.setdefault(task_id, {}).update(change)
-        elif kind is EventKind.ATTEMPT_SPAWNED:
-            spawn = (
-                data.get("pid"),
-                data.get("proc_start"),
-                data.get("worker"),
-                data.get("out_path"),
-                data.get("out_offset"),
-                data.get("err_path"),
-                data.get("err_offset"),
-            )
-            row = self.new_attempts.get((task_id, event.attempt))
-            if row is not None:
-                row[_SPAWN_SLICE] = spawn
-            else:
-                self.spawned.append((*spawn, event.run_id, task_id, event.attempt))
-        elif kind is EventKind.ATTEMPT_FINISHED or kind is EventKind.ATTEMPT_LOST:
-            result = data.get("result")
-            status = data.get("status", "lost")
-            finish = (
-                at,
-                data.get("duration"),
-                data.get("exit_code"),
-                data.get("signal"),
-                int(bool(data.get("timed_out"))),
-                _text(data.get("error")),
-                json.dumps(result) if result is not None else None,
-                data.get("out_length"),
-                data.get("err_length"),
-            )
-            row = self.new_attempts.get((task_id, event.attempt))
-            if row is None:
-                self.finished.append((status, *finish, event.run_id, task_id, event.attempt))
-            elif row[5] == "running":
-                # Terminal attempt states are final, as the UPDATE's guard below.
-                row[5] = status
-                row[_FINISH_SLICE] = finish
-        elif kind in _TASK_STATE:
-            assert task_id is not None
-            change = {"state": _TASK_STATE[kind]}
-            if kind is EventKind.TASK_READY:
-                change.update(finished_at=None, exit_code=None)
-            elif kind is not EventKind.TASK_RETRY_WAIT:
-                change.update(finished_at=at, exit_code=data.get("exit_code"))
-            self.task_changes.setdefault(task_id, {}).update(change)
-        elif kind is EventKind.RUN_STARTED or kind is EventKind.RUN_RESUMED:
-            self.run_changes.update(status="running", finished_at=None)
-            if kind is EventKind.RUN_STARTED:
-                self.run_changes["started_at"] = at
-        elif kind is EventKind.RUN_FINISHED:
-            self.run_changes.update(
-                status=data["status"], finished_at=at, owner_pid=None, owner_start=None
-            )
-
-    def apply(self, conn: sqlite3.Connection) -> None:
-        conn.executemany(
-            "INSERT OR IGNORE INTO events (run_id, seq, kind, task_id, attempt, t, at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            self.event_rows,
-        )
-        if self.new_attempts:
-            conn.executemany(
-                f"INSERT OR IGNORE INTO attempts ({_ATTEMPT_COLUMNS}) VALUES "
-                f"({', '.join('?' * 23)})",
-                self.new_attempts.values(),
-            )
-        if self.spawned:
-            conn.executemany(
-                "UPDATE attempts SET pid = ?, proc_start = ?, worker = ?, out_path = ?, "
-                "out_offset = ?, err_path = ?, err_offset = ? "
-                "WHERE run_id = ? AND task_id = ? AND attempt = ?",
-                self.spawned,
-            )
-        if self.finished:
-            # Terminal attempt states are final: only a running attempt may finish.
-            conn.executemany(
-                "UPDATE attempts SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
-                "signal = ?, timed_out = ?, error = ?, result = ?, out_length = ?, "
-                "err_length = ? WHERE run_id = ? AND task_id = ? AND attempt = ? "
-                "AND status = 'running'",
-                self.finished,
-            )
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for task_id, change in self.task_changes.items():
-            columns = tuple(sorted(change))
-            groups.setdefault(columns, []).append(
-                (*(change[c] for c in columns), self.run_id, task_id)
-            )
-        for columns, rows in groups.items():
-            assignments = ", ".join(f"{column} = ?" for column in columns)
-            conn.executemany(
-                f"UPDATE tasks SET {assignments} WHERE run_id = ? AND task_id = ?", rows
-            )
-        changes = dict(self.run_changes)
-        columns = tuple(sorted(changes))
-        assignments = "".join(f"{column} = ?, " for column in columns)
-        conn.execute(
-            f"UPDATE runs SET {assignments}last_seq = max(last_seq, ?) WHERE run_id = ?",
-            (*(changes[c] for c in columns), self.last_seq, self.run_id),
-        )

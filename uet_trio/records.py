@@ -1,0 +1,172 @@
+"""
+Records read from the store: one frozen class per table row, built with ``from_row``.
+
+Keeping rows as plain records lets the CLI, reports and tests work with them
+without a database; `NewRun` is what a run needs to be created.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import attrs
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+@attrs.frozen(kw_only=True)
+class RunRecord:
+    """One row of ``runs``."""
+
+    run_id: str
+    workflow: str
+    source: str | None
+    base_dir: str | None
+    spec_hash: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    max_workers: int | None
+    task_count: int
+    log_dir: str | None
+    owner_pid: int | None
+    owner_start: int | None
+    last_seq: int
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        """Build a record from a ``SELECT * FROM runs`` row."""
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118 (Row has no iterator of keys)
+
+
+@attrs.frozen(kw_only=True)
+class TaskRecord:
+    """One row of ``tasks``: a task's state within one run."""
+
+    run_id: str
+    task_id: str
+    idx: int
+    kind: str | None
+    state: str
+    attempts: int
+    tool: str | None
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> TaskRecord:
+        """Build a record from a ``SELECT * FROM tasks`` row."""
+        return cls(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+
+
+@attrs.frozen(kw_only=True)
+class AttemptRecord:
+    """One row of ``attempts``: one execution of one task."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+    tool: str | None
+    argv: list[str] | None
+    status: str
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    error: str | None
+    result: Any
+    pid: int | None
+    proc_start: int | None
+    worker: int | None
+    out_path: str | None
+    out_offset: int | None
+    out_length: int | None
+    err_path: str | None
+    err_offset: int | None
+    err_length: int | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> AttemptRecord:
+        """Build a record from a ``SELECT * FROM attempts`` row."""
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
+        values["argv"] = _loads(values["argv"])
+        values["result"] = _loads(values["result"])
+        values["timed_out"] = bool(values["timed_out"])
+        return cls(**values)
+
+
+@attrs.frozen(kw_only=True)
+class EventRecord:
+    """One row of ``events``: an `Event` plus the wall-clock time it was recorded for."""
+
+    run_id: str
+    seq: int
+    kind: str
+    task_id: str | None
+    attempt: int | None
+    t: float
+    at: float
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> EventRecord:
+        """Build a record from a ``SELECT * FROM events`` row."""
+        values = {key: row[key] for key in row.keys()}  # noqa: SIM118
+        values["data"] = _loads(values["data"]) or {}
+        return cls(**values)
+
+
+class AttemptTiming(NamedTuple):
+    """The timing and outcome columns of one ``attempts`` row (see `Store.attempt_timings`)."""
+
+    task_id: str
+    attempt: int
+    status: str
+    started_at: float
+    finished_at: float | None
+    duration: float | None
+    exit_code: int | None
+    signal: int | None
+    timed_out: int
+
+
+@attrs.frozen(kw_only=True)
+class RouterStateRecord:
+    """One row of ``router_state``: the router snapshot last saved for a workflow."""
+
+    workflow: str
+    state: dict[str, Any]
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RouterStateRecord:
+        """Build a record from a ``SELECT * FROM router_state`` row."""
+        return cls(
+            workflow=row["workflow"], state=_loads(row["state"]) or {}, updated_at=row["updated_at"]
+        )
+
+
+@attrs.frozen(kw_only=True)
+class NewRun:
+    """What `Store.create_run` needs to know about a run that is starting."""
+
+    run_id: str
+    workflow: str
+    source: str | None
+    base_dir: str
+    spec_hash: str
+    max_workers: int
+    log_dir: str
+    owner_pid: int
+    owner_start: int | None
+    tasks: Sequence[tuple[str, str | None]]
+    """(task id, kind) in declaration order."""
