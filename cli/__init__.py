@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from . import _inspect, _plan, _run, _simulate, _tools
+from . import _events, _gc, _graph, _inspect, _plan, _run, _simulate, _tools
 
 
 class UetGroup(click.Group):
@@ -36,6 +36,6 @@ def main() -> None:
     """Run workflows of commands on Trio, recorded in SQLite."""
 
 
-for module in (_plan, _run, _inspect, _tools, _simulate):
+for module in (_plan, _run, _inspect, _events, _graph, _gc, _tools, _simulate):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = ".uet/uet.db"
 
+FINISHED = ("succeeded", "failed", "cancelled")
+"""Run statuses after which nothing changes."""
+STATUSES = ("pending", "running", *FINISHED)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

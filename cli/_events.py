@@ -1,0 +1,242 @@
+"""
+``uet events`` and ``uet logs``: a run's event log and an attempt's output.
+
+``--json`` prints one JSON document, ``--jsonl`` one object per line. The
+``--follow`` options poll the store, which another ``uet`` process is
+writing, until the run has finished; each poll is one short read
+transaction, so it never holds up the writer.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._common import (
+    FINISHED,
+    db_option,
+    open_store,
+    resolve_run,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from uet_trio.records import EventRecord
+    from uet_trio.store import Store
+
+FOLLOW_INTERVAL = 0.2
+"""Seconds between polls of the store while following a run."""
+
+
+# ---------------------------------------------------------------- events
+
+
+def _event_json(row: tuple[Any, ...]) -> str:
+    """
+    One `Store.events_json` row as a JSON object, keys sorted.
+
+    ``data`` is spliced in as the JSON text the store holds, and floats are
+    written with `repr` (valid JSON, every digit kept), so a log of 50,000
+    events is not decoded and encoded again.
+    """
+    seq, kind, task_id, attempt, t, at, data = row
+    return (
+        f'{{"at": {at!r}, "attempt": {"null" if attempt is None else attempt}, '
+        f'"data": {data or "{}"}, "kind": {_quoted(kind)}, "seq": {seq}, "t": {t!r}, '
+        f'"task_id": {_quoted(task_id)}}}'
+    )
+
+
+@functools.cache
+def _quoted(text: str | None) -> str:
+    """`text` as JSON (kinds and task ids repeat, so each is encoded once)."""
+    return json.dumps(text)
+
+
+def _event_line(record: EventRecord) -> str:
+    task = f" {record.task_id}" if record.task_id else ""
+    attempt = f"#{record.attempt}" if record.attempt else ""
+    details = " ".join(
+        f"{key}={json.dumps(value) if isinstance(value, (list, dict)) else value}"
+        for key, value in record.data.items()
+        if value is not None
+    )
+    return f"{record.seq:>6} {record.t:9.3f} {record.kind}{task}{attempt}" + (
+        f"  {details}" if details else ""
+    )
+
+
+def _poll(
+    store: Store,
+    run_id: str,
+    fetch: Callable[[int], list[Any]],
+    last_seq: Callable[[Any], int],
+    *,
+    follow: bool,
+) -> Iterator[list[Any]]:
+    """
+    Batches of `fetch(after_seq)`; with `follow`, keep polling until the run has finished.
+
+    `last_seq` gives the sequence number of a batch's last item.
+    """
+    after = 0
+    while True:
+        # Read the status before the events: run_finished is committed with the
+        # final status, so a finished status guarantees this read sees every event.
+        finished = store.get_run(run_id).status in FINISHED
+        batch = fetch(after)
+        if batch:
+            after = last_seq(batch[-1])
+            yield batch
+        if not follow or finished:
+            return
+        time.sleep(FOLLOW_INTERVAL)
+
+
+@click.command()
+@click.argument("run", required=False)
+@click.option("--last", is_flag=True, help="The most recent run.")
+@db_option
+@click.option("--kind", "kinds", multiple=True, help="Only events of this kind (repeatable).")
+@click.option("--task", "task_id", help="Only events of this task.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (a list).")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="Print one JSON object per line.")
+def events(
+    run: str | None,
+    last: bool,
+    db: str,
+    kinds: tuple[str, ...],
+    task_id: str | None,
+    follow: bool,
+    as_json: bool,
+    as_jsonl: bool,
+) -> None:
+    """Print a run's event log in sequence order."""
+    from uet_trio.events import EventKind
+
+    known = {kind.value for kind in EventKind}
+    for kind in kinds:
+        if kind not in known:
+            raise click.BadParameter(
+                f"{kind!r} is not an event kind; choose from {', '.join(sorted(known))}",
+                param_hint="--kind",
+            )
+    if as_json and (as_jsonl or follow):
+        raise click.UsageError("--json prints one document; use --jsonl with --follow")
+    with open_store(db) as store:
+        run_id = resolve_run(store, run, last)
+        out = sys.stdout
+        try:
+            if as_json or as_jsonl:
+                batches = _poll(
+                    store,
+                    run_id,
+                    lambda after: store.events_json(
+                        run_id, after_seq=after, kinds=kinds, task_id=task_id
+                    ),
+                    lambda row: int(row[0]),
+                    follow=follow,
+                )
+                if as_json:
+                    # One list, one compact event per line.
+                    separator = "[\n"
+                    for batch in batches:
+                        out.write(separator + ",\n".join(map(_event_json, batch)))
+                        separator = ",\n"
+                    out.write("[]\n" if separator == "[\n" else "\n]\n")
+                else:
+                    for batch in batches:
+                        out.write("".join(_event_json(row) + "\n" for row in batch))
+                        out.flush()
+            else:
+                for batch in _poll(
+                    store,
+                    run_id,
+                    lambda after: store.events(
+                        run_id, after_seq=after, kinds=kinds, task_id=task_id
+                    ),
+                    lambda record: int(record.seq),
+                    follow=follow,
+                ):
+                    out.write("".join(_event_line(record) + "\n" for record in batch))
+                    out.flush()
+        except KeyboardInterrupt:
+            sys.exit(130)
+        out.flush()
+
+
+# ---------------------------------------------------------------- logs
+
+
+@click.command()
+@click.argument("run_or_task", metavar="[RUN] TASK")
+@click.argument("task", required=False, metavar="")
+@click.option("--last", is_flag=True, help="The most recent run (then give only TASK).")
+@db_option
+@click.option("--attempt", type=click.IntRange(min=1), help="Attempt number (default: latest).")
+@click.option("--stderr", is_flag=True, help="Print stderr instead of stdout.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing output until the attempt ends.")
+def logs(
+    run_or_task: str,
+    task: str | None,
+    last: bool,
+    db: str,
+    attempt: int | None,
+    stderr: bool,
+    follow: bool,
+) -> None:
+    """Print the captured output of a task's attempt: ``uet logs RUN TASK`` or ``--last TASK``."""
+    from uet_trio.output import read_output
+
+    run: str | None = run_or_task
+    if last:
+        if task is not None:
+            raise click.UsageError("give a RUN or --last, not both")
+        run, task = None, run_or_task
+    elif task is None:
+        raise click.UsageError("give RUN and TASK, or --last TASK")
+    with open_store(db) as store:
+        run_id = resolve_run(store, run, last)
+        if not store.has_task(run_id, task):
+            raise click.BadParameter(f"run {run_id} has no task {task!r}", param_hint="TASK")
+        written = 0
+        try:
+            while True:
+                finished = store.get_run(run_id).status in FINISHED
+                record = store.find_attempt(run_id, task, attempt)
+                if record is None and (finished or not follow):
+                    which = f"attempt {attempt}" if attempt is not None else "attempts"
+                    raise click.ClickException(f"task {task!r} of run {run_id} has no {which}")
+                if record is not None:
+                    data = read_output(record, stderr=stderr, skip=written)
+                    written += len(data)
+                    _write_output(data)
+                    ended = record.finished_at is not None or record.status != "running"
+                    if ended or finished or not follow:
+                        return
+                time.sleep(FOLLOW_INTERVAL)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+
+def _write_output(data: bytes) -> None:
+    """Raw bytes to a pipe or file; decoded (bad bytes replaced) on a terminal."""
+    if not data:
+        return
+    if sys.stdout.isatty():
+        click.echo(data.decode("utf-8", errors="replace"), nl=False)
+    else:
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
+
+
+COMMANDS = [events, logs]

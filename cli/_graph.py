@@ -1,0 +1,101 @@
+"""``uet graph``: the DAG as Mermaid or Graphviz text, coloured by a run's outcome."""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+from ._common import (
+    db_option,
+    open_store,
+)
+
+GRAPH_FILLS = {
+    "succeeded": "#b7e1a1",
+    "failed": "#f4a6a6",
+    "cancelled": "#f9d88c",
+    "skipped": "#e0e0e0",
+    "running": "#a6c8f4",
+    "retry_wait": "#e3c8f4",
+    "ready": "#fff3b0",
+    "pending": "#ffffff",
+}
+
+
+@click.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot"]),
+    default="mermaid",
+    show_default=True,
+)
+@click.option("--run", "run", help="Colour the tasks by their outcome in RUN (id or prefix).")
+@db_option
+def graph(flow: str, fmt: str, run: str | None, db: str) -> None:
+    """Print the workflow's DAG as Mermaid or Graphviz (dot) text."""
+    from ._plan import _load
+
+    spec, compiled = _load(flow)
+    states: dict[str, str] = {}
+    if run is not None:
+        with open_store(db) as store:
+            run_id = store.resolve_run(run)
+            states = {task.task_id: task.state for task in store.tasks(run_id)}
+    edges = [
+        (compiled.ids[dep], task_id)
+        for task_id, deps in zip(compiled.ids, compiled.deps, strict=True)
+        for dep in deps
+    ]
+    render = _mermaid if fmt == "mermaid" else _dot
+    click.echo(render(spec.name, compiled.ids, edges, states), nl=False)
+
+
+def _mermaid_text(text: str) -> str:
+    """`text` safe inside a quoted Mermaid label (entity codes for the special characters)."""
+    return re.sub(r'[#"<>]', lambda m: f"#{ord(m.group())};", text)
+
+
+def _mermaid(
+    name: str, ids: tuple[str, ...], edges: list[tuple[str, str]], states: dict[str, str]
+) -> str:
+    node = {task_id: f"t{i}" for i, task_id in enumerate(ids)}
+    lines = ["flowchart LR", f"  %% workflow {_mermaid_text(name)}"]
+    lines.extend(f'  {node[task_id]}["{_mermaid_text(task_id)}"]' for task_id in ids)
+    lines.extend(f"  {node[a]} --> {node[b]}" for a, b in edges)
+    used = sorted({states[task_id] for task_id in ids if task_id in states})
+    for state in used:
+        lines.append(f"  classDef st_{state} fill:{GRAPH_FILLS.get(state, '#ffffff')},stroke:#555")
+        members = ",".join(node[task_id] for task_id in ids if states.get(task_id) == state)
+        lines.append(f"  class {members} st_{state}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_id(text: str) -> str:
+    """`text` as a quoted Graphviz ID."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _dot(
+    name: str, ids: tuple[str, ...], edges: list[tuple[str, str]], states: dict[str, str]
+) -> str:
+    lines = [
+        f"digraph {_dot_id(name)} {{",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica"];',
+    ]
+    for task_id in ids:
+        state = states.get(task_id)
+        if state is None:
+            lines.append(f"  {_dot_id(task_id)};")
+        else:
+            fill = GRAPH_FILLS.get(state, "#ffffff")
+            lines.append(f'  {_dot_id(task_id)} [fillcolor="{fill}", tooltip="{state}"];')
+    lines.extend(f"  {_dot_id(a)} -> {_dot_id(b)};" for a, b in edges)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+COMMANDS = [graph]
