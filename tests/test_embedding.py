@@ -39,6 +39,8 @@ from uet_trio import (
 )
 from uet_trio.testing import FakeRunner, Outcome, simulate, simulate_async
 
+from .procs import alive
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "embed.py"
 WATCHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP, signal.SIGQUIT)
@@ -61,16 +63,6 @@ async def raises() -> None:
 
 async def sleeps_long() -> None:
     await trio.sleep(100)
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            raw = stat.read()
-    except FileNotFoundError:
-        return False
-    return raw[raw.rfind(b")") + 2 :].split()[0] != b"Z"
 
 
 async def wait_for_text(path: Path) -> None:

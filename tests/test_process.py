@@ -13,17 +13,9 @@ import trio
 
 from uet_trio.process import WorkerLogs, process_alive, process_start_time, run_attempt
 
+from .procs import alive
+
 SAFETY = 30  # seconds; a hang fails the test instead of blocking CI
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie waiting for its reaper counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 async def assert_gone(pid: int) -> None:

@@ -33,6 +33,7 @@ from uet_trio import (
 from uet_trio.testing import FakeRunner, Outcome, Simulation, simulate, simulate_async
 
 from .conftest import run_uet
+from .procs import alive as _alive
 
 
 def task(task_id: str, **fields: object) -> TaskSpec:
@@ -379,16 +380,6 @@ class TestKeepGoing:
             "y",
         }
         assert kinds(sim, EventKind.TASK_SKIPPED) == []
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a live (not zombie) process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in (b"Z", b"X")
 
 
 def _wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:

@@ -28,6 +28,7 @@ from uet_trio.process import kill_group_if_owned, process_alive, process_start_t
 from uet_trio.records import NewRun
 
 from .conftest import UET, run_uet
+from .procs import alive
 
 # Every task notes "<task> <attempt>" in `lines` when it starts. Attempt 1 of
 # `hang` starts a grandchild, records it in `gc` and waits for it (60 s):
@@ -69,16 +70,6 @@ depends_on = ["hang"]
 """
 
 TASKS = {"s1", "s2", "side", "hang", "s4"}
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a live (not zombie) process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            state = stat.read().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in (b"Z", b"X")
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:

@@ -29,6 +29,8 @@ from uet_trio.process import WorkerLogs
 from uet_trio.spec import TaskSpec, WorkflowSpec
 from uet_trio.states import RunStatus
 
+from .procs import stat_fields
+
 HUGE = 100_000
 
 
@@ -77,13 +79,8 @@ def _children(pid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                raw = stat.read()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if int(fields[1]) == pid:
+        fields = stat_fields(entry)
+        if fields is not None and int(fields[1]) == pid:
             found.append(int(entry))
     return found
 

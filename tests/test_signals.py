@@ -24,6 +24,7 @@ import pytest
 from uet_trio import Store, StoreError
 
 from .conftest import UET
+from .procs import alive, stat_fields
 
 TASKS = ("a", "b", "c")
 
@@ -64,28 +65,13 @@ depends_on = ["a", "b", "c"]
 """
 
 
-def _stat(pid: str) -> list[bytes] | None:
-    """Fields of /proc/<pid>/stat after the command name (state first), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a live (not zombie) process."""
-    fields = _stat(str(pid))
-    return fields is not None and fields[0] not in (b"Z", b"X")
-
-
 def group_members(pgids: set[int]) -> list[int]:
     """Live (non-zombie) processes whose process group is one of `pgids`."""
     members = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        fields = _stat(entry)
+        fields = stat_fields(entry)
         if fields is None or fields[0] in (b"Z", b"X"):
             continue
         if int(fields[2]) in pgids:
@@ -181,7 +167,7 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Started]]:
     for run in started:
         run.kill()
     for pid in grandchildren:
-        fields = _stat(str(pid))
+        fields = stat_fields(pid)
         with contextlib.suppress(OSError):
             # Still ours only if it runs in this test's directory (not a recycled pid).
             if fields is not None and Path(f"/proc/{pid}/cwd").resolve() == tmp_path.resolve():

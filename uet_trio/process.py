@@ -130,16 +130,15 @@ class WorkerLogs:
             self._fds = None
 
 
-def process_start_time(pid: int) -> int | None:
+def _stat_fields(pid: int | str) -> list[bytes] | None:
     """
-    The start time of process `pid` in clock ticks since boot (/proc stat field 22).
+    The fields of /proc/<pid>/stat after the command name (state first), or None.
 
-    Together with the pid it identifies a process across pid reuse. None when
-    the process does not exist or /proc is unavailable.
+    The command name may contain spaces and parentheses, so fields are counted
+    from the last closing parenthesis. Raw descriptors, not open(): this runs
+    once per spawn, and a buffered file adds syscalls (fstat, ioctl) each of
+    which releases and re-takes the GIL.
     """
-    # Raw descriptors, not open(): this runs once per spawn on the event
-    # loop's thread, and a buffered file adds syscalls (fstat, ioctl) each
-    # of which releases and re-takes the GIL.
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -150,10 +149,18 @@ def process_start_time(pid: int) -> int | None:
         return None
     finally:
         os.close(fd)
-    # The command name (field 2) may contain spaces and parentheses; fields
-    # after it are counted from the last closing parenthesis.
-    fields = raw[raw.rfind(b")") + 2 :].split()
-    return int(fields[19])
+    return raw[raw.rfind(b")") + 2 :].split()
+
+
+def process_start_time(pid: int) -> int | None:
+    """
+    The start time of process `pid` in clock ticks since boot (/proc stat field 22).
+
+    Together with the pid it identifies a process across pid reuse. None when
+    the process does not exist or /proc is unavailable.
+    """
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None else None
 
 
 def process_alive(pid: int, start: int | None) -> bool:
@@ -204,17 +211,10 @@ def _group_members(pgid: int) -> list[int]:
     """The pids of processes whose process group is `pgid` (from /proc)."""
     members = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                raw = stat.read()
-        except OSError:
-            continue
-        # Fields after the command name: state, ppid, pgrp, ...
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            members.append(int(entry))
+        if entry.isdigit():
+            fields = _stat_fields(entry)
+            if fields is not None and int(fields[2]) == pgid:
+                members.append(int(entry))
     return members
 
 

@@ -490,15 +490,8 @@ class Store:
         limit: int | None = None,
     ) -> list[EventRecord]:
         """The run's events in sequence order, filtered by kind and task."""
-        sql = "SELECT * FROM events WHERE run_id = ? AND seq > ?"
-        params: list[Any] = [run_id, after_seq]
-        if kinds:
-            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
-            params.extend(kinds)
-        if task_id is not None:
-            sql += " AND task_id = ?"
-            params.append(task_id)
-        sql += " ORDER BY seq"
+        where, params = _event_filter(run_id, after_seq, kinds, task_id)
+        sql = f"SELECT * FROM events WHERE {where} ORDER BY seq"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -610,18 +603,12 @@ class Store:
         callers that print events as JSON, so the stored JSON is not decoded
         and encoded again.
         """
-        sql = (
-            "SELECT seq, kind, task_id, attempt, t, at, data FROM events "
-            "WHERE run_id = ? AND seq > ?"
+        where, params = _event_filter(run_id, after_seq, kinds, task_id)
+        return self._tuples(
+            f"SELECT seq, kind, task_id, attempt, t, at, data FROM events WHERE {where} "
+            "ORDER BY seq",
+            params,
         )
-        params: list[Any] = [run_id, after_seq]
-        if kinds:
-            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
-            params.extend(kinds)
-        if task_id is not None:
-            sql += " AND task_id = ?"
-            params.append(task_id)
-        return self._tuples(sql + " ORDER BY seq", params)
 
     def _tuples(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Like `_query`, but plain tuples: much cheaper than rows for tens of thousands."""
@@ -722,6 +709,21 @@ class Store:
                 with contextlib.suppress(OSError):
                     os.rmdir(row["log_dir"])
         return removed
+
+
+def _event_filter(
+    run_id: str, after_seq: int, kinds: Sequence[str], task_id: str | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause and parameters selecting a run's events after `after_seq`."""
+    where = "run_id = ? AND seq > ?"
+    params: list[Any] = [run_id, after_seq]
+    if kinds:
+        where += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+        params.extend(kinds)
+    if task_id is not None:
+        where += " AND task_id = ?"
+        params.append(task_id)
+    return where, params
 
 
 def _create_private(path: Path) -> None:
