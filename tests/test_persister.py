@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 
@@ -60,3 +62,46 @@ def test_unbounded_channel_is_refused(store: Store) -> None:
 
     with pytest.raises(ValueError, match="bounded"):
         trio.run(main)
+
+
+async def test_a_batch_refused_by_a_lock_is_written_again_once(db_path: Path) -> None:
+    """A lock held past the busy timeout makes the persister retry; no event is lost or doubled."""
+    import sqlite3
+    import threading
+
+    with Store.open(db_path, busy_timeout=0.05) as store:
+        store.create_run(new_run())
+        store.write_batch([event(1), event(2)], wall_start=0.0)
+        blocker = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.25, lambda: blocker.execute("COMMIT"))
+        release.start()
+        try:
+            async with open_persister(store, wall_start=0.0) as persister:
+                # Events 1 and 2 were committed before: writing them again is harmless.
+                for seq in range(1, 11):
+                    await persister.send(event(seq))
+        finally:
+            release.join()
+            blocker.close()
+        assert persister.statistics().retries >= 1
+        assert [e.seq for e in store.events("r1")] == list(range(1, 11))
+
+
+async def test_a_lock_that_outlasts_the_retries_is_a_clear_error(db_path: Path) -> None:
+    """When the lock never goes, the owner gets a StoreError naming the lock."""
+    import sqlite3
+
+    with Store.open(db_path, busy_timeout=0.01) as store:
+        store.create_run(new_run())
+        blocker = sqlite3.connect(db_path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreError, match="SQLITE_BUSY") as caught:
+                async with open_persister(store, wall_start=0.0) as persister:
+                    await persister.send(event(1))
+            assert caught.value.transient
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert store.events("r1") == []

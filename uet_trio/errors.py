@@ -82,9 +82,18 @@ class CycleError(WorkflowError):
 
 
 class StoreError(UetError):
-    """The run database cannot be used; the message says which file and what to do."""
+    """
+    The run database cannot be used; the message says which file and what to do.
+
+    `transient` is true when the same write may succeed if tried again (the
+    database was locked by another process past the busy timeout).
+    """
 
     exit_code = 4
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class RunNotFound(UetError):

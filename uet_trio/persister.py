@@ -9,6 +9,12 @@ from a worker thread. While that write runs, new events queue up and form the
 next batch, so batches grow with load by themselves and a lone event is
 durable within one commit's time; no flush timer sits on the hot path.
 
+Errors. A batch refused because another process held the database locked
+past the busy timeout is written again after a short pause (a few times);
+that is safe because a batch is one transaction and every row has a natural
+key. Any other error, or a lock that outlasts the retries, ends the run with
+`StoreError`.
+
 Cancellation. The loop runs inside its own shielded cancel scope, so
 cancelling the run does not cut a flush short. The owner (`open_persister`)
 closes the channel when the run ends; the loop then writes what is queued and
@@ -36,6 +42,8 @@ from .store import Store
 DEFAULT_CAPACITY = 4096
 DEFAULT_MAX_BATCH = 2048
 DEFAULT_FLUSH_DEADLINE = 10.0
+WRITE_RETRY_DELAYS = (0.1, 0.3, 1.0)
+"""Seconds to wait before writing a batch again after a transient error (a lock)."""
 
 
 @attrs.frozen
@@ -47,6 +55,8 @@ class PersisterStatistics:
     batches_written: int
     """Transactions committed so far."""
     largest_batch: int
+    retries: int
+    """Batches written again after a transient error."""
     queued: int
     """Events waiting in the channel right now."""
 
@@ -61,7 +71,9 @@ class Persister:
     """
 
     _channel: trio.MemorySendChannel[Event]
-    _counters: dict[str, int] = attrs.Factory(lambda: {"events": 0, "batches": 0, "largest": 0})
+    _counters: dict[str, int] = attrs.Factory(
+        lambda: {"events": 0, "batches": 0, "largest": 0, "retries": 0}
+    )
 
     async def send(self, event: Event) -> None:
         """
@@ -87,6 +99,7 @@ class Persister:
             events_written=self._counters["events"],
             batches_written=self._counters["batches"],
             largest_batch=self._counters["largest"],
+            retries=self._counters["retries"],
             queued=self._channel.statistics().current_buffer_used,
         )
 
@@ -204,7 +217,18 @@ async def _write_batches(
         write = functools.partial(
             store.write_batch, batch, wall_start=wall_start, router_state=state
         )
-        await trio.to_thread.run_sync(write, limiter=limiter)
+        for delay in (*WRITE_RETRY_DELAYS, None):
+            try:
+                await trio.to_thread.run_sync(write, limiter=limiter)
+                break
+            except StoreError as error:
+                # A batch is one transaction and every row has a natural key
+                # (INSERT OR IGNORE), so writing it again can neither lose nor
+                # duplicate an event, even if the failed attempt committed.
+                if not error.transient or delay is None:
+                    raise
+                counters["retries"] += 1
+                await trio.sleep(delay)
         counters["events"] += len(batch)
         counters["batches"] += 1
         counters["largest"] = max(counters["largest"], len(batch))

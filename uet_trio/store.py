@@ -143,6 +143,10 @@ _ADVICE = {
 }
 
 
+_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED")
+"""Errors after which the same transaction may succeed when tried again."""
+
+
 def _advice(error: sqlite3.Error) -> str:
     name = getattr(error, "sqlite_errorname", "") or ""
     for prefix, text in _ADVICE.items():
@@ -158,7 +162,10 @@ def _translated(path: str, action: str) -> Iterator[None]:
         yield
     except sqlite3.Error as error:
         name = getattr(error, "sqlite_errorname", None) or type(error).__name__
-        raise StoreError(f"{path}: cannot {action}: {error} ({name}); {_advice(error)}") from error
+        raise StoreError(
+            f"{path}: cannot {action}: {error} ({name}); {_advice(error)}",
+            transient=name.startswith(_TRANSIENT),
+        ) from error
     except OSError as error:
         raise StoreError(f"{path}: cannot {action}: {error}") from error
 
