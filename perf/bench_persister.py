@@ -95,13 +95,6 @@ def _new_store(tasks: int) -> Store:
         NewRun(
             run_id=RUN,
             workflow="bench",
-            source=None,
-            base_dir=".",
-            spec_hash="-",
-            max_workers=1,
-            log_dir="",
-            owner_pid=0,
-            owner_start=None,
             tasks=[(f"t{i}", None) for i in range(tasks)],
         )
     )

@@ -47,13 +47,8 @@ def _new_store(directory: Path, run_id: str) -> Store:
         NewRun(
             run_id=run_id,
             workflow="soak",
-            source=None,
             base_dir=str(directory),
             spec_hash="soak",
-            max_workers=1,
-            log_dir="",
-            owner_pid=0,
-            owner_start=None,
             tasks=[(f"t{i}", None) for i in range(100)],
         )
     )

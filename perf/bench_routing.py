@@ -207,13 +207,6 @@ def _time_batch(loops: int, with_state: bool) -> float:
         NewRun(
             run_id="bench",
             workflow="bench",
-            source=None,
-            base_dir=".",
-            spec_hash="-",
-            max_workers=1,
-            log_dir="",
-            owner_pid=0,
-            owner_start=None,
             tasks=[("t0", "k")],
         )
     )

@@ -645,13 +645,7 @@ def _pending_run(run_id: str) -> NewRun:
     return NewRun(
         run_id=run_id,
         workflow="pending",
-        source=None,
-        base_dir="/",
-        spec_hash="x",
-        max_workers=1,
-        log_dir="",
         owner_pid=os.getpid(),
-        owner_start=None,
         tasks=[("t", None)],
     )
 

@@ -426,11 +426,6 @@ class TestOwnership:
                 NewRun(
                     run_id=run_id,
                     workflow="w",
-                    source=None,
-                    base_dir="/",
-                    spec_hash="h",
-                    max_workers=1,
-                    log_dir="",
                     owner_pid=me,
                     owner_start=start,
                     tasks=[("t", None)],

@@ -17,13 +17,6 @@ def new_run(run_id: str = "r1", tasks: int = 2) -> NewRun:
     return NewRun(
         run_id=run_id,
         workflow="wf",
-        source=None,
-        base_dir="/",
-        spec_hash="h",
-        max_workers=2,
-        log_dir="",
-        owner_pid=1,
-        owner_start=None,
         tasks=[(f"t{i}", None) for i in range(tasks)],
     )
 

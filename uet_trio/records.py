@@ -157,16 +157,21 @@ class RouterStateRecord:
 
 @attrs.frozen(kw_only=True)
 class NewRun:
-    """What `Store.create_run` needs to know about a run that is starting."""
+    """
+    What `Store.create_run` needs to know about a run that is starting.
+
+    The engine fills every field; the defaults describe a run with no source
+    file, owner or log directory, as tests and benchmarks create directly.
+    """
 
     run_id: str
     workflow: str
-    source: str | None
-    base_dir: str
-    spec_hash: str
-    max_workers: int
-    log_dir: str
-    owner_pid: int
-    owner_start: int | None
     tasks: Sequence[tuple[str, str | None]]
     """(task id, kind) in declaration order."""
+    source: str | None = None
+    base_dir: str = "."
+    spec_hash: str = ""
+    max_workers: int = 1
+    log_dir: str = ""
+    owner_pid: int = 0
+    owner_start: int | None = None
