@@ -16,9 +16,7 @@ a results channel, no state and no persistence), the cost of the channels alone.
 from __future__ import annotations
 
 import time
-from typing import Any
 
-import pyperf
 import trio
 import workloads as w
 
@@ -29,14 +27,8 @@ from uet_trio.store import Store
 WORKERS = 8
 
 
-def add_args(cmd: list[str], args: Any) -> None:
-    cmd.extend(["--tasks", str(args.tasks)])
-
-
 def main() -> None:
-    runner = pyperf.Runner(processes=3, values=1, warmups=0, loops=1, add_cmdline_args=add_args)
-    runner.argparser.add_argument("--tasks", type=int, default=100_000)
-    args = runner.parse_args()
+    runner, args = w.whole_run_runner(100_000)
     spec = w.noop_spec(args.tasks, WORKERS)
     engine = runner.bench_time_func(f"uet-noop-{args.tasks}", _time_engine, spec)
     bare = runner.bench_time_func(f"bare-trio-loop-{args.tasks}", _time_bare, args.tasks)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import resource
 from typing import Any
 
-import pyperf
 import trio
 import workloads as w
 
@@ -32,14 +31,8 @@ from uet_trio.store import Store
 WORKERS = 8
 
 
-def add_args(cmd: list[str], args: Any) -> None:
-    cmd.extend(["--tasks", str(args.tasks)])
-
-
 def main() -> None:
-    runner = pyperf.Runner(processes=3, values=1, warmups=0, loops=1, add_cmdline_args=add_args)
-    runner.argparser.add_argument("--tasks", type=int, default=100_000)
-    args = runner.parse_args()
+    runner, args = w.whole_run_runner(100_000)
     unit = {"unit": "byte"}
     results = {
         name: runner.bench_time_func(

@@ -23,7 +23,9 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import pyperf
 import trio
 
 from uet_trio.attempts import AttemptRequest, AttemptResult, Report
@@ -168,3 +170,19 @@ def scratch(name: str) -> Path:
     if not root.exists():
         atexit.register(shutil.rmtree, root, ignore_errors=True)
     return fresh_dir(root / name)
+
+
+def whole_run_runner(default_tasks: int) -> tuple[pyperf.Runner, Any]:
+    """
+    A pyperf runner whose every value is one whole run of ``--tasks`` tasks.
+
+    3 processes x 1 value, no warm-up; ``--tasks`` is passed on to the worker
+    processes. Returns the runner and its parsed arguments.
+    """
+
+    def add_args(cmd: list[str], args: Any) -> None:
+        cmd.extend(["--tasks", str(args.tasks)])
+
+    runner = pyperf.Runner(processes=3, values=1, warmups=0, loops=1, add_cmdline_args=add_args)
+    runner.argparser.add_argument("--tasks", type=int, default=default_tasks)
+    return runner, runner.parse_args()
