@@ -56,6 +56,11 @@ async def returns_unstorable() -> object:
     return object()
 
 
+async def returns_nan() -> object:
+    await trio.lowlevel.checkpoint()
+    return {"score": float("nan")}
+
+
 async def raises() -> None:
     await trio.lowlevel.checkpoint()
     raise RuntimeError("no luck")
@@ -164,6 +169,7 @@ class TestRunWorkflow:
                 TaskSpec(id="cmd", command=["sh", "-c", "exit 0"]),
                 TaskSpec(id="double", call=double, args=[21], depends_on=["say", "cmd"]),
                 TaskSpec(id="odd", call=returns_unstorable),
+                TaskSpec(id="nan", call=returns_nan),
             ],
             timeout=30,
         )
@@ -173,6 +179,7 @@ class TestRunWorkflow:
         attempts = {a.task_id: a for a in store.attempts(result.run_id)}
         assert attempts["double"].result == 42
         assert attempts["odd"].result is None
+        assert attempts["nan"].result is None  # NaN is not JSON
         assert attempts["say"].argv == ["echo", "hello"]
         assert store.get_run(result.run_id).status == "succeeded"
 

@@ -419,3 +419,18 @@ class TestOutputBytes:
                 )
             else:
                 assert "bad \ufffd\ufffd |é€😀| end" in shown.stdout
+
+    async def test_a_non_utf8_command_name_is_recorded_readably(self, tmp_path: Path) -> None:
+        """A missing command whose name is not UTF-8 fails (127) with a storable message."""
+        spec = WorkflowSpec(
+            name="raw",
+            tasks=[TaskSpec(id="t", command=[str(tmp_path / "missing-\udcff")])],
+        )
+        with Store.open(tmp_path / "uet.db") as store:
+            result = await run_workflow(spec, store=store, log_root=tmp_path / "logs")
+            assert result.status is RunStatus.FAILED
+            (attempt,) = store.attempts(result.run_id)
+            (event,) = store.events(result.run_id, kinds=["task_failed"])
+        assert attempt.exit_code == 127
+        assert attempt.error is not None and "missing-\ufffd" in attempt.error
+        assert "missing-\ufffd" in event.data["error"]

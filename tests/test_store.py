@@ -123,6 +123,22 @@ class TestFile:
         assert path.stat().st_mode & 0o777 == 0o600
         assert path.parent.stat().st_mode & 0o777 == 0o700
 
+    def test_a_schema_1_file_is_brought_up_to_date(self, tmp_path: Path) -> None:
+        """Opening a file of schema 1 drops its event-kind index and keeps its runs."""
+        path = tmp_path / "u.db"
+        with Store.open(path) as store:
+            store.create_run(new_run())
+            store.write_batch(task_events(), wall_start=0.0)
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE INDEX events_by_kind ON events (run_id, kind)")
+            conn.execute("PRAGMA user_version=1")
+        with Store.open(path) as store:
+            assert len(store.events("r1")) == 7
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+            indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            assert "events_by_kind" not in {name for (name,) in indexes}
+
     def test_not_a_database_is_refused_untouched(self, tmp_path: Path) -> None:
         """A file that is not SQLite is refused with a StoreError and left as it was."""
         path = tmp_path / "notes.txt"

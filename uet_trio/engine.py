@@ -64,7 +64,7 @@ from .records import NewRun
 from .routing import Router
 from .spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
 from .states import RunStatus, TaskState
-from .store import Store
+from .store import Store, storable_text
 
 SUBSCRIBER_BUFFER = 1024
 
@@ -717,7 +717,7 @@ class Run:
             signal=result.signal,
             timed_out=result.timed_out,
             duration=result.duration,
-            error=result.error,
+            error=storable_text(result.error),
             result=_recordable(result.result),
             out_length=result.out_length,
             err_length=result.err_length,
@@ -788,7 +788,7 @@ class Run:
             exit_code=result.exit_code,
             signal=result.signal,
             timed_out=result.timed_out,
-            error=result.error,
+            error=storable_text(result.error),
             attempts=self._attempts[i],
         )
         if self.options.fail_fast:
@@ -862,7 +862,7 @@ def _recordable(value: Any) -> Any:
     if value is None:
         return None
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
         return None
     return value

@@ -1,208 +1,243 @@
 """
-The projection of events onto the ``runs``, ``tasks`` and ``attempts`` tables.
+How a batch of events is recorded: the event rows, then their projection onto
+the ``runs``, ``tasks`` and ``attempts`` tables, in SQL.
 
-`Store.write_batch` builds one `Projection` per batch: it turns the events
-into rows and updates that are applied, with the event rows themselves, in a
-single transaction, so the tables can never disagree with the event log.
+Encoding (`encode_events`, on the event loop or any thread holding the GIL)
+turns a batch into a few multi-row ``INSERT`` statements with their
+parameters, with no Python bytecode per event: the scalar fields come out of
+the event tuples through C iterators and each event's data goes through the
+C JSON encoder. Writing (`Store.write_rows`) then runs only SQLite: the
+inserts, and the projection statements below, which read the batch back from
+the ``events`` table by its sequence range and fold it into one row change
+per task, per attempt and for the run (an attempt that starts, spawns and
+finishes in the batch is inserted once, complete). A writer thread holds the
+GIL only to start each statement, so the event loop keeps running while a
+batch is written.
+
+The tables can never disagree with the event log: they are written in the
+same transaction, from the same rows. Writing a batch again changes nothing
+(``INSERT OR IGNORE`` on the natural keys; a terminal attempt is final).
+Projection parameters: ``:run`` (run id), ``:first`` and ``:last`` (the
+batch's sequence range).
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
+import functools
+import itertools
+import json.encoder
+import operator
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .events import Event, EventKind
+import attrs
+
+from .events import Event
+
+CHUNK_SIZES = (4096, 1024, 256, 64, 16, 4, 1)
+"""Rows per ``INSERT`` statement: a batch is cut into the largest that fit,
+so a handful of cached statements serve every batch size. 4096 rows of 7
+parameters stay under SQLite's limit of 32,766."""
 
 
-def storable_text(value: str | None) -> str | None:
-    """
-    `value` as storable text: surrogate escapes (non-UTF-8 bytes in a path or an
-    argument) become U+FFFD, since SQLite TEXT must be valid UTF-8.
-    """
-    if value is None:
-        return None
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+@attrs.frozen
+class EventRows:
+    """A batch of events of one run, encoded as statements for `Store.write_rows`."""
+
+    run_id: str
+    first: int
+    """The lowest sequence number in the batch."""
+    last: int
+    """The highest sequence number in the batch."""
+    statements: list[tuple[str, list[Any]]]
+    count: int
+    """How many events."""
 
 
-_TASK_STATE = {
-    EventKind.TASK_READY: "ready",
-    EventKind.TASK_RETRY_WAIT: "retry_wait",
-    EventKind.TASK_SUCCEEDED: "succeeded",
-    EventKind.TASK_FAILED: "failed",
-    EventKind.TASK_SKIPPED: "skipped",
-    EventKind.TASK_CANCELLED: "cancelled",
-}
+def _plain(value: object) -> object:
+    """What the JSON encoder writes for a value it has no rule for."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
 
 
-_encode_data = json.JSONEncoder(default=str).encode
-"""``json.dumps(data, default=str)`` without building a new encoder for every event."""
-
-
-# Columns of an attempt row as `Projection` builds it, in insert order.
-_ATTEMPT_COLUMNS = (
-    "run_id, task_id, attempt, tool, argv, status, started_at, "
-    "pid, proc_start, worker, out_path, out_offset, err_path, err_offset, "
-    "finished_at, duration, exit_code, signal, timed_out, error, result, out_length, err_length"
+# The C encoder itself, called once per event's data (``json.dumps`` would
+# add a Python-level call and a new encoder object for each).
+_encode_data = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, _plain, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
 )
-_SPAWN_SLICE = slice(7, 14)
-_FINISH_SLICE = slice(14, 23)
+_scalars = operator.itemgetter(slice(0, 6))
+"""(run_id, seq, kind, time, task_id, attempt) of an `Event`."""
+_data = operator.itemgetter(6)
 
 
-class Projection:
+@functools.cache
+def _insert(rows: int) -> str:
     """
-    Turns a batch of events into rows and updates, applied in one transaction.
-
-    An attempt that starts in the batch is inserted once, complete: its spawn
-    and finish events in the same batch fill the new row instead of becoming
-    two UPDATEs (most attempts of short tasks start and end within one
-    batch). Events for attempts inserted by earlier batches become UPDATEs.
+    ``INSERT`` of `rows` events. Parameters: the wall-clock start, then per
+    event its six scalars and its data (JSON text). Plain ``?`` parameters:
+    numbered ones make SQLite's parse time grow with the square of their count.
     """
+    values = ",".join(("(?,?,?,?,?,?,?)",) * rows)
+    return (
+        "INSERT OR IGNORE INTO events (run_id, seq, kind, t, task_id, attempt, at, data) "
+        "SELECT column1, column2, column3, column4, column5, column6, column4 + ?, "
+        f"nullif(column7, '{{}}') FROM (VALUES {values})"
+    )
 
-    def __init__(self, wall_start: float) -> None:
-        self.wall_start = wall_start
-        self.run_id: str | None = None
-        self.event_rows: list[tuple[Any, ...]] = []
-        self.new_attempts: dict[tuple[str | None, int | None], list[Any]] = {}
-        self.spawned: list[tuple[Any, ...]] = []
-        self.finished: list[tuple[Any, ...]] = []
-        self.task_changes: dict[str, dict[str, Any]] = {}
-        self.run_changes: dict[str, Any] = {}
-        self.last_seq = 0
 
-    def add(self, event: Event) -> None:
-        at = self.wall_start + event.time
-        self.run_id = event.run_id
-        self.last_seq = max(self.last_seq, event.seq)
-        data = event.data
-        self.event_rows.append(
-            (
-                event.run_id,
-                event.seq,
-                event.kind.value,
-                event.task_id,
-                event.attempt,
-                event.time,
-                at,
-                _encode_data(data) if data else None,
-            )
-        )
-        kind = event.kind
-        task_id = event.task_id
-        if kind is EventKind.ATTEMPT_STARTED:
-            assert task_id is not None
-            self.new_attempts[task_id, event.attempt] = [
-                event.run_id,
-                task_id,
-                event.attempt,
-                data.get("tool"),
-                json.dumps(data.get("argv")),
-                "running",
-                at,
-                *(None,) * 11,
-                0,
-                *(None,) * 4,
-            ]
-            change = {"state": "running", "attempts": event.attempt, "tool": data.get("tool")}
-            if event.attempt == 1:
-                change["started_at"] = at
-            self.task_changes.setdefault(task_id, {}).update(change)
-        elif kind is EventKind.ATTEMPT_SPAWNED:
-            spawn = (
-                data.get("pid"),
-                data.get("proc_start"),
-                data.get("worker"),
-                data.get("out_path"),
-                data.get("out_offset"),
-                data.get("err_path"),
-                data.get("err_offset"),
-            )
-            row = self.new_attempts.get((task_id, event.attempt))
-            if row is not None:
-                row[_SPAWN_SLICE] = spawn
-            else:
-                self.spawned.append((*spawn, event.run_id, task_id, event.attempt))
-        elif kind is EventKind.ATTEMPT_FINISHED or kind is EventKind.ATTEMPT_LOST:
-            result = data.get("result")
-            status = data.get("status", "lost")
-            finish = (
-                at,
-                data.get("duration"),
-                data.get("exit_code"),
-                data.get("signal"),
-                int(bool(data.get("timed_out"))),
-                storable_text(data.get("error")),
-                json.dumps(result) if result is not None else None,
-                data.get("out_length"),
-                data.get("err_length"),
-            )
-            row = self.new_attempts.get((task_id, event.attempt))
-            if row is None:
-                self.finished.append((status, *finish, event.run_id, task_id, event.attempt))
-            elif row[5] == "running":
-                # Terminal attempt states are final, as the UPDATE's guard below.
-                row[5] = status
-                row[_FINISH_SLICE] = finish
-        elif kind in _TASK_STATE:
-            assert task_id is not None
-            change = {"state": _TASK_STATE[kind]}
-            if kind is EventKind.TASK_READY:
-                change.update(finished_at=None, exit_code=None)
-            elif kind is not EventKind.TASK_RETRY_WAIT:
-                change.update(finished_at=at, exit_code=data.get("exit_code"))
-            self.task_changes.setdefault(task_id, {}).update(change)
-        elif kind is EventKind.RUN_STARTED or kind is EventKind.RUN_RESUMED:
-            self.run_changes.update(status="running", finished_at=None)
-            if kind is EventKind.RUN_STARTED:
-                self.run_changes["started_at"] = at
-        elif kind is EventKind.RUN_FINISHED:
-            self.run_changes.update(
-                status=data["status"], finished_at=at, owner_pid=None, owner_start=None
-            )
+def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
+    """
+    `events` (of one run, non-empty) as insert statements.
 
-    def apply(self, conn: sqlite3.Connection) -> None:
-        conn.executemany(
-            "INSERT OR IGNORE INTO events (run_id, seq, kind, task_id, attempt, t, at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            self.event_rows,
-        )
-        if self.new_attempts:
-            conn.executemany(
-                f"INSERT OR IGNORE INTO attempts ({_ATTEMPT_COLUMNS}) VALUES "
-                f"({', '.join('?' * 23)})",
-                self.new_attempts.values(),
-            )
-        if self.spawned:
-            conn.executemany(
-                "UPDATE attempts SET pid = ?, proc_start = ?, worker = ?, out_path = ?, "
-                "out_offset = ?, err_path = ?, err_offset = ? "
-                "WHERE run_id = ? AND task_id = ? AND attempt = ?",
-                self.spawned,
-            )
-        if self.finished:
-            # Terminal attempt states are final: only a running attempt may finish.
-            conn.executemany(
-                "UPDATE attempts SET status = ?, finished_at = ?, duration = ?, exit_code = ?, "
-                "signal = ?, timed_out = ?, error = ?, result = ?, out_length = ?, "
-                "err_length = ? WHERE run_id = ? AND task_id = ? AND attempt = ? "
-                "AND status = 'running'",
-                self.finished,
-            )
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        for task_id, change in self.task_changes.items():
-            columns = tuple(sorted(change))
-            groups.setdefault(columns, []).append(
-                (*(change[c] for c in columns), self.run_id, task_id)
-            )
-        for columns, rows in groups.items():
-            assignments = ", ".join(f"{column} = ?" for column in columns)
-            conn.executemany(
-                f"UPDATE tasks SET {assignments} WHERE run_id = ? AND task_id = ?", rows
-            )
-        changes = dict(self.run_changes)
-        columns = tuple(sorted(changes))
-        assignments = "".join(f"{column} = ?, " for column in columns)
-        conn.execute(
-            f"UPDATE runs SET {assignments}last_seq = max(last_seq, ?) WHERE run_id = ?",
-            (*(changes[c] for c in columns), self.last_seq, self.run_id),
-        )
+    `wall_start` is the Unix time at which the run clock read zero; each row
+    records both the run-clock time and the wall-clock time.
+    """
+    statements: list[tuple[str, list[Any]]] = []
+    start = 0
+    for size in CHUNK_SIZES:
+        while len(events) - start >= size:
+            chunk = events[start : start + size]
+            start += size
+            data = map("".join, map(_encode_data, map(_data, chunk), itertools.repeat(0)))
+            rows = map(operator.add, map(_scalars, chunk), zip(data))
+            params: list[Any] = [wall_start]
+            params.extend(itertools.chain.from_iterable(rows))
+            statements.append((_insert(size), params))
+    return EventRows(
+        run_id=events[0].run_id,
+        first=min(map(operator.itemgetter(1), events)),
+        last=max(map(operator.itemgetter(1), events)),
+        statements=statements,
+        count=len(events),
+    )
+
+
+_BATCH = "run_id = :run AND seq BETWEEN :first AND :last"
+
+ATTEMPT_UPSERT = f"""
+INSERT INTO attempts (
+    run_id, task_id, attempt, tool, argv, status, started_at,
+    pid, proc_start, worker, out_path, out_offset, err_path, err_offset,
+    finished_at, duration, exit_code, signal, timed_out, error, result,
+    out_length, err_length)
+SELECT :run, task_id, attempt,
+    max(CASE WHEN kind = 'attempt_started' THEN data->>'tool' END),
+    max(CASE WHEN kind = 'attempt_started' THEN data->'argv' END),
+    coalesce(max(CASE kind WHEN 'attempt_finished' THEN data->>'status'
+                           WHEN 'attempt_lost' THEN coalesce(data->>'status', 'lost') END),
+             'running'),
+    coalesce(max(CASE WHEN kind = 'attempt_started' THEN at END), 0),
+    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'pid' END),
+    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'proc_start' END),
+    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'worker' END),
+    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'out_path' END),
+    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'out_offset' END),
+    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'err_path' END),
+    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'err_offset' END),
+    max(CASE WHEN kind IN ('attempt_finished', 'attempt_lost') THEN at END),
+    max(CASE WHEN kind = 'attempt_finished' THEN data->>'duration' END),
+    max(CASE WHEN kind = 'attempt_finished' THEN data->>'exit_code' END),
+    max(CASE WHEN kind = 'attempt_finished' THEN data->>'signal' END),
+    coalesce(max(CASE WHEN kind = 'attempt_finished' THEN data->>'timed_out' END), 0),
+    max(CASE WHEN kind = 'attempt_finished' THEN data->>'error' END),
+    max(CASE WHEN kind = 'attempt_finished' THEN nullif(data->'result', 'null') END),
+    max(CASE WHEN kind = 'attempt_finished' THEN data->>'out_length' END),
+    max(CASE WHEN kind = 'attempt_finished' THEN data->>'err_length' END)
+FROM events
+WHERE {_BATCH}
+  AND kind IN ('attempt_started', 'attempt_spawned', 'attempt_finished', 'attempt_lost')
+GROUP BY task_id, attempt
+HAVING max(kind = 'attempt_started') OR EXISTS (
+    SELECT 1 FROM attempts AS a
+    WHERE a.run_id = :run AND a.task_id = events.task_id AND a.attempt = events.attempt)
+ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET
+    pid = coalesce(excluded.pid, pid),
+    proc_start = coalesce(excluded.proc_start, proc_start),
+    worker = coalesce(excluded.worker, worker),
+    out_path = coalesce(excluded.out_path, out_path),
+    out_offset = coalesce(excluded.out_offset, out_offset),
+    err_path = coalesce(excluded.err_path, err_path),
+    err_offset = coalesce(excluded.err_offset, err_offset),
+    status = excluded.status,
+    finished_at = excluded.finished_at,
+    duration = excluded.duration,
+    exit_code = excluded.exit_code,
+    signal = excluded.signal,
+    timed_out = excluded.timed_out,
+    error = excluded.error,
+    result = excluded.result,
+    out_length = excluded.out_length,
+    err_length = excluded.err_length
+WHERE status = 'running'
+"""
+"""
+One row change per attempt in the batch. A terminal attempt is final (the
+``WHERE`` of the update), and an event for an attempt that was never started
+changes nothing (the ``HAVING``).
+"""
+
+_TERMINAL = "('task_succeeded', 'task_failed', 'task_skipped', 'task_cancelled')"
+
+TASK_UPDATE = f"""
+UPDATE tasks SET
+    state = CASE WHEN last.kind = 'attempt_started' THEN 'running'
+                 ELSE substr(last.kind, 6) END,
+    attempts = coalesce(g.started, attempts),
+    tool = CASE WHEN g.started IS NULL THEN tool ELSE (
+        SELECT a.tool FROM attempts AS a
+        WHERE a.run_id = :run AND a.task_id = g.task_id AND a.attempt = g.started) END,
+    started_at = coalesce(g.first_start, started_at),
+    finished_at = CASE WHEN last.kind IN {_TERMINAL} THEN last.at
+                       WHEN g.readied THEN NULL ELSE finished_at END,
+    exit_code = CASE WHEN last.kind IN {_TERMINAL} THEN last.data->>'exit_code'
+                     WHEN g.readied THEN NULL ELSE exit_code END
+FROM (
+    SELECT task_id,
+           max(seq) AS seq,
+           max(kind = 'task_ready') AS readied,
+           max(CASE WHEN kind = 'attempt_started' THEN attempt END) AS started,
+           min(CASE WHEN kind = 'attempt_started' AND attempt = 1 THEN at END) AS first_start
+    FROM events
+    WHERE {_BATCH}
+      AND kind IN ('attempt_started', 'task_ready', 'task_retry_wait', 'task_succeeded',
+                   'task_failed', 'task_skipped', 'task_cancelled')
+    GROUP BY task_id
+) AS g
+JOIN events AS last ON last.run_id = :run AND last.seq = g.seq
+WHERE tasks.run_id = :run AND tasks.task_id = g.task_id
+"""
+"""
+One row change per task in the batch: its state is that of its last event;
+the first attempt's start sets ``started_at``; a terminal event sets the
+finish time and exit code, which a later ``task_ready`` (a retried or resumed
+task) clears.
+"""
+
+RUN_UPDATE = f"""
+UPDATE runs SET
+    last_seq = max(last_seq, :last),
+    status = CASE r.kind WHEN 'run_finished' THEN r.data->>'status'
+                         WHEN 'run_started' THEN 'running'
+                         WHEN 'run_resumed' THEN 'running' ELSE status END,
+    started_at = coalesce((
+        SELECT at FROM events
+        WHERE {_BATCH} AND kind = 'run_started'), started_at),
+    finished_at = CASE r.kind WHEN 'run_finished' THEN r.at
+                              WHEN 'run_started' THEN NULL
+                              WHEN 'run_resumed' THEN NULL ELSE finished_at END,
+    owner_pid = CASE r.kind WHEN 'run_finished' THEN NULL ELSE owner_pid END,
+    owner_start = CASE r.kind WHEN 'run_finished' THEN NULL ELSE owner_start END
+FROM (
+    SELECT kind, data, at, max(seq) FROM events
+    WHERE {_BATCH} AND kind IN ('run_started', 'run_resumed', 'run_finished')
+) AS r
+WHERE runs.run_id = :run
+"""
+"""
+The run row: the highest sequence number recorded, and the status its last
+run-level event in the batch gives (started, resumed or finished).
+"""
+
+PROJECTION = (ATTEMPT_UPSERT, TASK_UPDATE, RUN_UPDATE)
+"""The projection statements, in order (the attempts before the tasks that read them)."""

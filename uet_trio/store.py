@@ -15,7 +15,7 @@ Why it is written the way it is:
 - WAL plus ``synchronous=NORMAL`` (set on every connection; it is not stored
   in the file): an application crash loses nothing committed.
 - Events are the single write path. `write_batch` inserts a batch of events
-  and, in the same transaction, projects them (`projection.Projection`) onto
+  and, in the same transaction, projects them (`projection`, in SQL) onto
   the ``runs``, ``tasks`` and ``attempts`` tables, so the tables can never
   disagree with the event log. Rows are read back as `records` classes.
   ``INSERT OR IGNORE`` on the natural keys makes a retried batch idempotent.
@@ -36,7 +36,7 @@ from typing import Any
 
 from .errors import RunConflict, RunNotFound, StoreError
 from .events import Event
-from .projection import Projection, storable_text
+from .projection import PROJECTION, EventRows, encode_events
 from .records import (
     AttemptRecord,
     AttemptTiming,
@@ -47,7 +47,7 @@ from .records import (
     TaskRecord,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 _SCHEMA = """
@@ -119,7 +119,6 @@ CREATE TABLE events (
     data    TEXT,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
-CREATE INDEX events_by_kind ON events (run_id, kind);
 CREATE TABLE router_state (
     workflow   TEXT PRIMARY KEY,
     state      TEXT NOT NULL,
@@ -267,18 +266,24 @@ class Store:
             if self.path != ":memory:":
                 _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute(f"PRAGMA synchronous={synchronous}")
-            if version == 0:
+            if version < SCHEMA_VERSION:
                 _retry_busy(self._migrate)
 
     def _migrate(self) -> None:
+        """Create the schema in a new file, or bring an older one up to date."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version == 1:
+                # Schema 2 drops the index on event kinds: every insert paid
+                # for it, and the queries it served scan one run's events.
+                conn.execute("DROP INDEX IF EXISTS events_by_kind")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -377,19 +382,44 @@ class Store:
         router_state: tuple[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """
-        Record `events` (all of one run) and project them onto the tables.
+        Record `events` (all of one run, in sequence order) and project them
+        onto the tables, in one transaction.
 
         `wall_start` is the Unix time at which the events' run clock read zero.
         `router_state`, if given, is (workflow name, snapshot) saved in the same
         transaction. Idempotent: writing the same batch twice changes nothing.
         """
-        if not events and router_state is None:
+        rows = [encode_events(events, wall_start)] if events else []
+        self.write_rows(rows, router_state=router_state)
+
+    def write_rows(
+        self,
+        rows: Sequence[EventRows],
+        *,
+        router_state: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """
+        Record encoded events (`encode_events`, all of one run) and their
+        projection, and `router_state` if given, in one transaction.
+
+        Only SQLite runs between the ``BEGIN`` and the ``COMMIT``: a few
+        statements, each holding the GIL only to start, so a writer thread
+        leaves the event loop its interpreter.
+        """
+        if not rows and router_state is None:
             return
-        projection = Projection(wall_start)
-        for event in events:
-            projection.add(event)
         with self._write("record events") as conn:
-            projection.apply(conn)
+            for chunk in rows:
+                for sql, params in chunk.statements:
+                    conn.execute(sql, params)
+            if rows:
+                batch = {
+                    "run": rows[0].run_id,
+                    "first": min(chunk.first for chunk in rows),
+                    "last": max(chunk.last for chunk in rows),
+                }
+                for statement in PROJECTION:
+                    conn.execute(statement, batch)
             if router_state is not None:
                 workflow, state = router_state
                 conn.execute(
@@ -731,6 +761,16 @@ def _event_filter(
         where += " AND task_id = ?"
         params.append(task_id)
     return where, params
+
+
+def storable_text(value: str | None) -> str | None:
+    """
+    `value` as storable text: surrogate escapes (non-UTF-8 bytes in a path or an
+    argument) become U+FFFD, since SQLite TEXT must be valid UTF-8.
+    """
+    if value is None:
+        return None
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _create_private(path: Path) -> None:
