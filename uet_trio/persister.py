@@ -1,13 +1,30 @@
 """
 The persister task: events in, SQLite transactions out, nothing dropped.
 
-Design. The scheduler sends every event on the persister's own bounded memory
+Design. The scheduler sends every event on the persister's own bounded
 channel; a full channel makes the scheduler wait (backpressure), it never
-drops. The persister group-commits: it waits for one event, takes everything
-else already queued (up to `max_batch`), and writes the lot in one transaction
-from a worker thread. While that write runs, new events queue up and form the
-next batch, so batches grow with load by themselves and a lone event is
-durable within one commit's time; no flush timer sits on the hot path.
+drops. The persister group-commits in two stages that overlap:
+
+- the encoder (on the event loop) takes queued events and turns them into
+  insert statements (`projection.encode_events`, C iterators only): whatever
+  is queued while the writer is idle, and full chunks of
+  `projection.CHUNK_SIZES[0]` events while it is busy;
+- the writer takes everything encoded so far (up to `max_batch` events) and
+  writes it in one transaction from a worker thread, which holds the GIL only
+  to start each statement (the projection runs inside SQLite).
+
+While a transaction runs, new events queue up and are encoded for the next
+one, so batches grow with load by themselves and a lone event is durable
+within one commit's time; no flush timer sits on the hot path. Encoded but
+unwritten events count against `max_batch`, so the whole pipeline is bounded.
+
+The channel is a list that the encoder swaps out whole, not a
+`trio.MemorySendChannel`: sending is an append (no task switch, no per-event
+bookkeeping) and taking a batch is one swap, where a memory channel costs a
+call on each side per event. It keeps a memory channel's contract: bounded,
+`send` waits for room and is cancellation-atomic, `send_nowait` raises
+`trio.WouldBlock` when full, and senders see `trio.BrokenResourceError` once
+the persister is gone.
 
 Errors. A batch refused because another process held the database locked
 past the busy timeout is written again after a short pause (a few times);
@@ -20,8 +37,9 @@ cancelling the run does not cut a flush short. The owner (`open_persister`)
 closes the channel when the run ends; the loop then writes what is queued and
 returns. If the run was cancelled, the shielded scope gets a deadline
 (`flush_deadline`) so a locked or hung database cannot hang shutdown forever.
-Each thread call writes one batch (never "until the queue is empty"), and the
-thread is not abandoned on cancel, so a COMMIT is never half-observed.
+Each thread call writes one transaction (never "until the queue is empty"),
+and the thread is not abandoned on cancel, so a COMMIT is never
+half-observed.
 """
 
 from __future__ import annotations
@@ -37,10 +55,11 @@ import trio
 
 from .errors import StoreError
 from .events import Event
+from .projection import CHUNK_SIZES, EventRows, encode_events
 from .store import Store
 
-DEFAULT_CAPACITY = 4096
-DEFAULT_MAX_BATCH = 2048
+DEFAULT_CAPACITY = 16384
+DEFAULT_MAX_BATCH = 16384
 DEFAULT_FLUSH_DEADLINE = 10.0
 WRITE_RETRY_DELAYS = (0.1, 0.3, 1.0)
 """Seconds to wait before writing a batch again after a transient error (a lock)."""
@@ -58,22 +77,46 @@ class PersisterStatistics:
     retries: int
     """Batches written again after a transient error."""
     queued: int
-    """Events waiting in the channel right now."""
+    """Events not yet written right now (in the channel or encoded)."""
 
 
-@attrs.define
 class Persister:
     """
-    The sending side of a running persister.
+    The sending side of a running persister: a bounded channel of events.
 
     Use `send` (or `send_nowait`) for every event; the persister owns the
     store's writes until the `open_persister` block ends.
     """
 
-    _channel: trio.MemorySendChannel[Event]
-    _counters: dict[str, int] = attrs.Factory(
-        lambda: {"events": 0, "batches": 0, "largest": 0, "retries": 0}
-    )
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._queue: list[Event] = []
+        self._closed = False
+        self._broken = False
+        self._has_events = trio.lowlevel.ParkingLot()
+        self._has_room = trio.lowlevel.ParkingLot()
+        self._wanted = 1
+        """How many queued events wake the encoder."""
+        self._counters = {"events": 0, "batches": 0, "largest": 0, "retries": 0, "encoded": 0}
+
+    def send_nowait(self, event: Event) -> None:
+        """
+        Queue `event` without waiting.
+
+        Raises:
+            trio.WouldBlock: the channel is full.
+            trio.BrokenResourceError: the persister has stopped.
+            trio.ClosedResourceError: the channel was closed.
+        """
+        if self._broken:
+            raise trio.BrokenResourceError("the persister has stopped")
+        if self._closed:
+            raise trio.ClosedResourceError("the persister channel is closed")
+        if len(self._queue) >= self._capacity:
+            raise trio.WouldBlock
+        self._queue.append(event)
+        if self._has_events and len(self._queue) >= self._wanted:
+            self._has_events.unpark()
 
     async def send(self, event: Event) -> None:
         """
@@ -82,16 +125,11 @@ class Persister:
         Cancellation-atomic (as `trio.MemorySendChannel.send`): if this raises
         `trio.Cancelled`, the event was not queued.
         """
-        await self._channel.send(event)
-
-    def send_nowait(self, event: Event) -> None:
-        """
-        Queue `event` without waiting.
-
-        Raises:
-            trio.WouldBlock: the channel is full.
-        """
-        self._channel.send_nowait(event)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while len(self._queue) >= self._capacity and not (self._broken or self._closed):
+            await self._has_room.park()
+        self.send_nowait(event)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def statistics(self) -> PersisterStatistics:
         """A snapshot of the persister's counters."""
@@ -100,8 +138,42 @@ class Persister:
             batches_written=self._counters["batches"],
             largest_batch=self._counters["largest"],
             retries=self._counters["retries"],
-            queued=self._channel.statistics().current_buffer_used,
+            queued=len(self._queue) + self._counters["encoded"],
         )
+
+    def _close(self) -> None:
+        """No more events: the persister writes what is queued and stops."""
+        self._closed = True
+        self._has_events.unpark_all()
+        self._has_room.unpark_all()
+
+    def _stop(self) -> None:
+        """The persister is gone: senders, waiting or not, get BrokenResourceError."""
+        self._broken = True
+        self._has_room.unpark_all()
+
+    def _want(self, count: int) -> None:
+        """Wake the encoder once `count` events are queued (or at once, if they are)."""
+        self._wanted = count
+        if self._has_events and len(self._queue) >= count:
+            self._has_events.unpark()
+
+    async def _take(self, max_count: int) -> list[Event] | None:
+        """
+        Queued events (at most `max_count`) once enough are queued (`_want`),
+        or whatever is left once the channel is closed; None when closed and empty.
+        """
+        while len(self._queue) < self._wanted and not self._closed:
+            await self._has_events.park()
+        if not self._queue:
+            return None
+        if len(self._queue) <= max_count:
+            batch, self._queue = self._queue, []
+        else:
+            batch = self._queue[:max_count]
+            del self._queue[:max_count]
+        self._has_room.unpark_all()
+        return batch
 
 
 RouterSnapshot = Callable[[], tuple[str, Mapping[str, Any]] | None]
@@ -135,22 +207,13 @@ async def open_persister(
     """
     if capacity < 1 or capacity == math.inf:
         raise ValueError("the persister channel must be bounded and non-empty")
-    send, receive = trio.open_memory_channel[Event](capacity)
-    persister = Persister(send)
+    persister = Persister(capacity)
     shield = trio.CancelScope(shield=True)
     limiter = trio.CapacityLimiter(1)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
-                _persist,
-                store,
-                receive,
-                shield,
-                limiter,
-                wall_start,
-                router_state,
-                max_batch,
-                persister._counters,
+                _persist, store, persister, shield, limiter, wall_start, router_state, max_batch
             )
             try:
                 yield persister
@@ -158,7 +221,7 @@ async def open_persister(
                 shield.deadline = min(shield.deadline, trio.current_time() + flush_deadline)
                 raise
             finally:
-                send.close()
+                persister._close()
     except BaseExceptionGroup as group:
         store_errors, rest = group.split(StoreError)
         if store_errors is not None and rest is None:
@@ -176,47 +239,83 @@ def _first(group: BaseExceptionGroup[StoreError]) -> StoreError:
 
 async def _persist(
     store: Store,
-    receive: trio.MemoryReceiveChannel[Event],
+    persister: Persister,
     shield: trio.CancelScope,
     limiter: trio.CapacityLimiter,
     wall_start: float,
     router_state: RouterSnapshot | None,
     max_batch: int,
-    counters: dict[str, int],
 ) -> None:
-    with receive:
+    try:
         with shield:
-            await _write_batches(
-                store, receive, limiter, wall_start, router_state, max_batch, counters
-            )
-        if shield.cancelled_caught:
-            left = receive.statistics().current_buffer_used
-            raise StoreError(
-                f"{store.path}: the final flush did not finish in time; {left} queued "
-                "events were not recorded"
-            )
+            encoded = _Encoded()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    _write, store, persister, encoded, limiter, router_state, max_batch
+                )
+                try:
+                    await _encode(persister, encoded, wall_start, max_batch)
+                finally:
+                    encoded.finished = True
+                    encoded.has_rows.unpark_all()
+    finally:
+        persister._stop()
+    if shield.cancelled_caught:
+        left = len(persister._queue) + persister._counters["encoded"]
+        raise StoreError(
+            f"{store.path}: the final flush did not finish in time; "
+            f"{left} queued events were not recorded"
+        )
 
 
-async def _write_batches(
+class _Encoded:
+    """Encoded events waiting for the writer, and the two stages' wake-ups."""
+
+    def __init__(self) -> None:
+        self.rows: list[EventRows] = []
+        self.finished = False
+        """The encoder is done: nothing more will come."""
+        self.has_rows = trio.lowlevel.ParkingLot()
+        self.has_room = trio.lowlevel.ParkingLot()
+
+
+async def _encode(
+    persister: Persister, encoded: _Encoded, wall_start: float, max_batch: int
+) -> None:
+    """The encoding stage: queued events to statements, until the channel closes."""
+    counters = persister._counters
+    while True:
+        while counters["encoded"] >= max_batch:
+            await encoded.has_room.park()
+        events = await persister._take(max_batch - counters["encoded"])
+        if events is None:
+            return
+        encoded.rows.append(encode_events(events, wall_start))
+        counters["encoded"] += len(events)
+        encoded.has_rows.unpark()
+
+
+async def _write(
     store: Store,
-    receive: trio.MemoryReceiveChannel[Event],
+    persister: Persister,
+    encoded: _Encoded,
     limiter: trio.CapacityLimiter,
-    wall_start: float,
     router_state: RouterSnapshot | None,
     max_batch: int,
-    counters: dict[str, int],
 ) -> None:
-    async for first in receive:
-        batch = [first]
-        while len(batch) < max_batch:
-            try:
-                batch.append(receive.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
+    """The writing stage: everything encoded so far in one transaction, in a thread."""
+    counters = persister._counters
+    while True:
+        while not encoded.rows:
+            if encoded.finished:
+                return
+            await encoded.has_rows.park()
+        rows, encoded.rows = encoded.rows, []
+        count = sum(chunk.count for chunk in rows)
+        # While this transaction runs, encode only full chunks.
+        persister._want(min(CHUNK_SIZES[0], max_batch))
         state = router_state() if router_state is not None else None
-        write = functools.partial(
-            store.write_batch, batch, wall_start=wall_start, router_state=state
-        )
+        write = functools.partial(store.write_rows, rows, router_state=state)
         for delay in (*WRITE_RETRY_DELAYS, None):
             try:
                 await trio.to_thread.run_sync(write, limiter=limiter)
@@ -229,6 +328,9 @@ async def _write_batches(
                     raise
                 counters["retries"] += 1
                 await trio.sleep(delay)
-        counters["events"] += len(batch)
+        counters["encoded"] -= count
+        counters["events"] += count
         counters["batches"] += 1
-        counters["largest"] = max(counters["largest"], len(batch))
+        counters["largest"] = max(counters["largest"], count)
+        encoded.has_room.unpark_all()
+        persister._want(1)
