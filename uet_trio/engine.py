@@ -290,6 +290,10 @@ class Run:
         self._rng = random.Random(self.options.seed)
         self.router = Router(spec)
         self._env_base = dict(os.environ)
+        # Per run: the environment of each tool's commands before a task's
+        # own variables, and each working directory as text.
+        self._tool_envs: dict[str | None, dict[str, str]] = {}
+        self._cwds: dict[str | None, str] = {}
         if not fresh_routing:
             saved = await self._in_thread(self.store.load_router_state, spec.name)
             if saved is not None:
@@ -300,10 +304,8 @@ class Run:
             durations = expected_durations
         elif order == CRITICAL:
             durations = await self._in_thread(self.store.recent_durations, spec.name)
-        self._rank = ready_ranks(
-            self.graph, [task.priority for task in spec.tasks], durations, order
-        )
-        self._ready = ReadySet(self.graph, self._rank)
+        rank = ready_ranks(self.graph, [task.priority for task in spec.tasks], durations, order)
+        self._ready = ReadySet(self.graph, rank)
         # The run's own rows are written last: a cancellation (Ctrl-C) before
         # this point leaves no trace, and one during it is seen only after the
         # write (a worker thread is not abandoned), so the run then starts
@@ -402,7 +404,8 @@ class Run:
 
     async def _main(self) -> None:
         wall_start = time.time()
-        self._clock_zero = trio.current_time()
+        self._now = trio.lowlevel.current_clock().current_time
+        self._clock_zero = self._now()
         try:
             async with open_persister(
                 self.store,
@@ -464,9 +467,14 @@ class Run:
 
         try:
             async with jobs, results:
-                async for request in jobs:
+                while True:
+                    try:
+                        request = await jobs.receive()
+                    except trio.EndOfChannel:
+                        break
                     result = await self.runner.run(request, logs, report)
-                    await results.send(result)
+                    # Never full (see _execute), so no extra pass of the run loop.
+                    results.send_nowait(result)
         finally:
             logs.close()
 
@@ -480,14 +488,18 @@ class Run:
         **data: Any,
     ) -> None:
         self._seq += 1
-        event = Event(
-            run_id=self.run_id,
-            seq=self._seq,
-            kind=kind,
-            time=trio.current_time() - self._clock_zero,
-            task_id=self.graph.ids[task] if task is not None else None,
-            attempt=attempt,
-            data=data,
+        # tuple.__new__ skips the named tuple's Python-level constructor.
+        event = tuple.__new__(
+            Event,
+            (
+                self.run_id,
+                self._seq,
+                kind,
+                self._now() - self._clock_zero,
+                self.graph.ids[task] if task is not None else None,
+                attempt,
+                data,
+            ),
         )
         # Queue without a checkpoint while the channels have room: the
         # scheduler checkpoints once per loop anyway, and a checkpoint per
@@ -502,6 +514,10 @@ class Run:
                 # Not queued (sending is cancellation-atomic): keep the sequence gap-free.
                 self._seq -= 1
                 raise
+        if self._subscribers:
+            await self._publish(event)
+
+    async def _publish(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
             try:
                 try:
@@ -520,7 +536,7 @@ class Run:
     ) -> None:
         self._idle = self.options.max_workers
         self._tool_running: dict[str, int] = {}
-        self._parked: dict[str, list[tuple[tuple[float, ...], int]]] = {}
+        self._parked: dict[str, list[tuple[int, int]]] = {}
         async with jobs, results:
             await self._start()
             await self._dispatch(jobs)
@@ -624,7 +640,7 @@ class Run:
                 if tool.max_concurrency is not None and running >= tool.max_concurrency:
                     heapq.heappush(
                         self._parked.setdefault(tool_name, []),
-                        (self._rank[i], i),
+                        (self._ready.position[i], i),
                     )
                     continue
                 self._tool_running[tool_name] = running + 1
@@ -652,16 +668,19 @@ class Run:
         shown = task.argv(tool, redact=True) if task.secret_params else argv
         env = None
         if task.call is None:
-            env = dict(self._env_base)
-            if tool is not None:
-                env.update(tool.env)
-            env.update(task.env)
-            env.update(
-                UET_RUN_ID=self.run_id,
-                UET_TASK_ID=task.id,
-                UET_ATTEMPT=str(attempt),
-                UET_IDEMPOTENCY_KEY=f"{self.run_id}/{task.id}/{attempt}",
-            )
+            tool_env = self._tool_envs.get(tool_name)
+            if tool_env is None:
+                tool_env = self._tool_envs[tool_name] = {
+                    **self._env_base,
+                    **(tool.env if tool is not None else {}),
+                }
+            env = dict(tool_env)
+            if task.env:
+                env.update(task.env)
+            env["UET_RUN_ID"] = self.run_id
+            env["UET_TASK_ID"] = task.id
+            env["UET_ATTEMPT"] = str(attempt)
+            env["UET_IDEMPOTENCY_KEY"] = f"{self.run_id}/{task.id}/{attempt}"
         request = AttemptRequest(
             run_id=self.run_id,
             task_id=task.id,
@@ -680,9 +699,11 @@ class Run:
 
     def _cwd(self, task: TaskSpec, tool: ToolSpec | None) -> str:
         chosen = task.cwd or (tool.cwd if tool is not None else None)
-        if chosen is None:
-            return str(self.spec.base_dir)
-        return str(self.spec.base_dir / chosen)
+        cwd = self._cwds.get(chosen)
+        if cwd is None:
+            base = self.spec.base_dir
+            cwd = self._cwds[chosen] = str(base if chosen is None else base / chosen)
+        return cwd
 
     async def _on_spawned(self, notice: Spawned) -> None:
         await self._emit(
@@ -708,6 +729,12 @@ class Run:
             parked = self._parked.get(tool_name)
             if parked:
                 self._ready.push(heapq.heappop(parked)[1])
+        # An error and a callable's value are recorded only when there is one.
+        extra: dict[str, Any] = {}
+        if result.error is not None:
+            extra["error"] = storable_text(result.error)
+        if result.result is not None:
+            extra["result"] = _recordable(result.result)
         await self._emit(
             EventKind.ATTEMPT_FINISHED,
             i,
@@ -717,10 +744,9 @@ class Run:
             signal=result.signal,
             timed_out=result.timed_out,
             duration=result.duration,
-            error=storable_text(result.error),
-            result=_recordable(result.result),
             out_length=result.out_length,
             err_length=result.err_length,
+            **extra,
         )
         if result.ok:
             await self._succeed(i)

@@ -124,13 +124,21 @@ class ReadySet:
     `rank[i]` is any sortable key (smaller leaves first); ties break by index,
     which is declaration order. Tasks enter through `release` as their last
     dependency completes, or through `push` (retries, resumed runs).
+
+    Ranks are fixed for a run, so they are sorted once: the heap holds each
+    task's position in that order, an int, and a push or pop compares ints
+    instead of rank tuples.
     """
 
     def __init__(self, graph: TaskGraph, rank: Sequence[tuple[float, ...]]) -> None:
         self._graph = graph
-        self._rank = rank
         self._waiting = [len(d) for d in graph.deps]
-        self._heap: list[tuple[tuple[float, ...], int]] = []
+        self._order = sorted(range(len(rank)), key=lambda i: (rank[i], i))
+        self.position = [0] * len(rank)
+        """Each task's place in the ready order (a sort key for any queue of tasks)."""
+        for place, i in enumerate(self._order):
+            self.position[i] = place
+        self._heap: list[int] = []
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -141,11 +149,11 @@ class ReadySet:
 
     def push(self, i: int) -> None:
         """Make task `i` ready."""
-        heapq.heappush(self._heap, (self._rank[i], i))
+        heapq.heappush(self._heap, self.position[i])
 
     def pop(self) -> int:
         """Remove and return the ready task that should run first."""
-        return heapq.heappop(self._heap)[1]
+        return self._order[heapq.heappop(self._heap)]
 
     def release(self, finished: int) -> list[int]:
         """

@@ -26,6 +26,8 @@ Why it is written the way it is:
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
 import os
 import sqlite3
@@ -36,7 +38,7 @@ from typing import Any
 
 from .errors import RunConflict, RunNotFound, StoreError
 from .events import Event
-from .projection import PROJECTION, EventRows, encode_events
+from .projection import CHUNK_SIZES, PROJECTION, EventRows, encode_events
 from .records import (
     AttemptRecord,
     AttemptTiming,
@@ -336,11 +338,13 @@ class Store:
                     run.owner_start,
                 ),
             )
-            conn.executemany(
-                "INSERT INTO tasks (run_id, task_id, idx, kind, state) "
-                "VALUES (?, ?, ?, ?, 'pending')",
-                ((run.run_id, task_id, i, kind) for i, (task_id, kind) in enumerate(run.tasks)),
-            )
+            rows = [(run.run_id, task_id, i, kind) for i, (task_id, kind) in enumerate(run.tasks)]
+            start = 0
+            for size in CHUNK_SIZES:
+                while len(rows) - start >= size:
+                    chunk = rows[start : start + size]
+                    start += size
+                    conn.execute(_task_insert(size), list(itertools.chain.from_iterable(chunk)))
 
     def claim_run(
         self,
@@ -761,6 +765,13 @@ def _event_filter(
         where += " AND task_id = ?"
         params.append(task_id)
     return where, params
+
+
+@functools.cache
+def _task_insert(rows: int) -> str:
+    """``INSERT`` of `rows` pending tasks: (run_id, task_id, idx, kind) each, in one statement."""
+    values = ",".join(("(?,?,?,?,'pending')",) * rows)
+    return f"INSERT INTO tasks (run_id, task_id, idx, kind, state) VALUES {values}"
 
 
 def storable_text(value: str | None) -> str | None:
