@@ -3,28 +3,23 @@ The persister task: events in, SQLite transactions out, nothing dropped.
 
 Design. The scheduler sends every event on the persister's own bounded
 channel; a full channel makes the scheduler wait (backpressure), it never
-drops. The persister group-commits in two stages that overlap:
+drops. Sending encodes the event on the spot (`projection.EventBuffer`), so
+what waits in the channel is statement parameters, not event objects. The
+persister group-commits: it waits for one event, takes everything queued (up
+to `max_batch`) as a few insert statements, and writes the lot in one
+transaction from a worker thread, which holds the GIL only to start each
+statement (the projection runs inside SQLite). While that write runs, new
+events queue up and form the next batch, so batches grow with load by
+themselves and a lone event is durable within one commit's time; no flush
+timer sits on the hot path.
 
-- the encoder (on the event loop) takes queued events and turns them into
-  insert statements (`projection.encode_events`, C iterators only): whatever
-  is queued while the writer is idle, and full chunks of
-  `projection.CHUNK_SIZES[0]` events while it is busy;
-- the writer takes everything encoded so far (up to `max_batch` events) and
-  writes it in one transaction from a worker thread, which holds the GIL only
-  to start each statement (the projection runs inside SQLite).
-
-While a transaction runs, new events queue up and are encoded for the next
-one, so batches grow with load by themselves and a lone event is durable
-within one commit's time; no flush timer sits on the hot path. Encoded but
-unwritten events count against `max_batch`, so the whole pipeline is bounded.
-
-The channel is a list that the encoder swaps out whole, not a
-`trio.MemorySendChannel`: sending is an append (no task switch, no per-event
-bookkeeping) and taking a batch is one swap, where a memory channel costs a
-call on each side per event. It keeps a memory channel's contract: bounded,
-`send` waits for room and is cancellation-atomic, `send_nowait` raises
-`trio.WouldBlock` when full, and senders see `trio.BrokenResourceError` once
-the persister is gone.
+The channel is that buffer, not a `trio.MemorySendChannel`: sending is an
+append (no task switch, no per-event bookkeeping) and taking a batch is one
+slice, where a memory channel costs a call on each side per event and keeps
+every event object alive (and scanned by the garbage collector) until it is
+written. It keeps a memory channel's contract: bounded, `send` waits for room
+and is cancellation-atomic, `send_nowait` raises `trio.WouldBlock` when full,
+and senders see `trio.BrokenResourceError` once the persister is gone.
 
 Errors. A batch refused because another process held the database locked
 past the busy timeout is written again after a short pause (a few times);
@@ -55,7 +50,7 @@ import trio
 
 from .errors import StoreError
 from .events import Event
-from .projection import CHUNK_SIZES, EventRows, encode_events
+from .projection import EventBuffer, EventRows
 from .store import Store
 
 DEFAULT_CAPACITY = 16384
@@ -77,7 +72,7 @@ class PersisterStatistics:
     retries: int
     """Batches written again after a transient error."""
     queued: int
-    """Events not yet written right now (in the channel or encoded)."""
+    """Events waiting in the channel right now."""
 
 
 class Persister:
@@ -90,14 +85,12 @@ class Persister:
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._queue: list[Event] = []
+        self._buffer = EventBuffer()
         self._closed = False
         self._broken = False
         self._has_events = trio.lowlevel.ParkingLot()
         self._has_room = trio.lowlevel.ParkingLot()
-        self._wanted = 1
-        """How many queued events wake the encoder."""
-        self._counters = {"events": 0, "batches": 0, "largest": 0, "retries": 0, "encoded": 0}
+        self._counters = {"events": 0, "batches": 0, "largest": 0, "retries": 0}
 
     def send_nowait(self, event: Event) -> None:
         """
@@ -112,10 +105,10 @@ class Persister:
             raise trio.BrokenResourceError("the persister has stopped")
         if self._closed:
             raise trio.ClosedResourceError("the persister channel is closed")
-        if len(self._queue) >= self._capacity:
+        if len(self._buffer) >= self._capacity:
             raise trio.WouldBlock
-        self._queue.append(event)
-        if self._has_events and len(self._queue) >= self._wanted:
+        self._buffer.add(event)
+        if self._has_events:
             self._has_events.unpark()
 
     async def send(self, event: Event) -> None:
@@ -126,7 +119,7 @@ class Persister:
         `trio.Cancelled`, the event was not queued.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        while len(self._queue) >= self._capacity and not (self._broken or self._closed):
+        while len(self._buffer) >= self._capacity and not (self._broken or self._closed):
             await self._has_room.park()
         self.send_nowait(event)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -138,7 +131,7 @@ class Persister:
             batches_written=self._counters["batches"],
             largest_batch=self._counters["largest"],
             retries=self._counters["retries"],
-            queued=len(self._queue) + self._counters["encoded"],
+            queued=len(self._buffer),
         )
 
     def _close(self) -> None:
@@ -152,28 +145,15 @@ class Persister:
         self._broken = True
         self._has_room.unpark_all()
 
-    def _want(self, count: int) -> None:
-        """Wake the encoder once `count` events are queued (or at once, if they are)."""
-        self._wanted = count
-        if self._has_events and len(self._queue) >= count:
-            self._has_events.unpark()
-
-    async def _take(self, max_count: int) -> list[Event] | None:
-        """
-        Queued events (at most `max_count`) once enough are queued (`_want`),
-        or whatever is left once the channel is closed; None when closed and empty.
-        """
-        while len(self._queue) < self._wanted and not self._closed:
+    async def _take(self, max_batch: int, wall_start: float) -> EventRows | None:
+        """Everything queued (up to `max_batch`) once there is something; None when closed."""
+        while not len(self._buffer):
+            if self._closed:
+                return None
             await self._has_events.park()
-        if not self._queue:
-            return None
-        if len(self._queue) <= max_count:
-            batch, self._queue = self._queue, []
-        else:
-            batch = self._queue[:max_count]
-            del self._queue[:max_count]
+        rows = self._buffer.take(max_batch, wall_start)
         self._has_room.unpark_all()
-        return batch
+        return rows
 
 
 RouterSnapshot = Callable[[], tuple[str, Mapping[str, Any]] | None]
@@ -248,74 +228,28 @@ async def _persist(
 ) -> None:
     try:
         with shield:
-            encoded = _Encoded()
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    _write, store, persister, encoded, limiter, router_state, max_batch
-                )
-                try:
-                    await _encode(persister, encoded, wall_start, max_batch)
-                finally:
-                    encoded.finished = True
-                    encoded.has_rows.unpark_all()
+            await _write_batches(store, persister, limiter, wall_start, router_state, max_batch)
     finally:
         persister._stop()
     if shield.cancelled_caught:
-        left = len(persister._queue) + persister._counters["encoded"]
         raise StoreError(
             f"{store.path}: the final flush did not finish in time; "
-            f"{left} queued events were not recorded"
+            f"{len(persister._buffer)} queued events were not recorded"
         )
 
 
-class _Encoded:
-    """Encoded events waiting for the writer, and the two stages' wake-ups."""
-
-    def __init__(self) -> None:
-        self.rows: list[EventRows] = []
-        self.finished = False
-        """The encoder is done: nothing more will come."""
-        self.has_rows = trio.lowlevel.ParkingLot()
-        self.has_room = trio.lowlevel.ParkingLot()
-
-
-async def _encode(
-    persister: Persister, encoded: _Encoded, wall_start: float, max_batch: int
-) -> None:
-    """The encoding stage: queued events to statements, until the channel closes."""
-    counters = persister._counters
-    while True:
-        while counters["encoded"] >= max_batch:
-            await encoded.has_room.park()
-        events = await persister._take(max_batch - counters["encoded"])
-        if events is None:
-            return
-        encoded.rows.append(encode_events(events, wall_start))
-        counters["encoded"] += len(events)
-        encoded.has_rows.unpark()
-
-
-async def _write(
+async def _write_batches(
     store: Store,
     persister: Persister,
-    encoded: _Encoded,
     limiter: trio.CapacityLimiter,
+    wall_start: float,
     router_state: RouterSnapshot | None,
     max_batch: int,
 ) -> None:
-    """The writing stage: everything encoded so far in one transaction, in a thread."""
     counters = persister._counters
-    while True:
-        while not encoded.rows:
-            if encoded.finished:
-                return
-            await encoded.has_rows.park()
-        rows, encoded.rows = encoded.rows, []
-        count = sum(chunk.count for chunk in rows)
-        # While this transaction runs, encode only full chunks.
-        persister._want(min(CHUNK_SIZES[0], max_batch))
+    while (rows := await persister._take(max_batch, wall_start)) is not None:
         state = router_state() if router_state is not None else None
-        write = functools.partial(store.write_rows, rows, router_state=state)
+        write = functools.partial(store.write_rows, [rows], router_state=state)
         for delay in (*WRITE_RETRY_DELAYS, None):
             try:
                 await trio.to_thread.run_sync(write, limiter=limiter)
@@ -328,9 +262,6 @@ async def _write(
                     raise
                 counters["retries"] += 1
                 await trio.sleep(delay)
-        counters["encoded"] -= count
-        counters["events"] += count
+        counters["events"] += rows.count
         counters["batches"] += 1
-        counters["largest"] = max(counters["largest"], count)
-        encoded.has_room.unpark_all()
-        persister._want(1)
+        counters["largest"] = max(counters["largest"], rows.count)

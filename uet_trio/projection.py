@@ -1,18 +1,19 @@
 """
-How a batch of events is recorded: the event rows, then their projection onto
-the ``runs``, ``tasks`` and ``attempts`` tables, in SQL.
+How events are recorded: encoded rows in, then their projection onto the
+``runs``, ``tasks`` and ``attempts`` tables, in SQL.
 
-Encoding (`encode_events`, on the event loop or any thread holding the GIL)
-turns a batch into a few multi-row ``INSERT`` statements with their
-parameters, with no Python bytecode per event: the scalar fields come out of
-the event tuples through C iterators and each event's data goes through the
-C JSON encoder. Writing (`Store.write_rows`) then runs only SQLite: the
-inserts, and the projection statements below, which read the batch back from
-the ``events`` table by its sequence range and fold it into one row change
-per task, per attempt and for the run (an attempt that starts, spawns and
-finishes in the batch is inserted once, complete). A writer thread holds the
-GIL only to start each statement, so the event loop keeps running while a
-batch is written.
+Encoding (`EventBuffer.add`) happens as each event is sent: its fields and
+its data, through the C JSON encoder, are appended to one flat list of
+statement parameters. Nothing per event stays alive in the meantime (only
+strings and numbers, which the garbage collector does not track, so a queue
+of thousands of events costs no collections). `EventBuffer.take` cuts the
+list into a few cached multi-row ``INSERT`` statements. Writing
+(`Store.write_rows`) then runs only SQLite: the inserts, and the projection
+statements below, which read the batch back from the ``events`` table by its
+sequence range and fold it into one row change per task, per attempt and for
+the run (an attempt that starts, spawns and finishes in the batch is inserted
+once, complete). A writer thread holds the GIL only to start each statement,
+so the event loop keeps running while a batch is written.
 
 The tables can never disagree with the event log: they are written in the
 same transaction, from the same rows. Writing a batch again changes nothing
@@ -24,20 +25,21 @@ batch's sequence range).
 from __future__ import annotations
 
 import functools
-import itertools
 import json.encoder
-import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from .events import Event
+from .events import Event, EventKind
 
 CHUNK_SIZES = (4096, 1024, 256, 64, 16, 4, 1)
 """Rows per ``INSERT`` statement: a batch is cut into the largest that fit,
 so a handful of cached statements serve every batch size. 4096 rows of 7
 parameters stay under SQLite's limit of 32,766."""
+
+_WIDTH = 7
+"""Parameters per event row: run_id, seq, kind, time, task_id, attempt, data."""
 
 
 @attrs.frozen
@@ -66,17 +68,15 @@ def _plain(value: object) -> object:
 _encode_data = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
     None, _plain, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
 )
-_scalars = operator.itemgetter(slice(0, 6))
-"""(run_id, seq, kind, time, task_id, attempt) of an `Event`."""
-_data = operator.itemgetter(6)
+_KIND_TEXT = {kind: kind.value for kind in EventKind}
 
 
 @functools.cache
 def _insert(rows: int) -> str:
     """
     ``INSERT`` of `rows` events. Parameters: the wall-clock start, then per
-    event its six scalars and its data (JSON text). Plain ``?`` parameters:
-    numbered ones make SQLite's parse time grow with the square of their count.
+    event its row (see `_WIDTH`). Plain ``?`` parameters: numbered ones make
+    SQLite's parse time grow with the square of their count.
     """
     values = ",".join(("(?,?,?,?,?,?,?)",) * rows)
     return (
@@ -86,31 +86,62 @@ def _insert(rows: int) -> str:
     )
 
 
-def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
-    """
-    `events` (of one run, non-empty) as insert statements.
+class EventBuffer:
+    """Events of one run, encoded as they are added, taken as insert statements."""
 
-    `wall_start` is the Unix time at which the run clock read zero; each row
-    records both the run-clock time and the wall-clock time.
-    """
-    statements: list[tuple[str, list[Any]]] = []
-    start = 0
-    for size in CHUNK_SIZES:
-        while len(events) - start >= size:
-            chunk = events[start : start + size]
-            start += size
-            data = map("".join, map(_encode_data, map(_data, chunk), itertools.repeat(0)))
-            rows = map(operator.add, map(_scalars, chunk), zip(data))
-            params: list[Any] = [wall_start]
-            params.extend(itertools.chain.from_iterable(rows))
-            statements.append((_insert(size), params))
-    return EventRows(
-        run_id=events[0].run_id,
-        first=min(map(operator.itemgetter(1), events)),
-        last=max(map(operator.itemgetter(1), events)),
-        statements=statements,
-        count=len(events),
-    )
+    def __init__(self) -> None:
+        self._params: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self._params) // _WIDTH
+
+    def add(self, event: Event) -> None:
+        """Encode `event` (its kind must be an `EventKind`) at the end of the buffer."""
+        self._params += (
+            event[0],
+            event[1],
+            _KIND_TEXT[event[2]],
+            event[3],
+            event[4],
+            event[5],
+            "".join(_encode_data(event[6], 0)),
+        )
+
+    def take(self, limit: int, wall_start: float) -> EventRows:
+        """
+        The first `limit` events (or all, if fewer; at least one) as insert
+        statements, removed from the buffer.
+
+        `wall_start` is the Unix time at which the run clock read zero; each
+        row records both the run-clock time and the wall-clock time.
+        """
+        count = min(limit, len(self))
+        taken = self._params[: count * _WIDTH]
+        del self._params[: count * _WIDTH]
+        statements: list[tuple[str, list[Any]]] = []
+        start = 0
+        for size in CHUNK_SIZES:
+            while count - start >= size:
+                params = [wall_start]
+                params += taken[start * _WIDTH : (start + size) * _WIDTH]
+                statements.append((_insert(size), params))
+                start += size
+        seqs = taken[1::_WIDTH]
+        return EventRows(
+            run_id=taken[0],
+            first=min(seqs),
+            last=max(seqs),
+            statements=statements,
+            count=count,
+        )
+
+
+def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
+    """`events` (of one run, non-empty) as insert statements."""
+    buffer = EventBuffer()
+    for event in events:
+        buffer.add(event)
+    return buffer.take(len(events), wall_start)
 
 
 _BATCH = "run_id = :run AND seq BETWEEN :first AND :last"
