@@ -36,10 +36,24 @@ class AttemptRequest:
     call: TaskCallable | None = attrs.field(default=None, eq=False)
     args: tuple[Any, ...] = attrs.field(default=(), eq=False)
     cwd: str | None
-    env: Mapping[str, str] | None
-    """The complete environment of the command (None for callables)."""
+    base_env: Mapping[str, str] | None = attrs.field(default=None, eq=False)
+    """The environment shared by the run's commands of this tool (None for callables)."""
+    own_env: Mapping[str, str] = attrs.field(factory=dict)
+    """This attempt's variables on top of `base_env`: the task's, then ``UET_*``."""
     timeout: float | None
     kill_grace: float
+
+    @property
+    def env(self) -> dict[str, str] | None:
+        """
+        The complete environment of the command (None for callables).
+
+        Built when asked for (by a runner that starts a process), so an
+        attempt that never does costs no copy of the environment.
+        """
+        if self.base_env is None:
+            return None
+        return {**self.base_env, **self.own_env}
 
 
 @attrs.frozen(kw_only=True)

@@ -45,6 +45,7 @@ import random
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -246,6 +247,8 @@ class Run:
         self._fail_fast_triggered = False
         self._completed = False
         self._seq = 0
+        self._backlog: deque[Event] = deque()
+        """Events numbered but not yet handed to the persister and subscribers."""
         self._lost: list[tuple[str, int, int | None, int | None]] = []
         self._resumed = False
         self._router_saved = -1
@@ -480,13 +483,23 @@ class Run:
 
     # -------------------------------------------------------- events
 
-    async def _emit(
+    def _emit(
         self,
         kind: EventKind,
         task: int | None = None,
         attempt: int | None = None,
         **data: Any,
     ) -> None:
+        """
+        Number an event and queue it, without waiting.
+
+        It goes straight into the persister's channel when that has room and
+        nobody else listens; otherwise into the backlog, which `_deliver`
+        hands on (waiting for room: backpressure) before the scheduler next
+        waits. Either way events reach the persister and every subscriber in
+        sequence order, and the scheduler's bookkeeping runs without a task
+        switch per event.
+        """
         self._seq += 1
         # tuple.__new__ skips the named tuple's Python-level constructor.
         event = tuple.__new__(
@@ -501,21 +514,25 @@ class Run:
                 data,
             ),
         )
-        # Queue without a checkpoint while the channels have room: the
-        # scheduler checkpoints once per loop anyway, and a checkpoint per
-        # event would cost a pass of the run loop each (several per task).
-        # A full channel still waits, so backpressure is unchanged.
-        try:
-            self._persister.send_nowait(event)
-        except trio.WouldBlock:
+        if not self._backlog and not self._subscribers:
             try:
-                await self._persister.send(event)
-            except BaseException:
-                # Not queued (sending is cancellation-atomic): keep the sequence gap-free.
-                self._seq -= 1
-                raise
-        if self._subscribers:
-            await self._publish(event)
+                self._persister.send_nowait(event)
+            except trio.WouldBlock:
+                self._backlog.append(event)
+        else:
+            self._backlog.append(event)
+
+    async def _deliver(self) -> None:
+        """Hand the backlog on in order: to the persister (waiting for room), then subscribers."""
+        backlog = self._backlog
+        while backlog:
+            event = backlog[0]
+            # Cancellation-atomic: a cancelled send leaves the event in the
+            # backlog, and `_finish` delivers it before the run's last events.
+            await self._persister.send(event)
+            backlog.popleft()
+            if self._subscribers:
+                await self._publish(event)
 
     async def _publish(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
@@ -539,8 +556,10 @@ class Run:
         self._parked: dict[str, list[tuple[int, int]]] = {}
         async with jobs, results:
             await self._start()
-            await self._dispatch(jobs)
+            self._dispatch(jobs)
             while self._unfinished:
+                if self._backlog:
+                    await self._deliver()
                 batch: list[AttemptResult | Spawned] = []
                 due = self._timers[0][0] if self._timers else math.inf
                 with trio.move_on_at(due):
@@ -554,19 +573,19 @@ class Run:
                 done: list[AttemptResult] = []
                 for message in batch:
                     if isinstance(message, Spawned):
-                        await self._on_spawned(message)
+                        self._on_spawned(message)
                     else:
                         done.append(message)
                 done.sort(key=lambda r: (r.ended, r.index))
                 for result in done:
-                    await self._on_result(result)
+                    self._on_result(result)
                 if self._fail_fast_triggered:
                     break
                 now = trio.current_time()
                 while self._timers and self._timers[0][0] <= now:
                     _, i = heapq.heappop(self._timers)
-                    await self._make_ready(i)
-                await self._dispatch(jobs)
+                    self._make_ready(i)
+                self._dispatch(jobs)
         if self._fail_fast_triggered:
             # Cancelled only now, after the whole batch: results that arrived
             # with the failure are real outcomes, and nothing more is dispatched.
@@ -576,7 +595,7 @@ class Run:
 
     async def _start(self) -> None:
         if self._resumed:
-            await self._emit(
+            self._emit(
                 EventKind.RUN_RESUMED,
                 kept=len(self.graph) - self._unfinished,
                 workers=self.options.max_workers,
@@ -584,7 +603,7 @@ class Run:
             for task_id, attempt, pid, proc_start in self._lost:
                 key = f"{self.run_id}/{task_id}/{attempt}"
                 killed = pid is not None and kill_group_if_owned(pid, proc_start, key)
-                await self._emit(
+                self._emit(
                     EventKind.ATTEMPT_LOST,
                     self.graph.index.get(task_id),
                     attempt,
@@ -595,7 +614,7 @@ class Run:
                 if state is TaskState.SUCCEEDED:
                     self._ready.release(i)
         else:
-            await self._emit(
+            self._emit(
                 EventKind.RUN_STARTED,
                 workflow=self.spec.name,
                 tasks=len(self.graph),
@@ -604,20 +623,23 @@ class Run:
         # Let the persister take the start on its own before the flood of
         # ready events: the run is recorded as running at once, whatever
         # happens to the larger batches after it.
+        await self._deliver()
         await trio.lowlevel.checkpoint()
         for i in self._ready.roots():
             if self._states[i] is TaskState.PENDING:
-                await self._make_ready(i)
+                self._make_ready(i)
+                if self._backlog:
+                    await self._deliver()
 
-    async def _make_ready(self, i: int) -> None:
+    def _make_ready(self, i: int) -> None:
         task = self.spec.tasks[i]
         self._states[i] = TaskState.READY
-        await self._emit(EventKind.TASK_READY, i)
+        self._emit(EventKind.TASK_READY, i)
         if task.kind is not None and i not in self._tool_of:
             decision = self.router.choose(task)
             assert decision is not None  # validation guarantees a candidate
             self._tool_of[i] = decision.tool
-            await self._emit(
+            self._emit(
                 EventKind.ROUTE_CHOSEN,
                 i,
                 tool=decision.tool,
@@ -630,7 +652,7 @@ class Run:
             self.router.queued(tool_name)
         self._ready.push(i)
 
-    async def _dispatch(self, jobs: trio.MemorySendChannel[AttemptRequest]) -> None:
+    def _dispatch(self, jobs: trio.MemorySendChannel[AttemptRequest]) -> None:
         while self._idle and len(self._ready):
             i = self._ready.pop()
             tool_name = self._tool_of.get(i)
@@ -648,7 +670,7 @@ class Run:
             request, shown_argv = self._request(i, tool_name)
             self._states[i] = TaskState.RUNNING
             self._idle -= 1
-            await self._emit(
+            self._emit(
                 EventKind.ATTEMPT_STARTED,
                 i,
                 request.attempt,
@@ -666,21 +688,27 @@ class Run:
         attempt = self._attempts[i]
         argv = task.argv(tool)
         shown = task.argv(tool, redact=True) if task.secret_params else argv
-        env = None
+        base_env = None
+        own_env: dict[str, str] = {}
         if task.call is None:
-            tool_env = self._tool_envs.get(tool_name)
-            if tool_env is None:
-                tool_env = self._tool_envs[tool_name] = {
+            base_env = self._tool_envs.get(tool_name)
+            if base_env is None:
+                base_env = self._tool_envs[tool_name] = {
                     **self._env_base,
                     **(tool.env if tool is not None else {}),
                 }
-            env = dict(tool_env)
-            if task.env:
-                env.update(task.env)
-            env["UET_RUN_ID"] = self.run_id
-            env["UET_TASK_ID"] = task.id
-            env["UET_ATTEMPT"] = str(attempt)
-            env["UET_IDEMPOTENCY_KEY"] = f"{self.run_id}/{task.id}/{attempt}"
+            own_env = {
+                **task.env,
+                "UET_RUN_ID": self.run_id,
+                "UET_TASK_ID": task.id,
+                "UET_ATTEMPT": str(attempt),
+                "UET_IDEMPOTENCY_KEY": f"{self.run_id}/{task.id}/{attempt}",
+            }
+        timeout = task.timeout
+        if timeout is None:
+            timeout = tool.timeout if tool is not None else None
+            if timeout is None:
+                timeout = self.spec.timeout
         request = AttemptRequest(
             run_id=self.run_id,
             task_id=task.id,
@@ -691,8 +719,9 @@ class Run:
             call=task.call,
             args=task.args,
             cwd=self._cwd(task, tool),
-            env=env,
-            timeout=_first_set(task.timeout, tool.timeout if tool else None, self.spec.timeout),
+            base_env=base_env,
+            own_env=own_env,
+            timeout=timeout,
             kill_grace=self.options.kill_grace,
         )
         return request, shown
@@ -705,8 +734,8 @@ class Run:
             cwd = self._cwds[chosen] = str(base if chosen is None else base / chosen)
         return cwd
 
-    async def _on_spawned(self, notice: Spawned) -> None:
-        await self._emit(
+    def _on_spawned(self, notice: Spawned) -> None:
+        self._emit(
             EventKind.ATTEMPT_SPAWNED,
             notice.index,
             notice.attempt,
@@ -719,7 +748,7 @@ class Run:
             err_offset=notice.err_offset,
         )
 
-    async def _on_result(self, result: AttemptResult) -> None:
+    def _on_result(self, result: AttemptResult) -> None:
         i = result.index
         self._idle += 1
         tool_name = self._tool_of.get(i)
@@ -735,7 +764,7 @@ class Run:
             extra["error"] = storable_text(result.error)
         if result.result is not None:
             extra["result"] = _recordable(result.result)
-        await self._emit(
+        self._emit(
             EventKind.ATTEMPT_FINISHED,
             i,
             result.attempt,
@@ -749,22 +778,22 @@ class Run:
             **extra,
         )
         if result.ok:
-            await self._succeed(i)
+            self._succeed(i)
         else:
-            await self._fail_attempt(i, result)
+            self._fail_attempt(i, result)
 
-    async def _succeed(self, i: int) -> None:
+    def _succeed(self, i: int) -> None:
         self._states[i] = TaskState.SUCCEEDED
         self._unfinished -= 1
-        await self._emit(EventKind.TASK_SUCCEEDED, i, exit_code=0, attempts=self._attempts[i])
-        await self._release(i)
+        self._emit(EventKind.TASK_SUCCEEDED, i, exit_code=0, attempts=self._attempts[i])
+        self._release(i)
 
-    async def _release(self, i: int) -> None:
+    def _release(self, i: int) -> None:
         for j in self._ready.release(i):
             if self._states[j] is TaskState.PENDING:
-                await self._make_ready(j)
+                self._make_ready(j)
 
-    async def _fail_attempt(self, i: int, result: AttemptResult) -> None:
+    def _fail_attempt(self, i: int, result: AttemptResult) -> None:
         task = self.spec.tasks[i]
         tool_name = self._tool_of.get(i)
         policy = self._retry_policy(task, tool_name)
@@ -777,7 +806,7 @@ class Run:
             self._states[i] = TaskState.RETRY_WAIT
             due = trio.current_time() + delay
             heapq.heappush(self._timers, (due, i))
-            await self._emit(
+            self._emit(
                 EventKind.TASK_RETRY_WAIT, i, result.attempt, delay=delay, retry=retry_number
             )
             return
@@ -788,7 +817,7 @@ class Run:
             if decision is not None:
                 self._tool_of[i] = decision.tool
                 self._tries_on_tool[i] = 0
-                await self._emit(
+                self._emit(
                     EventKind.ROUTE_CHOSEN,
                     i,
                     tool=decision.tool,
@@ -798,16 +827,16 @@ class Run:
                     + decision.reason,
                     fallback_from=tool_name,
                 )
-                await self._make_ready(i)
+                self._make_ready(i)
                 return
-        await self._fail_task(i, result)
+        self._fail_task(i, result)
 
-    async def _fail_task(self, i: int, result: AttemptResult) -> None:
+    def _fail_task(self, i: int, result: AttemptResult) -> None:
         task = self.spec.tasks[i]
         self._states[i] = TaskState.FAILED
         self._unfinished -= 1
         self._any_failed = True
-        await self._emit(
+        self._emit(
             EventKind.TASK_FAILED,
             i,
             result.attempt,
@@ -821,13 +850,13 @@ class Run:
             self._fail_fast_triggered = True
             return
         if task.continue_on_failure:
-            await self._release(i)
+            self._release(i)
             return
         for j in self.graph.descendants(i):
             if self._states[j] is TaskState.PENDING:
                 self._states[j] = TaskState.SKIPPED
                 self._unfinished -= 1
-                await self._emit(EventKind.TASK_SKIPPED, j, upstream=task.id)
+                self._emit(EventKind.TASK_SKIPPED, j, upstream=task.id)
 
     def _retry_policy(self, task: TaskSpec, tool_name: str | None) -> RetryPolicy:
         tool_retry = self.spec.tools[tool_name].retry if tool_name is not None else None
@@ -848,16 +877,17 @@ class Run:
                 if state.finished:
                     continue
                 if state is TaskState.RUNNING:
-                    await self._emit(
-                        EventKind.ATTEMPT_FINISHED, i, self._attempts[i], status="cancelled"
-                    )
+                    self._emit(EventKind.ATTEMPT_FINISHED, i, self._attempts[i], status="cancelled")
                 self._states[i] = TaskState.CANCELLED
-                await self._emit(EventKind.TASK_CANCELLED, i)
-            await self._emit(
+                self._emit(EventKind.TASK_CANCELLED, i)
+                if self._backlog:
+                    await self._deliver()
+            self._emit(
                 EventKind.RUN_FINISHED,
                 status=status.value,
                 **{state.value: n for state, n in _counts(self._states).items()},
             )
+            await self._deliver()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # The persister died (its error is re-raised by open_persister).
             pass
@@ -874,13 +904,6 @@ class Run:
 
 
 _NO_RETRY = RetryPolicy()
-
-
-def _first_set(*values: float | None) -> float | None:
-    for value in values:
-        if value is not None:
-            return value
-    return None
 
 
 def _recordable(value: Any) -> Any:

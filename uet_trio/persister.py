@@ -86,8 +86,11 @@ class Persister:
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._buffer = EventBuffer()
+        self._queued = 0
+        """Events in the buffer (kept here: `len` of the buffer is a Python call)."""
         self._closed = False
         self._broken = False
+        self._writer_waiting = False
         self._has_events = trio.lowlevel.ParkingLot()
         self._has_room = trio.lowlevel.ParkingLot()
         self._counters = {"events": 0, "batches": 0, "largest": 0, "retries": 0}
@@ -105,10 +108,12 @@ class Persister:
             raise trio.BrokenResourceError("the persister has stopped")
         if self._closed:
             raise trio.ClosedResourceError("the persister channel is closed")
-        if len(self._buffer) >= self._capacity:
+        if self._queued >= self._capacity:
             raise trio.WouldBlock
         self._buffer.add(event)
-        if self._has_events:
+        self._queued += 1
+        if self._writer_waiting:
+            self._writer_waiting = False
             self._has_events.unpark()
 
     async def send(self, event: Event) -> None:
@@ -119,7 +124,7 @@ class Persister:
         `trio.Cancelled`, the event was not queued.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        while len(self._buffer) >= self._capacity and not (self._broken or self._closed):
+        while self._queued >= self._capacity and not (self._broken or self._closed):
             await self._has_room.park()
         self.send_nowait(event)
         await trio.lowlevel.cancel_shielded_checkpoint()
@@ -131,7 +136,7 @@ class Persister:
             batches_written=self._counters["batches"],
             largest_batch=self._counters["largest"],
             retries=self._counters["retries"],
-            queued=len(self._buffer),
+            queued=self._queued,
         )
 
     def _close(self) -> None:
@@ -147,11 +152,13 @@ class Persister:
 
     async def _take(self, max_batch: int, wall_start: float) -> EventRows | None:
         """Everything queued (up to `max_batch`) once there is something; None when closed."""
-        while not len(self._buffer):
+        while not self._queued:
             if self._closed:
                 return None
+            self._writer_waiting = True
             await self._has_events.park()
         rows = self._buffer.take(max_batch, wall_start)
+        self._queued -= rows.count
         self._has_room.unpark_all()
         return rows
 
@@ -234,7 +241,7 @@ async def _persist(
     if shield.cancelled_caught:
         raise StoreError(
             f"{store.path}: the final flush did not finish in time; "
-            f"{len(persister._buffer)} queued events were not recorded"
+            f"{persister._queued} queued events were not recorded"
         )
 
 

@@ -75,14 +75,15 @@ _KIND_TEXT = {kind: kind.value for kind in EventKind}
 def _insert(rows: int) -> str:
     """
     ``INSERT`` of `rows` events. Parameters: the wall-clock start, then per
-    event its row (see `_WIDTH`). Plain ``?`` parameters: numbered ones make
-    SQLite's parse time grow with the square of their count.
+    event its row (see `_WIDTH`; data is NULL when empty). Plain ``?``
+    parameters: numbered ones make SQLite's parse time grow with the square
+    of their count.
     """
     values = ",".join(("(?,?,?,?,?,?,?)",) * rows)
     return (
         "INSERT OR IGNORE INTO events (run_id, seq, kind, t, task_id, attempt, at, data) "
-        "SELECT column1, column2, column3, column4, column5, column6, column4 + ?, "
-        f"nullif(column7, '{{}}') FROM (VALUES {values})"
+        "SELECT column1, column2, column3, column4, column5, column6, column4 + ?, column7 "
+        f"FROM (VALUES {values})"
     )
 
 
@@ -104,7 +105,7 @@ class EventBuffer:
             event[3],
             event[4],
             event[5],
-            "".join(_encode_data(event[6], 0)),
+            "".join(_encode_data(event[6], 0)) if event[6] else None,
         )
 
     def take(self, limit: int, wall_start: float) -> EventRows:
