@@ -10,10 +10,10 @@ of thousands of events costs no collections). `EventBuffer.take` cuts the
 list into a few cached multi-row ``INSERT`` statements. Writing
 (`Store.write_rows`) then runs only SQLite: the inserts, and the projection
 statements below, which read the batch back from the ``events`` table by its
-sequence range and fold it into one row change per task, per attempt and for
-the run (an attempt that starts, spawns and finishes in the batch is inserted
-once, complete). A writer thread holds the GIL only to start each statement,
-so the event loop keeps running while a batch is written.
+sequence range: a row per attempt started, then its process and how it
+ended, then one row change per task (its last state) and for the run. A
+writer thread holds the GIL only to start each statement, so the event loop
+keeps running while a batch is written.
 
 The tables can never disagree with the event log: they are written in the
 same transaction, from the same rows. Writing a batch again changes nothing
@@ -147,67 +147,48 @@ def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
 
 _BATCH = "run_id = :run AND seq BETWEEN :first AND :last"
 
-ATTEMPT_UPSERT = f"""
-INSERT INTO attempts (
-    run_id, task_id, attempt, tool, argv, status, started_at,
-    pid, proc_start, worker, out_path, out_offset, err_path, err_offset,
-    finished_at, duration, exit_code, signal, timed_out, error, result,
-    out_length, err_length)
-SELECT :run, task_id, attempt,
-    max(CASE WHEN kind = 'attempt_started' THEN data->>'tool' END),
-    max(CASE WHEN kind = 'attempt_started' THEN data->'argv' END),
-    coalesce(max(CASE kind WHEN 'attempt_finished' THEN data->>'status'
-                           WHEN 'attempt_lost' THEN coalesce(data->>'status', 'lost') END),
-             'running'),
-    coalesce(max(CASE WHEN kind = 'attempt_started' THEN at END), 0),
-    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'pid' END),
-    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'proc_start' END),
-    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'worker' END),
-    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'out_path' END),
-    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'out_offset' END),
-    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'err_path' END),
-    max(CASE WHEN kind = 'attempt_spawned' THEN data->>'err_offset' END),
-    max(CASE WHEN kind IN ('attempt_finished', 'attempt_lost') THEN at END),
-    max(CASE WHEN kind = 'attempt_finished' THEN data->>'duration' END),
-    max(CASE WHEN kind = 'attempt_finished' THEN data->>'exit_code' END),
-    max(CASE WHEN kind = 'attempt_finished' THEN data->>'signal' END),
-    coalesce(max(CASE WHEN kind = 'attempt_finished' THEN data->>'timed_out' END), 0),
-    max(CASE WHEN kind = 'attempt_finished' THEN data->>'error' END),
-    max(CASE WHEN kind = 'attempt_finished' THEN nullif(data->'result', 'null') END),
-    max(CASE WHEN kind = 'attempt_finished' THEN data->>'out_length' END),
-    max(CASE WHEN kind = 'attempt_finished' THEN data->>'err_length' END)
+ATTEMPT_INSERT = f"""
+INSERT OR IGNORE INTO attempts (run_id, task_id, attempt, tool, argv, status, started_at)
+SELECT :run, task_id, attempt, data->>'tool', data->'argv', 'running', at
 FROM events
-WHERE {_BATCH}
-  AND kind IN ('attempt_started', 'attempt_spawned', 'attempt_finished', 'attempt_lost')
-GROUP BY task_id, attempt
-HAVING max(kind = 'attempt_started') OR EXISTS (
-    SELECT 1 FROM attempts AS a
-    WHERE a.run_id = :run AND a.task_id = events.task_id AND a.attempt = events.attempt)
-ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET
-    pid = coalesce(excluded.pid, pid),
-    proc_start = coalesce(excluded.proc_start, proc_start),
-    worker = coalesce(excluded.worker, worker),
-    out_path = coalesce(excluded.out_path, out_path),
-    out_offset = coalesce(excluded.out_offset, out_offset),
-    err_path = coalesce(excluded.err_path, err_path),
-    err_offset = coalesce(excluded.err_offset, err_offset),
-    status = excluded.status,
-    finished_at = excluded.finished_at,
-    duration = excluded.duration,
-    exit_code = excluded.exit_code,
-    signal = excluded.signal,
-    timed_out = excluded.timed_out,
-    error = excluded.error,
-    result = excluded.result,
-    out_length = excluded.out_length,
-    err_length = excluded.err_length
-WHERE status = 'running'
+WHERE {_BATCH} AND kind = 'attempt_started'
 """
+"""A row per attempt started in the batch."""
+
+ATTEMPT_SPAWN = f"""
+UPDATE attempts SET
+    pid = e.data->>'pid',
+    proc_start = e.data->>'proc_start',
+    worker = e.data->>'worker',
+    out_path = e.data->>'out_path',
+    out_offset = e.data->>'out_offset',
+    err_path = e.data->>'err_path',
+    err_offset = e.data->>'err_offset'
+FROM (SELECT task_id, attempt, data FROM events WHERE {_BATCH} AND kind = 'attempt_spawned') AS e
+WHERE attempts.run_id = :run AND attempts.task_id = e.task_id AND attempts.attempt = e.attempt
 """
-One row change per attempt in the batch. A terminal attempt is final (the
-``WHERE`` of the update), and an event for an attempt that was never started
-changes nothing (the ``HAVING``).
+"""The process of each attempt spawned in the batch."""
+
+ATTEMPT_FINISH = f"""
+UPDATE attempts SET
+    status = coalesce(e.data->>'status', 'lost'),
+    finished_at = e.at,
+    duration = e.data->>'duration',
+    exit_code = e.data->>'exit_code',
+    signal = e.data->>'signal',
+    timed_out = coalesce(e.data->>'timed_out', 0),
+    error = e.data->>'error',
+    result = nullif(e.data->'result', 'null'),
+    out_length = e.data->>'out_length',
+    err_length = e.data->>'err_length'
+FROM (
+    SELECT task_id, attempt, data, at FROM events
+    WHERE {_BATCH} AND kind IN ('attempt_finished', 'attempt_lost')
+) AS e
+WHERE attempts.run_id = :run AND attempts.task_id = e.task_id AND attempts.attempt = e.attempt
+  AND attempts.status = 'running'
 """
+"""How each attempt that ended in the batch ended; a terminal attempt is final."""
 
 _TERMINAL = "('task_succeeded', 'task_failed', 'task_skipped', 'task_cancelled')"
 
@@ -271,5 +252,5 @@ The run row: the highest sequence number recorded, and the status its last
 run-level event in the batch gives (started, resumed or finished).
 """
 
-PROJECTION = (ATTEMPT_UPSERT, TASK_UPDATE, RUN_UPDATE)
+PROJECTION = (ATTEMPT_INSERT, ATTEMPT_SPAWN, ATTEMPT_FINISH, TASK_UPDATE, RUN_UPDATE)
 """The projection statements, in order (the attempts before the tasks that read them)."""
