@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-import math
 import os
 import random
 import re
@@ -561,8 +560,10 @@ class Run:
                 if self._backlog:
                     await self._deliver()
                 batch: list[AttemptResult | Spawned] = []
-                due = self._timers[0][0] if self._timers else math.inf
-                with trio.move_on_at(due):
+                if self._timers:
+                    with trio.move_on_at(self._timers[0][0]):
+                        batch.append(await results.receive())
+                else:
                     batch.append(await results.receive())
                 await self.runner.settle()
                 while True:
