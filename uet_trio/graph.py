@@ -65,7 +65,10 @@ def compile_graph(spec: WorkflowSpec) -> TaskGraph:
     """
     ids = tuple(task.id for task in spec.tasks)
     index = {task_id: i for i, task_id in enumerate(ids)}
-    deps = tuple(tuple(dict.fromkeys(index[d] for d in task.depends_on)) for task in spec.tasks)
+    deps = tuple(
+        tuple(dict.fromkeys([index[d] for d in task.depends_on])) if task.depends_on else ()
+        for task in spec.tasks
+    )
     dependents_lists: list[list[int]] = [[] for _ in ids]
     for i, task_deps in enumerate(deps):
         for d in task_deps:

@@ -60,10 +60,13 @@ def remaining_path(graph: TaskGraph, weights: Sequence[float]) -> list[float]:
     own weight.
     """
     longest = [0.0] * len(graph)
+    dependents = graph.dependents
     for level in reversed(graph.levels):
         for i in level:
-            tail = max((longest[j] for j in graph.dependents[i]), default=0.0)
-            longest[i] = weights[i] + tail
+            if dependents[i]:
+                longest[i] = weights[i] + max([longest[j] for j in dependents[i]])
+            else:
+                longest[i] = weights[i]
     return longest
 
 

@@ -526,17 +526,17 @@ class WorkflowSpec:
                 task.id,
                 task.command,
                 task.kind,
-                sorted(task.params.items()),
-                sorted(task.secret_params),
+                sorted(task.params.items()) if task.params else [],
+                sorted(task.secret_params) if task.secret_params else [],
                 task.depends_on,
                 task.priority,
                 task.timeout,
-                sorted(task.env.items()),
+                sorted(task.env.items()) if task.env else [],
                 task.cwd,
-                _retry_key(task.retry),
+                _retry_key(task.retry) if task.retry is not None else None,
                 task.tool,
                 task.continue_on_failure,
-                _callable_name(task.call),
+                _callable_name(task.call) if task.call is not None else None,
             )
             digest.update(repr(task_record).encode())
         return digest.hexdigest()[:16]
