@@ -136,7 +136,8 @@ class ReadySet:
     def __init__(self, graph: TaskGraph, rank: Sequence[tuple[float, ...]]) -> None:
         self._graph = graph
         self._waiting = [len(d) for d in graph.deps]
-        self._order = sorted(range(len(rank)), key=lambda i: (rank[i], i))
+        # A stable sort: equal ranks keep index (declaration) order.
+        self._order = sorted(range(len(rank)), key=rank.__getitem__)
         self.position = [0] * len(rank)
         """Each task's place in the ready order (a sort key for any queue of tasks)."""
         for place, i in enumerate(self._order):
