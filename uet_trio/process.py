@@ -8,18 +8,30 @@ How an attempt runs:
    flows from the child to disk without passing through Python. The attempt's
    output is the byte range between the files' sizes before the spawn and
    after the process group is gone.
-2. The child starts in a new session (its own process group, pgid = pid)
-   through `subprocess.Popen` in a worker thread, as
-   `trio.lowlevel.open_process` does; the same thread call also reads the log
-   offsets, opens the pidfd and reads the start time. Each of those system
-   calls releases and re-takes the GIL, which on the event loop's thread
-   costs a wait for the spawning threads; batched into the spawn's thread
-   hop, they cost the loop nothing.
+2. The child starts in a new session (its own process group, pgid = pid).
+   When its working directory is ours (None, or equal to `os.getcwd()`), it
+   is spawned with `os.posix_spawn` right on the event loop's thread: glibc
+   implements it with ``clone(CLONE_VM | CLONE_VFORK)``, so it costs the
+   same whatever our memory, and there is no thread hop. The executable is
+   searched in the *child's* PATH as Popen does; stdin is /dev/null; SIGPIPE
+   and SIGXFSZ get their default disposition back (``restore_signals``);
+   descriptors are not inherited because Python opens them close-on-exec,
+   and those that were inheritable at the first spawn (inherited by this
+   process) are closed in the child (``close_fds``; one made inheritable
+   later, on purpose, by a program embedding us does reach the child, as
+   scanning for them per spawn would cost half a spawn). The start time is the
+   CLOCK_BOOTTIME tick around the spawn (see `_start_time_between`).
+   posix_spawn cannot change directory, so a child that runs elsewhere is
+   started by `subprocess.Popen` in a worker thread, as
+   `trio.lowlevel.open_process` does; that thread call also reads the log
+   offsets, opens the pidfd and reads the start time.
 3. We wait on a pidfd of our own for the child to *exit* without reaping it.
    While the exited leader is an unreaped zombie its pid, and so its process
    group id, cannot be reused, which makes the final ``killpg(SIGKILL)`` that
-   sweeps background grandchildren safe. (`trio.run_process` reaps the child
-   before returning, after which a group kill could hit a recycled pgid.)
+   sweeps background grandchildren safe; only then is it reaped
+   (``os.waitpid``, or ``Popen.wait`` for the fallback). (`trio.run_process`
+   reaps the child before returning, after which a group kill could hit a
+   recycled pgid.)
 4. On timeout or cancellation the group gets SIGTERM, then SIGKILL after the
    grace period (cut short by the `hurry` event, e.g. a second Ctrl-C). This
    cleanup runs shielded: it is bounded by the grace period and must finish,
