@@ -10,6 +10,7 @@ inherited, default SIGPIPE, nothing left behind.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -240,3 +241,33 @@ def _zombie_children() -> list[int]:
             if fields is not None and int(fields[1]) == os.getpid() and fields[0] == b"Z":
                 zombies.append(int(entry))
     return zombies
+
+
+class TestOddParents:
+    async def test_no_pidfd_kills_the_child_and_fails_the_attempt(
+        self, logs: WorkerLogs, cwd: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without a pidfd the child cannot be supervised: it is killed, not left running."""
+        pids: list[int] = []
+
+        def no_pidfd(pid: int, flags: int = 0) -> int:
+            pids.append(pid)
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "pidfd_open", no_pidfd)
+            outcome = await attempt(["sleep", "60"], logs, cwd=cwd)
+        assert outcome.exit_code == 126
+        assert outcome.error == "cannot watch the process (killed): Too many open files"
+        ((pid,),) = [pids]
+        assert stat_fields(pid) is None  # killed and reaped
+
+    async def test_sigchld_ignored(self, logs: WorkerLogs, cwd: str) -> None:
+        """With SIGCHLD ignored the kernel reaps the child; the attempt still ends (status 0)."""
+        previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        try:
+            outcome = await attempt(["sh", "-c", "exit 3"], logs, cwd=cwd)
+        finally:
+            signal.signal(signal.SIGCHLD, previous)
+        assert outcome.exit_code == 0  # the status is lost, as with Popen
+        assert outcome.error is None

@@ -287,8 +287,27 @@ class _Child:
         """Reap the exited leader: its exit status, or minus the signal that killed it."""
         if self._popen is not None:
             return self._popen.wait()
-        _, status = os.waitpid(self.pid, 0)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            # SIGCHLD ignored by the program embedding us: the kernel reaped
+            # it and the status is lost. Popen.wait reports 0 then; so do we.
+            return 0
         return os.waitstatus_to_exitcode(status)
+
+    def watch(self) -> int:
+        """
+        A pidfd of the child; if none can be had, the child's group is killed.
+
+        Raises:
+            OSError: no pidfd (e.g. EMFILE); the child is killed and reaped first.
+        """
+        try:
+            return os.pidfd_open(self.pid)
+        except OSError:
+            _signal_group(self.pid, signal.SIGKILL)
+            self.reap()
+            raise
 
 
 async def run_attempt(
@@ -428,8 +447,12 @@ def _spawn_here(
         code, message = _spawn_error(error, argv, None)
         return ProcessOutcome(code, None, False, message, out_offset, 0, err_offset, 0)
     after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-    start = _start_time_between(pid, before, after)
-    return _Child(pid), os.pidfd_open(pid), start, out_offset, err_offset
+    child = _Child(pid)
+    try:
+        pidfd = child.watch()
+    except OSError as error:
+        return ProcessOutcome(126, None, False, _watch_error(error), out_offset, 0, err_offset, 0)
+    return child, pidfd, _start_time_between(pid, before, after), out_offset, err_offset
 
 
 def _spawn_in_thread(
@@ -466,8 +489,16 @@ def _spawn_in_thread(
     except OSError as error:
         code, message = _spawn_error(error, argv, cwd)
         return ProcessOutcome(code, None, False, message, out_offset, 0, err_offset, 0)
-    pid = proc.pid
-    return _Child(pid, proc), os.pidfd_open(pid), process_start_time(pid), out_offset, err_offset
+    child = _Child(proc.pid, proc)
+    try:
+        pidfd = child.watch()
+    except OSError as error:
+        return ProcessOutcome(126, None, False, _watch_error(error), out_offset, 0, err_offset, 0)
+    return child, pidfd, process_start_time(proc.pid), out_offset, err_offset
+
+
+def _watch_error(error: OSError) -> str:
+    return f"cannot watch the process (killed): {error.strerror or error}"
 
 
 def _clock_tick_ns() -> int | None:
