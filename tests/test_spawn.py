@@ -34,14 +34,27 @@ def logs(tmp_path: Path) -> WorkerLogs:
     worker_logs.close()
 
 
-@pytest.fixture(params=["here", "elsewhere"])
+class _Stalled(process._SpawnStalls):
+    """A machine on which every inline spawn is slow: spawns go to threads, no probes."""
+
+    def inline(self) -> bool:
+        return False
+
+
+@pytest.fixture(params=["here", "elsewhere", "here-stalled"])
 def cwd(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Our own directory (posix_spawn) or another one (Popen in a thread)."""
+    """
+    Our own directory (posix_spawn), another one (Popen in a thread), or our
+    own while inline spawns stall the loop (Popen in a thread as well).
+    """
     workdir = tmp_path / "work"
     workdir.mkdir()
     spawn_here = process._spawn_here
     in_thread = process._spawn_in_thread
     expected = spawn_here if request.param == "here" else in_thread
+    # Whatever this machine's spawns have cost so far: always inline, or never.
+    stalls = _Stalled() if request.param == "here-stalled" else process._SpawnStalls(10**15)
+    monkeypatch.setattr(process, "_stalls", stalls)
 
     def only(used: object) -> object:
         def check(*args: object) -> object:
@@ -52,7 +65,7 @@ def cwd(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(process, "_spawn_here", only(spawn_here))
     monkeypatch.setattr(process, "_spawn_in_thread", only(in_thread))
-    if request.param == "here":
+    if request.param != "elsewhere":
         monkeypatch.chdir(workdir)
     return str(workdir)
 
@@ -231,6 +244,37 @@ class TestFallback:
         assert process._spawns_here(None)
         assert process._spawns_here(os.getcwd())
         assert not process._spawns_here(str(tmp_path / "other"))
+
+
+class TestStalls:
+    def test_spawns_stay_inline_while_they_are_quick(self) -> None:
+        stalls = process._SpawnStalls(limit_ns=1000, probe_every=4)
+        for _ in range(50):
+            assert stalls.inline()
+            stalls.record(900)
+
+    def test_slow_spawns_move_to_threads_with_a_probe_every_few(self) -> None:
+        """Past the limit, one spawn in `probe_every` is inline; quick probes bring it back."""
+        stalls = process._SpawnStalls(limit_ns=1000, probe_every=4)
+        for _ in range(8):
+            stalls.record(10_000)
+        decisions = [stalls.inline() for _ in range(8)]
+        assert decisions == [False, False, False, True] * 2
+        while not stalls.inline():
+            pass
+        for _ in range(30):  # quick inline probes pull the average down
+            stalls.record(100)
+        assert stalls.inline()
+
+    async def test_an_attempt_spawned_inline_is_measured(self, logs: WorkerLogs) -> None:
+        stalls = process._SpawnStalls()
+        original = process._stalls
+        process._stalls = stalls
+        try:
+            await attempt(["true"], logs)
+        finally:
+            process._stalls = original
+        assert stalls.average_ns > 0
 
 
 def _zombie_children() -> list[int]:

@@ -24,7 +24,9 @@ How an attempt runs:
    posix_spawn cannot change directory, so a child that runs elsewhere is
    started by `subprocess.Popen` in a worker thread, as
    `trio.lowlevel.open_process` does; that thread call also reads the log
-   offsets, opens the pidfd and reads the start time.
+   offsets, opens the pidfd and reads the start time. The thread path is
+   also taken while inline spawns keep the loop waiting too long (an
+   oversubscribed machine, see `_SpawnStalls`).
 3. We wait on a pidfd of our own for the child to *exit* without reaping it.
    While the exited leader is an unreaped zombie its pid, and so its process
    group id, cannot be reused, which makes the final ``killpg(SIGKILL)`` that
@@ -348,12 +350,13 @@ async def run_attempt(
         await trio.lowlevel.checkpoint()
         return ProcessOutcome(126, None, False, f"cannot open log files: {error}", 0, 0, 0, 0)
     await trio.lowlevel.checkpoint_if_cancelled()
-    if _spawns_here(cwd):
+    if _spawns_here(cwd) and _stalls.inline():
         spawned = _spawn_here(argv, cwd, env, out_fd, err_fd)
     else:
-        # Not abandoned on cancellation: the spawn completes, and the pending
-        # cancellation then arrives at the first checkpoint inside the try
-        # below, whose cleanup stops the new group.
+        # Another directory, or spawning here has lately kept the loop
+        # waiting. Not abandoned on cancellation: the spawn completes, and
+        # the pending cancellation then arrives at the first checkpoint
+        # inside the try below, whose cleanup stops the new group.
         spawned = await trio.to_thread.run_sync(_spawn_in_thread, argv, cwd, env, out_fd, err_fd)
     if isinstance(spawned, ProcessOutcome):
         await trio.lowlevel.checkpoint()
@@ -401,6 +404,46 @@ async def run_attempt(
 
 
 _Spawned = tuple[_Child, int, int | None, int, int]
+
+
+class _SpawnStalls:
+    """
+    Whether to spawn on the event loop's thread, judged by how long it lately waited.
+
+    posix_spawn returns only once the child has exec'd (vfork semantics),
+    and CPython holds the GIL meanwhile: the loop and every other thread
+    wait. On a quiet machine that is ~0.1-0.5 ms; when the machine is
+    oversubscribed the new child waits for a CPU and each spawn stalls the
+    loop for milliseconds, one after the other. Popen in worker threads
+    costs more CPU but its waits overlap. So while the moving average of
+    inline spawns' durations exceeds `limit_ns`, attempts are spawned in
+    threads, and every `probe_every`-th one is still spawned inline, which
+    keeps the average current and brings spawning back to the loop when
+    the machine is quiet again.
+    """
+
+    def __init__(self, limit_ns: int = 750_000, probe_every: int = 16) -> None:
+        self.limit_ns = limit_ns
+        self.probe_every = probe_every
+        self.average_ns = 0.0
+        self._deferred = 0
+
+    def inline(self) -> bool:
+        """Whether the next spawn (in our directory) should be made on the loop's thread."""
+        if self.average_ns <= self.limit_ns:
+            return True
+        self._deferred += 1
+        if self._deferred >= self.probe_every:
+            self._deferred = 0
+            return True
+        return False
+
+    def record(self, duration_ns: int) -> None:
+        """Account one inline spawn that kept the calling thread `duration_ns`."""
+        self.average_ns += (duration_ns - self.average_ns) / 8
+
+
+_stalls = _SpawnStalls()
 
 
 def _spawns_here(cwd: str | None) -> bool:
@@ -609,9 +652,12 @@ def _posix_spawn(
     args = argv if isinstance(argv, (list, tuple)) else list(argv)
 
     def spawn(path: str) -> int:
-        return os.posix_spawn(
+        started = time.monotonic_ns()
+        pid = os.posix_spawn(
             path, args, env, file_actions=actions, setsid=True, setsigdef=_RESTORED_SIGNALS
         )
+        _stalls.record(time.monotonic_ns() - started)  # successful spawns only
+        return pid
 
     if "/" in name:
         return spawn(name)
