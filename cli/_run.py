@@ -237,11 +237,15 @@ async def _drive(
                     reporter.started(active.run_id, len(spec.tasks))
                     if reporter.progress is not None:
                         nursery.start_soon(reporter.progress.animate)
-                    # Closed on the way out, so that after a signal the run's
-                    # final events never wait for a reader that has stopped.
-                    with active.events() as events:
-                        async for event in events:
-                            reporter.event(event)
+                    # Quiet prints only the summary, which needs no events:
+                    # not subscribing spares the run a channel hop per event.
+                    # Leaving the block waits for the run either way.
+                    if not reporter.quiet:
+                        # Closed on the way out, so that after a signal the run's
+                        # final events never wait for a reader that has stopped.
+                        with active.events() as events:
+                            async for event in events:
+                                reporter.event(event)
             nursery.cancel_scope.cancel()
     result = active.result if active is not None else None
     return result, received[0] if received else None
