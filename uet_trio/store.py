@@ -268,13 +268,13 @@ class Store:
             if self.path != ":memory:":
                 _retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute(f"PRAGMA synchronous={synchronous}")
-            # A writer's page cache may grow to 64 MiB (the tasks and attempts
+            # A writer's page cache may grow to 16 MiB (the tasks and attempts
             # of a large run stay in memory while their rows are updated), and
             # the WAL to about 40 MiB before a checkpoint copies it back:
             # fewer, larger checkpoints write each hot page once instead of
             # once per thousand pages of events. Both bound memory and disk,
             # and neither changes what a crash can lose.
-            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA cache_size=-16384")
             conn.execute("PRAGMA wal_autocheckpoint=10000")
             if version < SCHEMA_VERSION:
                 _retry_busy(self._migrate)
