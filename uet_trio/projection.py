@@ -35,11 +35,12 @@ from .events import Event, EventKind
 
 CHUNK_SIZES = (4096, 1024, 256, 64, 16, 4, 1)
 """Rows per ``INSERT`` statement: a batch is cut into the largest that fit,
-so a handful of cached statements serve every batch size. 4096 rows of 7
+so a handful of cached statements serve every batch size. 4096 rows of 6
 parameters stay under SQLite's limit of 32,766."""
 
-_WIDTH = 7
-"""Parameters per event row: run_id, seq, kind, time, task_id, attempt, data."""
+_WIDTH = 6
+"""Parameters per event row: seq, kind, time, task_id, attempt, data (the run
+id is one parameter per statement)."""
 
 
 @attrs.frozen
@@ -74,15 +75,15 @@ _KIND_TEXT = {kind: kind.value for kind in EventKind}
 @functools.cache
 def _insert(rows: int) -> str:
     """
-    ``INSERT`` of `rows` events. Parameters: the wall-clock start, then per
-    event its row (see `_WIDTH`; data is NULL when empty). Plain ``?``
-    parameters: numbered ones make SQLite's parse time grow with the square
-    of their count.
+    ``INSERT`` of `rows` events. Parameters: the run id, the wall-clock
+    start, then per event its row (see `_WIDTH`; data is NULL when empty).
+    Plain ``?`` parameters: numbered ones make SQLite's parse time grow with
+    the square of their count.
     """
-    values = ",".join(("(?,?,?,?,?,?,?)",) * rows)
+    values = ",".join(("(?,?,?,?,?,?)",) * rows)
     return (
         "INSERT OR IGNORE INTO events (run_id, seq, kind, t, task_id, attempt, at, data) "
-        "SELECT column1, column2, column3, column4, column5, column6, column4 + ?, column7 "
+        "SELECT ?, column1, column2, column3, column4, column5, column3 + ?, column6 "
         f"FROM (VALUES {values})"
     )
 
@@ -92,14 +93,15 @@ class EventBuffer:
 
     def __init__(self) -> None:
         self._params: list[Any] = []
+        self._run_id = ""
 
     def __len__(self) -> int:
         return len(self._params) // _WIDTH
 
     def add(self, event: Event) -> None:
         """Encode `event` (its kind must be an `EventKind`) at the end of the buffer."""
+        self._run_id = event[0]
         self._params += (
-            event[0],
             event[1],
             _KIND_TEXT[event[2]],
             event[3],
@@ -123,13 +125,13 @@ class EventBuffer:
         start = 0
         for size in CHUNK_SIZES:
             while count - start >= size:
-                params = [wall_start]
+                params = [self._run_id, wall_start]
                 params += taken[start * _WIDTH : (start + size) * _WIDTH]
                 statements.append((_insert(size), params))
                 start += size
-        seqs = taken[1::_WIDTH]
+        seqs = taken[0::_WIDTH]
         return EventRows(
-            run_id=taken[0],
+            run_id=self._run_id,
             first=min(seqs),
             last=max(seqs),
             statements=statements,
