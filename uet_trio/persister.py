@@ -11,7 +11,10 @@ transaction from a worker thread, which holds the GIL only to start each
 statement (the projection runs inside SQLite). While that write runs, new
 events queue up and form the next batch, so batches grow with load by
 themselves and a lone event is durable within one commit's time; no flush
-timer sits on the hot path.
+timer sits on the hot path. The channel holds up to four batches (65,536
+events, about 20 MiB encoded): the writer thread needs the GIL back after
+each statement, and a channel with room lets the scheduler run on through
+those waits instead of stopping at every one of them.
 
 The channel is that buffer, not a `trio.MemorySendChannel`: sending is an
 append (no task switch, no per-event bookkeeping) and taking a batch is one
@@ -53,7 +56,7 @@ from .events import Event
 from .projection import EventBuffer, EventRows
 from .store import Store
 
-DEFAULT_CAPACITY = 16384
+DEFAULT_CAPACITY = 65536
 DEFAULT_MAX_BATCH = 16384
 DEFAULT_FLUSH_DEADLINE = 10.0
 WRITE_RETRY_DELAYS = (0.1, 0.3, 1.0)
