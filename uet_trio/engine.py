@@ -16,7 +16,11 @@ bounded channel; it never sends more requests than there are idle workers,
 so it never blocks on dispatch. Workers send `Spawned` notices and
 `AttemptResult`s back on a second channel sized so that a worker never waits
 on it. Every state change becomes an `Event` with the next sequence number,
-sent to the persister (backpressure, never dropping) and to each subscriber.
+sent to the persister (backpressure, never dropping) and to each subscriber:
+straight into the persister's channel while it has room and nobody
+subscribes, otherwise through a backlog that the scheduler delivers, in
+order, before it next waits. Between its waits the scheduler's bookkeeping
+is plain synchronous code.
 
 Determinism. After waking, the scheduler awaits `runner.settle()` and then
 takes every result already delivered; it processes them sorted by (end time,
