@@ -175,6 +175,54 @@ class TestRealRun:
         ]
 
 
+class TestBackpressure:
+    @pytest.mark.parametrize("subscribe", [False, True])
+    async def test_a_full_persister_and_a_slow_subscriber_lose_and_reorder_nothing(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch, subscribe: bool
+    ) -> None:
+        """
+        With a persister channel of 8 events (and a subscriber buffer of 1),
+        events wait in the scheduler's backlog; the log and the subscriber
+        still see 1..N in order, and every task's row is final.
+        """
+        import functools
+
+        import uet_trio.engine as engine
+        from uet_trio import open_run
+        from uet_trio.persister import open_persister
+
+        monkeypatch.setattr(
+            engine, "open_persister", functools.partial(open_persister, capacity=8, max_batch=4)
+        )
+        tasks = 300
+        spec = WorkflowSpec(
+            name="tight",
+            tasks=[
+                TaskSpec(id=f"t{i}", call=_noop, depends_on=[f"t{i - 1}"] if i % 3 else [])
+                for i in range(tasks)
+            ],
+            max_workers=4,
+        )
+        seen: list[int] = []
+        async with open_run(spec, store=store) as run:
+            if subscribe:
+                async for event in run.events(buffer=1):
+                    seen.append(event.seq)
+                    await trio.lowlevel.checkpoint()
+        assert run.result is not None and run.result.status is RunStatus.SUCCEEDED
+        stored = [e.seq for e in store.events(run.run_id)]
+        assert stored == list(range(1, len(stored) + 1))
+        assert len(stored) == 2 + 4 * tasks
+        assert store.get_run(run.run_id).last_seq == len(stored)
+        assert {t.state for t in store.tasks(run.run_id)} == {"succeeded"}
+        if subscribe:
+            assert seen == stored
+
+
+async def _noop() -> None:
+    await trio.lowlevel.checkpoint()
+
+
 class TestScheduling:
     def test_ready_tasks_leave_by_priority_then_declaration(self) -> None:
         """With one worker, ready tasks run in (priority, declaration) order."""
