@@ -105,3 +105,22 @@ async def test_a_lock_that_outlasts_the_retries_is_a_clear_error(db_path: Path) 
             blocker.execute("ROLLBACK")
             blocker.close()
         assert store.events("r1") == []
+
+
+async def test_the_channel_keeps_a_memory_channels_contract(store: Store) -> None:
+    """Full: WouldBlock, and a cancelled send queues nothing; stopped: BrokenResourceError."""
+    store.create_run(new_run())
+    async with open_persister(store, wall_start=0.0, capacity=2) as persister:
+        persister.send_nowait(event(1))
+        persister.send_nowait(event(2))
+        with pytest.raises(trio.WouldBlock):
+            persister.send_nowait(event(3))
+        assert persister.statistics().queued == 2
+        with trio.move_on_after(0) as scope:
+            await persister.send(event(3))
+        assert scope.cancelled_caught
+        await persister.send(event(3))
+    assert [e.seq for e in store.events("r1")] == [1, 2, 3]
+    assert persister.statistics().events_written == 3
+    with pytest.raises(trio.BrokenResourceError):
+        persister.send_nowait(event(4))
