@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from uet_trio import RunConflict, Store, StoreError
-from uet_trio.process import kill_group_if_owned, process_alive, process_start_time
+from uet_trio.procfs import kill_group_if_owned, process_alive, process_start_time
 from uet_trio.records import NewRun
 
 from .conftest import UET, run_uet

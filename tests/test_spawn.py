@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from uet_trio import process
-from uet_trio.process import ProcessOutcome, WorkerLogs, process_start_time, run_attempt
+from uet_trio import spawn
+from uet_trio.process import ProcessOutcome, WorkerLogs, run_attempt
+from uet_trio.procfs import process_start_time
 
 from .procs import stat_fields
 
@@ -34,7 +35,7 @@ def logs(tmp_path: Path) -> WorkerLogs:
     worker_logs.close()
 
 
-class _Stalled(process._SpawnStalls):
+class _Stalled(spawn._SpawnStalls):
     """A machine on which every inline spawn is slow: spawns go to threads, no probes."""
 
     def inline(self) -> bool:
@@ -49,12 +50,12 @@ def cwd(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
     """
     workdir = tmp_path / "work"
     workdir.mkdir()
-    spawn_here = process._spawn_here
-    in_thread = process._spawn_in_thread
+    spawn_here = spawn._spawn_here
+    in_thread = spawn._spawn_in_thread
     expected = spawn_here if request.param == "here" else in_thread
     # Whatever this machine's spawns have cost so far: always inline, or never.
-    stalls = _Stalled() if request.param == "here-stalled" else process._SpawnStalls(10**15)
-    monkeypatch.setattr(process, "_stalls", stalls)
+    stalls = _Stalled() if request.param == "here-stalled" else spawn._SpawnStalls(10**15)
+    monkeypatch.setattr(spawn, "_stalls", stalls)
 
     def only(used: object) -> object:
         def check(*args: object) -> object:
@@ -63,8 +64,8 @@ def cwd(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
 
         return check
 
-    monkeypatch.setattr(process, "_spawn_here", only(spawn_here))
-    monkeypatch.setattr(process, "_spawn_in_thread", only(in_thread))
+    monkeypatch.setattr(spawn, "_spawn_here", only(spawn_here))
+    monkeypatch.setattr(spawn, "_spawn_in_thread", only(in_thread))
     if request.param != "elsewhere":
         monkeypatch.chdir(workdir)
     return str(workdir)
@@ -164,7 +165,7 @@ class TestBothPaths:
         leaked = os.open(os.devnull, os.O_RDONLY)
         os.set_inheritable(leaked, True)
         # The list of inheritable descriptors is taken at the first spawn of a process.
-        monkeypatch.setattr(process, "_inherited_fds", None)
+        monkeypatch.setattr(spawn, "_inherited_fds", None)
         try:
             outcome = await attempt(
                 [sys.executable, "-c", "import os; print(sorted(map(int, os.listdir('/dev/fd'))))"],
@@ -241,21 +242,21 @@ class TestFallback:
     ) -> None:
         """None and os.getcwd() spawn here; anything else, or a deleted cwd, does not."""
         monkeypatch.chdir(tmp_path)
-        assert process._spawns_here(None)
-        assert process._spawns_here(os.getcwd())
-        assert not process._spawns_here(str(tmp_path / "other"))
+        assert spawn._spawns_here(None)
+        assert spawn._spawns_here(os.getcwd())
+        assert not spawn._spawns_here(str(tmp_path / "other"))
 
 
 class TestStalls:
     def test_spawns_stay_inline_while_they_are_quick(self) -> None:
-        stalls = process._SpawnStalls(limit_ns=1000, probe_every=4)
+        stalls = spawn._SpawnStalls(limit_ns=1000, probe_every=4)
         for _ in range(50):
             assert stalls.inline()
             stalls.record(900)
 
     def test_slow_spawns_move_to_threads_with_a_probe_every_few(self) -> None:
         """Past the limit, one spawn in `probe_every` is inline; quick probes bring it back."""
-        stalls = process._SpawnStalls(limit_ns=1000, probe_every=4)
+        stalls = spawn._SpawnStalls(limit_ns=1000, probe_every=4)
         for _ in range(8):
             stalls.record(10_000)
         decisions = [stalls.inline() for _ in range(8)]
@@ -267,13 +268,13 @@ class TestStalls:
         assert stalls.inline()
 
     async def test_an_attempt_spawned_inline_is_measured(self, logs: WorkerLogs) -> None:
-        stalls = process._SpawnStalls()
-        original = process._stalls
-        process._stalls = stalls
+        stalls = spawn._SpawnStalls()
+        original = spawn._stalls
+        spawn._stalls = stalls
         try:
             await attempt(["true"], logs)
         finally:
-            process._stalls = original
+            spawn._stalls = original
         assert stalls.average_ns > 0
 
 

@@ -27,7 +27,7 @@ import pytest
 from uet_trio import Store, StoreError
 from uet_trio.engine import open_run, run_workflow
 from uet_trio.events import Event, EventKind
-from uet_trio.process import process_start_time
+from uet_trio.procfs import process_start_time
 from uet_trio.records import NewRun
 from uet_trio.spec import TaskSpec, WorkflowSpec
 from uet_trio.states import RunStatus, TaskState

@@ -63,7 +63,8 @@ from .events import Event, EventKind
 from .graph import ReadySet, TaskGraph, compile_graph
 from .persister import DEFAULT_FLUSH_DEADLINE, open_persister
 from .priority import CRITICAL, ORDERS, ready_ranks
-from .process import WorkerLogs, kill_group_if_owned, process_alive, process_start_time
+from .process import WorkerLogs
+from .procfs import kill_group_if_owned, process_alive, process_start_time
 from .records import NewRun
 from .routing import Router
 from .spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
