@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json.encoder
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -37,6 +37,16 @@ CHUNK_SIZES = (4096, 1024, 256, 64, 16, 4, 1)
 """Rows per ``INSERT`` statement: a batch is cut into the largest that fit,
 so a handful of cached statements serve every batch size. 4096 rows of 6
 parameters stay under SQLite's limit of 32,766."""
+
+
+def chunks(count: int) -> Iterator[tuple[int, int]]:
+    """(start, size) of the statements that insert `count` rows, by `CHUNK_SIZES`."""
+    start = 0
+    for size in CHUNK_SIZES:
+        while count - start >= size:
+            yield start, size
+            start += size
+
 
 _WIDTH = 6
 """Parameters per event row: seq, kind, time, task_id, attempt, data (the run
@@ -122,13 +132,10 @@ class EventBuffer:
         taken = self._params[: count * _WIDTH]
         del self._params[: count * _WIDTH]
         statements: list[tuple[str, list[Any]]] = []
-        start = 0
-        for size in CHUNK_SIZES:
-            while count - start >= size:
-                params = [self._run_id, wall_start]
-                params += taken[start * _WIDTH : (start + size) * _WIDTH]
-                statements.append((_insert(size), params))
-                start += size
+        for start, size in chunks(count):
+            params = [self._run_id, wall_start]
+            params += taken[start * _WIDTH : (start + size) * _WIDTH]
+            statements.append((_insert(size), params))
         seqs = taken[0::_WIDTH]
         return EventRows(
             run_id=self._run_id,

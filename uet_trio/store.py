@@ -38,7 +38,7 @@ from typing import Any
 
 from .errors import RunConflict, RunNotFound, StoreError
 from .events import Event
-from .projection import CHUNK_SIZES, PROJECTION, EventRows, encode_events
+from .projection import PROJECTION, EventRows, chunks, encode_events
 from .records import (
     AttemptRecord,
     AttemptTiming,
@@ -347,12 +347,9 @@ class Store:
                 ),
             )
             rows = [(run.run_id, task_id, i, kind) for i, (task_id, kind) in enumerate(run.tasks)]
-            start = 0
-            for size in CHUNK_SIZES:
-                while len(rows) - start >= size:
-                    chunk = rows[start : start + size]
-                    start += size
-                    conn.execute(_task_insert(size), list(itertools.chain.from_iterable(chunk)))
+            for start, size in chunks(len(rows)):
+                chunk = rows[start : start + size]
+                conn.execute(_task_insert(size), list(itertools.chain.from_iterable(chunk)))
 
     def claim_run(
         self,
