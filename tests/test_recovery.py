@@ -392,6 +392,14 @@ def _wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
         time.sleep(0.05)
 
 
+def _run_and_check_the_sibling_is_gone(flow: Path, tmp_path: Path, *options: str) -> None:
+    """`uet run` the fail-fast flow: it fails, and the sibling and its grandchild are gone."""
+    done = run_uet("run", flow, *options, "--db", tmp_path / "db", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    sibling_and_grandchild = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
+    assert _wait_gone(sibling_and_grandchild) == []
+
+
 class TestRealProcesses:
     FLOW = """
         [workflow]
@@ -423,10 +431,7 @@ class TestRealProcesses:
     ) -> None:
         """`uet run --fail-fast`: the sibling and its grandchild are killed; the run fails."""
         flow = write_flow(self.FLOW.format(option=""))
-        done = run_uet("run", flow, "--fail-fast", "--db", tmp_path / "db", cwd=tmp_path)
-        assert done.returncode == 1, done.stderr
-        sibling_and_grandchild = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
-        assert _wait_gone(sibling_and_grandchild) == []
+        _run_and_check_the_sibling_is_gone(flow, tmp_path, "--fail-fast")
         with Store.open(tmp_path / "db") as store:
             (run,) = store.list_runs()
             assert run.status == "failed"
@@ -464,10 +469,7 @@ class TestRealProcesses:
     ) -> None:
         """`fail_fast = true` under [workflow] does what --fail-fast does."""
         flow = write_flow(self.FLOW.format(option="fail_fast = true"))
-        done = run_uet("run", flow, "--db", tmp_path / "db", cwd=tmp_path)
-        assert done.returncode == 1, done.stderr
-        sibling_and_grandchild = [int(pid) for pid in (tmp_path / "pids").read_text().split()]
-        assert _wait_gone(sibling_and_grandchild) == []
+        _run_and_check_the_sibling_is_gone(flow, tmp_path)
         with Store.open(tmp_path / "db") as store:
             (run,) = store.list_runs()
             assert run.status == "failed"
