@@ -201,7 +201,7 @@ def _spawn_here(
 
     For a child that runs in our own working directory. glibc's posix_spawn
     uses ``clone(CLONE_VM | CLONE_VFORK)``: its cost does not grow with our
-    memory and it takes no thread hop. Returns what `_spawn_in_thread` does.
+    memory and it takes no thread hop.
     """
     offsets = _offsets(out_fd, err_fd)
     if isinstance(offsets, NotStarted):
@@ -237,9 +237,7 @@ def _spawn_in_thread(
     `subprocess.Popen`, as `trio.lowlevel.open_process` does, for a child
     whose working directory is not ours (posix_spawn cannot set one). The
     same thread call reads the log offsets, opens the pidfd and reads the
-    start time. Returns the child, its pidfd, its start time and the log
-    offsets before the spawn, or the outcome of an attempt that could not
-    start.
+    start time.
     """
     offsets = _offsets(out_fd, err_fd)
     if isinstance(offsets, NotStarted):
