@@ -14,6 +14,7 @@ import errno
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -307,11 +308,34 @@ class TestOddParents:
         ((pid,),) = [pids]
         assert stat_fields(pid) is None  # killed and reaped
 
-    async def test_sigchld_ignored(self, logs: WorkerLogs, cwd: str) -> None:
-        """With SIGCHLD ignored the kernel reaps the child; the attempt still ends (status 0)."""
+    @pytest.mark.parametrize("reaped", ["before-watch", "while-watched"])
+    async def test_sigchld_ignored(
+        self, logs: WorkerLogs, cwd: str, reaped: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        With SIGCHLD ignored the kernel reaps the child; the attempt still ends (status 0).
+
+        A child that exits at once may be gone before its pidfd is opened;
+        both orders are forced here rather than left to the race.
+        """
+        pidfd_open = os.pidfd_open
+
+        def open_after_exit(pid: int, flags: int = 0) -> int:
+            deadline = time.monotonic() + SAFETY
+            while stat_fields(pid) is not None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            return pidfd_open(pid, flags)
+
+        argv = (
+            ["sh", "-c", "exit 3"]
+            if reaped == "before-watch"
+            else ["sh", "-c", "sleep 0.2; exit 3"]
+        )
+        if reaped == "before-watch":
+            monkeypatch.setattr(os, "pidfd_open", open_after_exit)
         previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
         try:
-            outcome = await attempt(["sh", "-c", "exit 3"], logs, cwd=cwd)
+            outcome = await attempt(argv, logs, cwd=cwd)
         finally:
             signal.signal(signal.SIGCHLD, previous)
         assert outcome.exit_code == 0  # the status is lost, as with Popen

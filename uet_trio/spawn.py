@@ -121,11 +121,19 @@ class Child:
         """
         A pidfd of the child; if none can be had, the child's group is killed.
 
+        With SIGCHLD ignored by the program embedding us, a child that exits
+        at once is reaped by the kernel before its pidfd can be opened
+        (ESRCH). An already readable eventfd then stands in for the pidfd, so
+        the attempt ends as with any exited child: its group is swept, and
+        `reap` reports the lost status as 0.
+
         Raises:
             OSError: no pidfd (e.g. EMFILE); the child is killed and reaped first.
         """
         try:
             return os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return os.eventfd(1)
         except OSError:
             signal_group(self.pid, signal.SIGKILL)
             self.reap()
