@@ -346,10 +346,13 @@ class Store:
                     run.owner_start,
                 ),
             )
-            rows = [(run.run_id, task_id, i, kind) for i, (task_id, kind) in enumerate(run.tasks)]
+            # In key order, each row lands after the one before it in the
+            # table's B-tree instead of at a scattered page.
+            rows = sorted((task_id, i, kind) for i, (task_id, kind) in enumerate(run.tasks))
             for start, size in chunks(len(rows)):
-                chunk = rows[start : start + size]
-                conn.execute(_task_insert(size), list(itertools.chain.from_iterable(chunk)))
+                params: list[Any] = [run.run_id]
+                params += itertools.chain.from_iterable(rows[start : start + size])
+                conn.execute(_task_insert(size), params)
 
     def claim_run(
         self,
@@ -774,9 +777,15 @@ def _event_filter(
 
 @functools.cache
 def _task_insert(rows: int) -> str:
-    """``INSERT`` of `rows` pending tasks: (run_id, task_id, idx, kind) each, in one statement."""
-    values = ",".join(("(?,?,?,?,'pending')",) * rows)
-    return f"INSERT INTO tasks (run_id, task_id, idx, kind, state) VALUES {values}"
+    """
+    ``INSERT`` of `rows` pending tasks of one run. Parameters: the run id,
+    then (task_id, idx, kind) per task.
+    """
+    values = ",".join(("(?,?,?)",) * rows)
+    return (
+        "INSERT INTO tasks (run_id, task_id, idx, kind, state) "
+        f"SELECT ?, column1, column2, column3, 'pending' FROM (VALUES {values})"
+    )
 
 
 def storable_text(value: str | None) -> str | None:
