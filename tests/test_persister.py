@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from uet_trio import Event, EventKind, Store, StoreError
-from uet_trio.persister import open_persister
+from uet_trio.persister import WRITER_SWITCH_INTERVAL, _PromptHandoffs, open_persister
 
 from .test_store import new_run
 
@@ -124,3 +126,54 @@ async def test_the_channel_keeps_a_memory_channels_contract(store: Store) -> Non
     assert persister.statistics().events_written == 3
     with pytest.raises(trio.BrokenResourceError):
         persister.send_nowait(event(4))
+
+
+class TestPromptHandoffs:
+    """While a batch is written, the GIL switch interval is short; afterwards it is restored."""
+
+    async def test_short_during_each_write_and_restored_after(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store.create_run(new_run())
+        seen: list[float] = []
+        write_rows = store.write_rows
+
+        def observed(*args: Any, **kwargs: Any) -> None:
+            seen.append(sys.getswitchinterval())
+            write_rows(*args, **kwargs)
+
+        monkeypatch.setattr(store, "write_rows", observed)
+        before = sys.getswitchinterval()
+        async with open_persister(store, wall_start=0.0, capacity=8, max_batch=4) as persister:
+            for seq in range(1, 41):
+                await persister.send(event(seq))
+        assert len(seen) >= 10
+        assert seen == [pytest.approx(WRITER_SWITCH_INTERVAL)] * len(seen)
+        assert sys.getswitchinterval() == before
+        assert len(store.events("r1")) == 40
+
+    def test_overlapping_writers_share_it_and_a_shorter_setting_is_kept(self) -> None:
+        before = sys.getswitchinterval()
+        handoffs = _PromptHandoffs(0.001)
+        try:
+            with handoffs:
+                with handoffs:
+                    assert sys.getswitchinterval() == pytest.approx(0.001)
+                assert sys.getswitchinterval() == pytest.approx(0.001)  # one is still writing
+            assert sys.getswitchinterval() == before
+            sys.setswitchinterval(0.0005)
+            with handoffs:
+                assert sys.getswitchinterval() == pytest.approx(0.0005)
+            assert sys.getswitchinterval() == pytest.approx(0.0005)
+        finally:
+            sys.setswitchinterval(before)
+
+    async def test_restored_when_a_write_fails(self, store: Store) -> None:
+        store.create_run(new_run())
+        store._conn.execute("PRAGMA query_only = ON")
+        before = sys.getswitchinterval()
+        with pytest.raises(StoreError):
+            async with open_persister(store, wall_start=0.0) as persister:
+                await persister.send(event(1))
+                await trio.sleep_forever()
+        assert sys.getswitchinterval() == before
