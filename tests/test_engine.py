@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -185,15 +186,14 @@ class TestBackpressure:
         events wait in the scheduler's backlog; the log and the subscriber
         still see 1..N in order, and every task's row is final.
         """
-        import functools
-
         import uet_trio.engine as engine
         from uet_trio import open_run
         from uet_trio.persister import open_persister
 
-        monkeypatch.setattr(
-            engine, "open_persister", functools.partial(open_persister, capacity=8, max_batch=4)
-        )
+        def tight(store: Store, **options: Any) -> Any:
+            return open_persister(store, **{**options, "capacity": 8, "max_batch": 4})
+
+        monkeypatch.setattr(engine, "open_persister", tight)
         tasks = 300
         spec = WorkflowSpec(
             name="tight",

@@ -61,7 +61,7 @@ from .attempts import AttemptRequest, AttemptResult, AttemptRunner, LocalRunner,
 from .errors import RunConflict, WorkflowError
 from .events import Event, EventKind
 from .graph import ReadySet, TaskGraph, compile_graph
-from .persister import DEFAULT_FLUSH_DEADLINE, open_persister
+from .persister import DEFAULT_CAPACITY, DEFAULT_FLUSH_DEADLINE, open_persister
 from .priority import CRITICAL, ORDERS, ready_ranks
 from .process import WorkerLogs
 from .procfs import kill_group_if_owned, process_alive, process_start_time
@@ -418,6 +418,10 @@ class Run:
                 self.store,
                 wall_start=wall_start,
                 router_state=self._router_snapshot,
+                # The first level's ready events all come at once; room for
+                # them on top of the usual bound lets the workers start
+                # without waiting for the disk to take them.
+                capacity=DEFAULT_CAPACITY + len(self.graph.levels[0]),
                 flush_deadline=self.options.flush_deadline,
             ) as persister:
                 self._persister = persister

@@ -11,10 +11,12 @@ transaction from a worker thread, which holds the GIL only to start each
 statement (the projection runs inside SQLite). While that write runs, new
 events queue up and form the next batch, so batches grow with load by
 themselves and a lone event is durable within one commit's time; no flush
-timer sits on the hot path. The channel holds up to four batches (65,536
-events, about 20 MiB encoded): the writer thread needs the GIL back after
-each statement, and a channel with room lets the scheduler run on through
-those waits instead of stopping at every one of them.
+timer sits on the hot path. By default the channel holds up to four
+batches (65,536 events, about 20 MiB encoded), so the scheduler runs on
+while a batch is written instead of stopping for it; a run adds room for
+its first level's ready events, which all come at once. While a batch is
+written the GIL switch interval is short (`_PromptHandoffs`), so the writer
+thread gets the GIL back promptly after each statement.
 
 The channel is that buffer, not a `trio.MemorySendChannel`: sending is an
 append (no task switch, no per-event bookkeeping) and taking a batch is one
