@@ -10,7 +10,13 @@ import pytest
 import trio
 
 from uet_trio import Event, EventKind, Store, StoreError
-from uet_trio.persister import WRITER_SWITCH_INTERVAL, _PromptHandoffs, open_persister
+from uet_trio.persister import (
+    PROMPT_HANDOFF_BATCH,
+    WRITER_SWITCH_INTERVAL,
+    _PromptHandoffs,
+    open_persister,
+)
+from uet_trio.projection import EventRows
 
 from .test_store import new_run
 
@@ -129,28 +135,36 @@ async def test_the_channel_keeps_a_memory_channels_contract(store: Store) -> Non
 
 
 class TestPromptHandoffs:
-    """While a batch is written, the GIL switch interval is short; afterwards it is restored."""
+    """While a large batch is written the GIL switch interval is short, then it is restored."""
 
-    async def test_short_during_each_write_and_restored_after(
+    async def test_short_for_a_large_batch_only_and_restored_after(
         self, store: Store, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         store.create_run(new_run())
-        seen: list[float] = []
+        seen: list[tuple[int, float]] = []
+        written = trio.Event()
         write_rows = store.write_rows
 
-        def observed(*args: Any, **kwargs: Any) -> None:
-            seen.append(sys.getswitchinterval())
-            write_rows(*args, **kwargs)
+        def observed(rows: list[EventRows], **kwargs: Any) -> None:
+            seen.append((sum(chunk.count for chunk in rows), sys.getswitchinterval()))
+            write_rows(rows, **kwargs)
+            trio.from_thread.run_sync(written.set)
 
         monkeypatch.setattr(store, "write_rows", observed)
         before = sys.getswitchinterval()
-        async with open_persister(store, wall_start=0.0, capacity=8, max_batch=4) as persister:
-            for seq in range(1, 41):
-                await persister.send(event(seq))
-        assert len(seen) >= 10
-        assert seen == [pytest.approx(WRITER_SWITCH_INTERVAL)] * len(seen)
+        large = PROMPT_HANDOFF_BATCH
+        with trio.fail_after(30):
+            async with open_persister(store, wall_start=0.0, capacity=2 * large) as persister:
+                for seq in range(1, large + 1):
+                    persister.send_nowait(event(seq))
+                await written.wait()
+                persister.send_nowait(event(large + 1))
+        assert seen == [
+            (large, pytest.approx(WRITER_SWITCH_INTERVAL)),
+            (1, pytest.approx(before)),
+        ]
         assert sys.getswitchinterval() == before
-        assert len(store.events("r1")) == 40
+        assert len(store.events("r1")) == large + 1
 
     def test_overlapping_writers_share_it_and_a_shorter_setting_is_kept(self) -> None:
         before = sys.getswitchinterval()
@@ -168,12 +182,24 @@ class TestPromptHandoffs:
         finally:
             sys.setswitchinterval(before)
 
-    async def test_restored_when_a_write_fails(self, store: Store) -> None:
+    async def test_restored_when_a_write_fails(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         store.create_run(new_run())
         store._conn.execute("PRAGMA query_only = ON")
+        seen: list[float] = []
+        write_rows = store.write_rows
+
+        def observed(*args: Any, **kwargs: Any) -> None:
+            seen.append(sys.getswitchinterval())
+            write_rows(*args, **kwargs)
+
+        monkeypatch.setattr(store, "write_rows", observed)
         before = sys.getswitchinterval()
         with pytest.raises(StoreError):
             async with open_persister(store, wall_start=0.0) as persister:
-                await persister.send(event(1))
+                for seq in range(1, PROMPT_HANDOFF_BATCH + 1):
+                    persister.send_nowait(event(seq))
                 await trio.sleep_forever()
+        assert seen == [pytest.approx(WRITER_SWITCH_INTERVAL)]
         assert sys.getswitchinterval() == before

@@ -49,7 +49,7 @@ import math
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from types import TracebackType
 from typing import Any
 
@@ -67,12 +67,14 @@ DEFAULT_FLUSH_DEADLINE = 10.0
 WRITE_RETRY_DELAYS = (0.1, 0.3, 1.0)
 """Seconds to wait before writing a batch again after a transient error (a lock)."""
 WRITER_SWITCH_INTERVAL = 20e-6
-"""Seconds: the interpreter's GIL switch interval while a batch is written."""
+"""Seconds: the interpreter's GIL switch interval while a large batch is written."""
+PROMPT_HANDOFF_BATCH = 2048
+"""Events in a batch from which its write gets the short switch interval."""
 
 
 class _PromptHandoffs:
     """
-    A short GIL switch interval, process-wide, while any persister writes.
+    A short GIL switch interval, process-wide, while any persister writes a large batch.
 
     The writer thread needs the GIL back after each statement of its
     transaction. CPython asks the holder to hand it over only when a waiting
@@ -82,10 +84,16 @@ class _PromptHandoffs:
     wait, so a busy loop starved the writer for milliseconds per statement
     and the run waited on the disk. With an interval shorter than the loop's
     polls the request is made, and granted, within microseconds: 17,000-
-    18,000 to 26,600-27,600 in-process tasks/s (docs/performance.md). Used
-    around each batch's write and counted, so concurrent runs (in any
-    thread) share the setting, and the interval in force before the first
-    write (if not already shorter) is restored after the last.
+    18,000 to 26,600-27,600 in-process tasks/s (docs/performance.md).
+
+    Only a large batch (`PROMPT_HANDOFF_BATCH`) gets it: events piling up
+    while the last one was written mean the loop is busy, which is when the
+    writer starves. With small batches the loop has idle moments in which
+    the writer gets the GIL anyway, and a short interval only adds switches
+    between the loop, the writer and spawning threads (a run of 1000 real
+    processes took half as much CPU again). Counted, so concurrent runs (in
+    any thread) share the setting, and the interval in force before the
+    first such write (if not already shorter) is restored after the last.
     """
 
     def __init__(self, interval: float) -> None:
@@ -114,6 +122,7 @@ class _PromptHandoffs:
 
 
 _prompt_handoffs = _PromptHandoffs(WRITER_SWITCH_INTERVAL)
+_unchanged = nullcontext()
 
 
 @attrs.frozen
@@ -315,7 +324,8 @@ async def _write_batches(
         write = functools.partial(store.write_rows, [rows], router_state=state)
         for delay in (*WRITE_RETRY_DELAYS, None):
             try:
-                with _prompt_handoffs:
+                handoffs = _prompt_handoffs if rows.count >= PROMPT_HANDOFF_BATCH else _unchanged
+                with handoffs:
                     await trio.to_thread.run_sync(write, limiter=limiter)
                 break
             except StoreError as error:
