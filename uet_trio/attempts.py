@@ -38,22 +38,31 @@ class AttemptRequest:
     cwd: str | None
     base_env: Mapping[str, str] | None = attrs.field(default=None, eq=False)
     """The environment shared by the run's commands of this tool (None for callables)."""
-    own_env: Mapping[str, str] = attrs.field(factory=dict)
-    """This attempt's variables on top of `base_env`: the task's, then ``UET_*``."""
+    task_env: Mapping[str, str] = attrs.field(factory=dict)
+    """The task's own variables, on top of `base_env`."""
     timeout: float | None
     kill_grace: float
 
     @property
     def env(self) -> dict[str, str] | None:
         """
-        The complete environment of the command (None for callables).
+        The complete environment of the command (None for callables): the
+        tool's, the task's, then ``UET_RUN_ID``, ``UET_TASK_ID``,
+        ``UET_ATTEMPT`` and ``UET_IDEMPOTENCY_KEY``.
 
         Built when asked for (by a runner that starts a process), so an
         attempt that never does costs no copy of the environment.
         """
         if self.base_env is None:
             return None
-        return {**self.base_env, **self.own_env}
+        return {
+            **self.base_env,
+            **self.task_env,
+            "UET_RUN_ID": self.run_id,
+            "UET_TASK_ID": self.task_id,
+            "UET_ATTEMPT": str(self.attempt),
+            "UET_IDEMPOTENCY_KEY": f"{self.run_id}/{self.task_id}/{self.attempt}",
+        }
 
 
 @attrs.frozen(kw_only=True)

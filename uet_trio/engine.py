@@ -699,7 +699,6 @@ class Run:
         argv = task.argv(tool)
         shown = task.argv(tool, redact=True) if task.secret_params else argv
         base_env = None
-        own_env: dict[str, str] = {}
         if task.call is None:
             base_env = self._tool_envs.get(tool_name)
             if base_env is None:
@@ -707,13 +706,6 @@ class Run:
                     **self._env_base,
                     **(tool.env if tool is not None else {}),
                 }
-            own_env = {
-                **task.env,
-                "UET_RUN_ID": self.run_id,
-                "UET_TASK_ID": task.id,
-                "UET_ATTEMPT": str(attempt),
-                "UET_IDEMPOTENCY_KEY": f"{self.run_id}/{task.id}/{attempt}",
-            }
         timeout = task.timeout
         if timeout is None:
             timeout = tool.timeout if tool is not None else None
@@ -730,7 +722,7 @@ class Run:
             args=task.args,
             cwd=self._cwd(task, tool),
             base_env=base_env,
-            own_env=own_env,
+            task_env=task.env,
             timeout=timeout,
             kill_grace=self.options.kill_grace,
         )
