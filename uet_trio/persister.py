@@ -84,7 +84,7 @@ class _PromptHandoffs:
     wait, so a busy loop starved the writer for milliseconds per statement
     and the run waited on the disk. With an interval shorter than the loop's
     polls the request is made, and granted, within microseconds: 17,000-
-    18,000 to 26,600-27,600 in-process tasks/s (docs/performance.md).
+    18,200 to 26,600-27,600 in-process tasks/s (docs/performance.md).
 
     Only a large batch (`PROMPT_HANDOFF_BATCH`) gets it: events piling up
     while the last one was written mean the loop is busy, which is when the
