@@ -26,6 +26,7 @@ from ._progress import ProgressLine
 if TYPE_CHECKING:
     from uet_trio.engine import Run, RunResult
     from uet_trio.events import Event
+    from uet_trio.graph import TaskGraph
     from uet_trio.spec import WorkflowSpec
     from uet_trio.store import Store
 
@@ -80,7 +81,7 @@ def run(
 ) -> None:
     """Run the workflow in FLOW (TOML or JSON)."""
     with _interrupt_exits(ctx):
-        spec, _ = _load(flow)
+        spec, graph = _load(flow)
         # Checked before any task starts: a damaged file is refused, not written to.
         store = open_store(options["db"], check=True)
         with store:
@@ -91,6 +92,7 @@ def run(
             ctx.exit(
                 _execute(
                     spec,
+                    graph,
                     store,
                     resume=resume,
                     fail_fast=fail_fast,
@@ -118,8 +120,8 @@ def resume(ctx: click.Context, run: str | None, last: bool, **options: Any) -> N
             ctx.exit(0)
         if record.source is None:
             raise RunConflict(f"run {run_id} was not started from a file; resume it in Python")
-        spec, _ = _load(record.source)
-        ctx.exit(_execute(spec, store, resume=run_id, **options))
+        spec, graph = _load(record.source)
+        ctx.exit(_execute(spec, graph, store, resume=run_id, **options))
 
 
 @contextlib.contextmanager
@@ -138,6 +140,7 @@ def _interrupt_exits(ctx: click.Context) -> Iterator[None]:
 
 def _execute(
     spec: WorkflowSpec,
+    graph: TaskGraph,
     store: Store,
     *,
     db: str,
@@ -158,6 +161,7 @@ def _execute(
 
     reporter = _Reporter(quiet=quiet or as_json, verbose=verbose)
     options = {
+        "graph": graph,
         "max_workers": workers,
         "kill_grace": kill_grace,
         "fail_fast": fail_fast,

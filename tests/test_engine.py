@@ -19,6 +19,7 @@ from uet_trio import (
     WorkflowSpec,
     run_workflow,
 )
+from uet_trio.graph import compile_graph
 from uet_trio.testing import FakeRunner, Outcome, simulate, simulate_async
 
 
@@ -174,6 +175,25 @@ class TestRealRun:
         assert [(e.seq, e.kind.value, e.task_id) for e in seen] == [
             (e.seq, e.kind, e.task_id) for e in stored
         ]
+
+
+class TestPrecompiledGraph:
+    async def test_a_graph_compiled_by_the_caller_is_used(
+        self, store: Store, tmp_path: Path
+    ) -> None:
+        """The CLI validates by compiling; the run takes that graph instead of compiling again."""
+        spec = chain_spec(tmp_path)
+        result = await run_workflow(spec, store=store, graph=compile_graph(spec), max_workers=3)
+        assert result.states["d"] is TaskState.SKIPPED  # b failed: its downstream is skipped
+        assert result.states["g"] is TaskState.SUCCEEDED
+
+    async def test_a_graph_of_another_workflow_is_refused(
+        self, store: Store, tmp_path: Path
+    ) -> None:
+        other = WorkflowSpec(name="other", tasks=[TaskSpec(id="x", command=["true"])])
+        with pytest.raises(ValueError, match="not compiled from this workflow"):
+            await run_workflow(chain_spec(tmp_path), store=store, graph=compile_graph(other))
+        assert store.list_runs() == []
 
 
 class TestBackpressure:

@@ -143,6 +143,7 @@ async def open_run(
     spec: WorkflowSpec,
     *,
     store: Store,
+    graph: TaskGraph | None = None,
     max_workers: int | None = None,
     runner: AttemptRunner | None = None,
     log_root: Path | str | None = None,
@@ -167,6 +168,8 @@ async def open_run(
 
     Args:
         store: where the run is recorded.
+        graph: `compile_graph(spec)`, if the caller has already compiled it
+            (to validate the workflow); compiled here otherwise.
         max_workers: worker tasks (default: the workflow's, else the CPU count).
         runner: what executes attempts (default: `LocalRunner`).
         log_root: directory under which ``<run id>/w<N>.out|err`` are written
@@ -188,11 +191,15 @@ async def open_run(
 
     Raises:
         WorkflowError: the workflow has a cycle.
+        ValueError: `graph` was not compiled from `spec`.
         RunNotFound, RunConflict: `resume` names no run, or one owned by a
             live process, or one whose workflow changed (without `force`).
         StoreError: the store cannot record the run.
     """
-    graph = compile_graph(spec)
+    if graph is None:
+        graph = compile_graph(spec)
+    elif graph.ids != tuple(task.id for task in spec.tasks):
+        raise ValueError("the graph was not compiled from this workflow")
     run = Run(spec, graph, store, runner or LocalRunner())
     await run._prepare(
         max_workers=max_workers,
