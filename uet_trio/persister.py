@@ -100,7 +100,8 @@ class _PromptHandoffs:
         self._interval = interval
         self._lock = threading.Lock()
         self._writers = 0
-        self._saved = interval
+        self._saved = 0.0
+        """The interval in force before the first writer; read when `_writers` goes 0 to 1."""
 
     def __enter__(self) -> None:
         with self._lock:
@@ -122,7 +123,6 @@ class _PromptHandoffs:
 
 
 _prompt_handoffs = _PromptHandoffs(WRITER_SWITCH_INTERVAL)
-_unchanged = nullcontext()
 
 
 @attrs.frozen
@@ -322,10 +322,10 @@ async def _write_batches(
     while (rows := await persister._take(max_batch, wall_start)) is not None:
         state = router_state() if router_state is not None else None
         write = functools.partial(store.write_rows, [rows], router_state=state)
+        large = rows.count >= PROMPT_HANDOFF_BATCH
         for delay in (*WRITE_RETRY_DELAYS, None):
             try:
-                handoffs = _prompt_handoffs if rows.count >= PROMPT_HANDOFF_BATCH else _unchanged
-                with handoffs:
+                with _prompt_handoffs if large else nullcontext():
                     await trio.to_thread.run_sync(write, limiter=limiter)
                 break
             except StoreError as error:
