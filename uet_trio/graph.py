@@ -47,14 +47,6 @@ class TaskGraph:
         seen.discard(start)
         return sorted(seen)
 
-    def level_of(self) -> list[int]:
-        """The level of every task, by index."""
-        result = [0] * len(self.ids)
-        for depth, level in enumerate(self.levels):
-            for i in level:
-                result[i] = depth
-        return result
-
 
 def compile_graph(spec: WorkflowSpec) -> TaskGraph:
     """
