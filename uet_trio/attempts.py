@@ -21,9 +21,15 @@ from .process import WorkerLogs, run_attempt
 from .spec import TaskCallable
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class AttemptRequest:
-    """Everything needed to execute one attempt of one task."""
+    """
+    Everything needed to execute one attempt of one task.
+
+    The attempt messages (this, `Spawned`, `AttemptResult`) are plain slotted
+    classes, not frozen ones: each is built once and read by one task, and a
+    frozen class's constructor costs twice as much, once per attempt.
+    """
 
     run_id: str
     task_id: str
@@ -65,7 +71,7 @@ class AttemptRequest:
         }
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class Spawned:
     """A worker's notice that an attempt's process exists (recorded for resume)."""
 
@@ -80,7 +86,7 @@ class Spawned:
     err_offset: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True)
 class AttemptResult:
     """How one attempt ended, as reported to the scheduler."""
 
