@@ -69,6 +69,27 @@ class TestContract:
         assert [e.seq for e in any_store.events("r1", kinds=["task_skipped"])] == [6]
         assert [e.seq for e in any_store.events("r1", task_id="t0", after_seq=2)] == [3, 4, 5]
 
+    def test_missing_values_are_null(self, any_store: Store) -> None:
+        """A missing task, attempt, data or kind is stored as NULL, whatever is bound for it."""
+        any_store.create_run(
+            NewRun(run_id="r1", workflow="wf", tasks=[("t0", None), ("t1", "lint")])
+        )
+        any_store.write_batch(task_events(), wall_start=0.0)
+        rows = any_store._conn.execute(
+            "SELECT seq, task_id IS NULL, attempt IS NULL, data IS NULL FROM events ORDER BY seq"
+        ).fetchall()
+        assert [tuple(row) for row in rows] == [
+            (1, 1, 1, 1),
+            (2, 0, 1, 1),
+            (3, 0, 0, 0),
+            (4, 0, 0, 0),
+            (5, 0, 1, 0),
+            (6, 0, 1, 0),
+            (7, 1, 1, 0),
+        ]
+        kinds = any_store._conn.execute("SELECT task_id, kind FROM tasks ORDER BY idx").fetchall()
+        assert [tuple(row) for row in kinds] == [("t0", None), ("t1", "lint")]
+
     def test_batches_are_idempotent(self, any_store: Store) -> None:
         """Writing a batch twice adds no duplicate and keeps the projection."""
         any_store.create_run(new_run())

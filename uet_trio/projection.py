@@ -86,15 +86,20 @@ _KIND_TEXT = {kind: kind.value for kind in EventKind}
 def _insert(rows: int) -> str:
     """
     ``INSERT`` of `rows` events. Parameters: the run id, the wall-clock
-    start, then per event its row (see `_WIDTH`; data is NULL when empty).
-    Plain ``?`` parameters: numbered ones make SQLite's parse time grow with
-    the square of their count.
+    start, then per event its row (see `_WIDTH`).
+
+    A missing task id, attempt or data is bound as ``''``, ``0`` and ``''``
+    (no task id is empty and attempts count from 1) and stored as NULL: the
+    sqlite3 module binds ``None`` through its adaptation lookup, several times
+    slower than a string or an int, and the writer thread holds the GIL while
+    it binds. Plain ``?`` parameters: numbered ones make SQLite's parse time
+    grow with the square of their count.
     """
     values = ",".join(("(?,?,?,?,?,?)",) * rows)
     return (
         "INSERT OR IGNORE INTO events (run_id, seq, kind, t, task_id, attempt, at, data) "
-        "SELECT ?, column1, column2, column3, column4, column5, column3 + ?, column6 "
-        f"FROM (VALUES {values})"
+        "SELECT ?, column1, column2, column3, nullif(column4, ''), nullif(column5, 0), "
+        f"column3 + ?, nullif(column6, '') FROM (VALUES {values})"
     )
 
 
@@ -115,9 +120,9 @@ class EventBuffer:
             event[1],
             _KIND_TEXT[event[2]],
             event[3],
-            event[4],
-            event[5],
-            "".join(_encode_data(event[6], 0)) if event[6] else None,
+            event[4] or "",
+            event[5] or 0,
+            "".join(_encode_data(event[6], 0)) if event[6] else "",
         )
 
     def take(self, limit: int, wall_start: float) -> EventRows:
