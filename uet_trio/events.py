@@ -69,9 +69,8 @@ class Event(NamedTuple):
     """
     One thing that happened in a run.
 
-    A named tuple, so that creating one is cheap on the scheduler's path and
-    a batch of them encodes as one JSON array of arrays in a single call
-    (``[run_id, seq, kind, time, task_id, attempt, data]``). Treat ``data``
+    A named tuple, so that creating one is cheap on the scheduler's path
+    and the persister's encoder reads its fields by position. Treat ``data``
     as read-only: it is shared with every subscriber.
     """
 
