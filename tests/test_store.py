@@ -90,6 +90,25 @@ class TestContract:
         kinds = any_store._conn.execute("SELECT task_id, kind FROM tasks ORDER BY idx").fetchall()
         assert [tuple(row) for row in kinds] == [("t0", None), ("t1", "lint")]
 
+    def test_every_kind_is_stored_by_name(self, any_store: Store) -> None:
+        """Kinds are bound as numbers; the rows hold their names."""
+        any_store.create_run(new_run())
+        events = [
+            Event(
+                run_id="r1",
+                seq=i + 1,
+                kind=kind,
+                time=0.0,
+                task_id=None if kind.value.startswith("run") else "t0",
+                attempt=1 if kind.value.startswith("attempt") else None,
+                data={"status": "failed"} if kind is EventKind.RUN_FINISHED else {},
+            )
+            for i, kind in enumerate(EventKind)
+        ]
+        any_store.write_batch(events, wall_start=0.0)
+        rows = any_store._conn.execute("SELECT kind FROM events ORDER BY seq").fetchall()
+        assert [row[0] for row in rows] == [kind.value for kind in EventKind]
+
     def test_batches_are_idempotent(self, any_store: Store) -> None:
         """Writing a batch twice adds no duplicate and keeps the projection."""
         any_store.create_run(new_run())
