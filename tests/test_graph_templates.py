@@ -28,21 +28,23 @@ class TestGraph:
 
     def test_ready_set_releases_on_last_dependency(self) -> None:
         graph = compile_graph(spec_of({"a": [], "b": [], "c": ["a", "b"]}))
-        ready = ReadySet(graph, [(0,), (0,), (0,)])
+        ready = ReadySet(graph, [0, 1, 2])
         assert ready.roots() == [0, 1]
         assert ready.release(0) == []
         assert ready.release(1) == [2]
 
-    def test_ready_set_orders_by_rank_then_index(self) -> None:
+    def test_ready_set_pops_in_its_order(self) -> None:
         graph = compile_graph(spec_of({"a": [], "b": [], "c": [], "d": []}))
-        ready = ReadySet(graph, [(0,), (-1,), (0,), (-1,)])
-        for i in range(4):
+        ready = ReadySet(graph, [1, 3, 0, 2])
+        for i in (0, 2, 3):
             ready.push(i)
-        assert [ready.pop() for _ in range(4)] == [1, 3, 0, 2]
+        assert ready.pop() == 3
+        ready.push(1)
+        assert [ready.pop() for _ in range(3)] == [1, 0, 2]
 
     def test_duplicate_dependencies_count_once(self) -> None:
         graph = compile_graph(spec_of({"a": [], "b": ["a", "a"]}))
-        ready = ReadySet(graph, [(0,), (0,)])
+        ready = ReadySet(graph, [0, 1])
         assert ready.release(0) == [1]
 
 

@@ -20,7 +20,7 @@ from cli import main
 from uet_trio import EventKind, RunStatus, Store, run_workflow
 from uet_trio.attempts import AttemptRequest, AttemptResult, Report
 from uet_trio.graph import compile_graph
-from uet_trio.priority import ready_ranks, remaining_path, task_weights
+from uet_trio.priority import ready_order, remaining_path, task_weights
 from uet_trio.process import WorkerLogs
 from uet_trio.routing import BEST_RATE, EXPLORING, FASTEST, LEAST_LOADED, Router
 from uet_trio.spec import RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
@@ -409,13 +409,13 @@ class TestCriticalPath:
         path = remaining_path(graph, [1.0] * len(graph))
         assert path == [1.0, 1.0, 1.0, 1.0, 3.0, 2.0, 1.0]
         priorities = [0, 5, 0, 0, 0, 0, 0]
-        critical = ready_ranks(graph, priorities, {}, "critical")
-        assert min(range(len(graph)), key=lambda i: (critical[i], i)) == graph.index["s1"]
-        assert sorted(range(len(graph)), key=lambda i: (critical[i], i))[1] == graph.index["c0"]
-        declared = ready_ranks(graph, priorities, {}, "declared")
-        assert sorted(range(len(graph)), key=lambda i: (declared[i], i))[:2] == [1, 0]
+        critical = ready_order(graph, priorities, {}, "critical")
+        # Priority first (s1), then the longer path (c0, c1), then declaration order.
+        assert [graph.ids[i] for i in critical] == ["s1", "c0", "c1", "s0", "s2", "s3", "c2"]
+        declared = ready_order(graph, priorities, {}, "declared")
+        assert declared == [1, 0, 2, 3, 4, 5, 6]
         with pytest.raises(ValueError, match="unknown order 'random'"):
-            ready_ranks(graph, priorities, {}, "random")
+            ready_order(graph, priorities, {}, "random")
 
     @settings(max_examples=60, deadline=None)
     @given(st.data())

@@ -62,7 +62,7 @@ from .errors import RunConflict, WorkflowError
 from .events import Event, EventKind
 from .graph import ReadySet, TaskGraph, compile_graph
 from .persister import DEFAULT_CAPACITY, DEFAULT_FLUSH_DEADLINE, open_persister
-from .priority import CRITICAL, ORDERS, ready_ranks
+from .priority import CRITICAL, ORDERS, ready_order
 from .process import WorkerLogs
 from .procfs import kill_group_if_owned, process_alive, process_start_time
 from .records import NewRun
@@ -312,14 +312,16 @@ class Run:
             saved = await self._in_thread(self.store.load_router_state, spec.name)
             if saved is not None:
                 self.router.restore(saved)
-        # Ranks are computed once per run; dispatching only compares them.
+        # The dispatch order is computed once per run; dispatching only compares places in it.
         durations: Mapping[str, Sequence[float]] = {}
         if expected_durations is not None:
             durations = expected_durations
         elif order == CRITICAL:
             durations = await self._in_thread(self.store.recent_durations, spec.name)
-        rank = ready_ranks(self.graph, [task.priority for task in spec.tasks], durations, order)
-        self._ready = ReadySet(self.graph, rank)
+        self._ready = ReadySet(
+            self.graph,
+            ready_order(self.graph, [task.priority for task in spec.tasks], durations, order),
+        )
         # The run's own rows are written last: a cancellation (Ctrl-C) before
         # this point leaves no trace, and one during it is seen only after the
         # write (a worker thread is not abandoned), so the run then starts

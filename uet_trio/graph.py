@@ -114,23 +114,20 @@ def _find_cycle(deps: Sequence[Sequence[int]], levels: Iterable[Iterable[int]]) 
 
 class ReadySet:
     """
-    Tasks whose dependencies are all finished, ordered by a per-task rank.
+    Tasks whose dependencies are all finished, in a dispatch order fixed for the run.
 
-    `rank[i]` is any sortable key (smaller leaves first); ties break by index,
-    which is declaration order. Tasks enter through `release` as their last
-    dependency completes, or through `push` (retries, resumed runs).
-
-    Ranks are fixed for a run, so they are sorted once: the heap holds each
-    task's position in that order, an int, and a push or pop compares ints
-    instead of rank tuples.
+    `order` lists every task index once, the one to dispatch first first
+    (`priority.ready_order`). Tasks enter through `release` as their last
+    dependency completes, or through `push` (retries, resumed runs). The
+    heap holds each ready task's position in that order, an int, so a push
+    or pop compares ints.
     """
 
-    def __init__(self, graph: TaskGraph, rank: Sequence[tuple[float, ...]]) -> None:
+    def __init__(self, graph: TaskGraph, order: Sequence[int]) -> None:
         self._graph = graph
         self._waiting = [len(d) for d in graph.deps]
-        # A stable sort: equal ranks keep index (declaration) order.
-        self._order = sorted(range(len(rank)), key=rank.__getitem__)
-        self.position = [0] * len(rank)
+        self._order = list(order)
+        self.position = [0] * len(self._order)
         """Each task's place in the ready order (a sort key for any queue of tasks)."""
         for place, i in enumerate(self._order):
             self.position[i] = place

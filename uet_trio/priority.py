@@ -12,8 +12,8 @@ Expected durations come from earlier runs of the same workflow: the median of
 a task's recent successful attempts (robust to one slow outlier). A task with
 no record weighs the median of the tasks that have one, or 1 when none has,
 in which case the rank is the plain number of tasks left on the longest path.
-Everything here is computed once per run, in O(tasks + edges); the ready set
-then orders by the precomputed rank with no work per dispatch. Pure functions,
+Everything here is computed once per run, in O(tasks + edges) and a sort;
+the ready set then keeps that order with no work per dispatch. Pure functions,
 no Trio and no I/O.
 """
 
@@ -70,25 +70,31 @@ def remaining_path(graph: TaskGraph, weights: Sequence[float]) -> list[float]:
     return longest
 
 
-def ready_ranks(
+def ready_order(
     graph: TaskGraph,
     priorities: Sequence[int],
     durations: Mapping[str, Sequence[float]],
     order: str,
-) -> list[tuple[float, ...]]:
+) -> list[int]:
     """
-    The sort key of every task in the ready set (smaller leaves first).
+    Every task's index, in the order the ready set dispatches them (first first).
 
-    ``declared``: (-priority,), so ties fall to declaration order.
-    ``critical``: (-priority, -remaining path), so among equal priorities the
-    task heading the heaviest remaining path leaves first.
+    ``declared``: by priority (highest first), ties in declaration order.
+    ``critical``: by priority, then by longest remaining path, then in
+    declaration order.
+
+    Two stable sorts by plain numbers (the path, then the priority) give
+    that order without a key tuple per task: 100,000 tuples would cost their
+    allocation and bring on garbage collections of everything the run holds.
 
     Raises:
         ValueError: `order` is not one of `ORDERS`.
     """
-    if order == DECLARED:
-        return [(-float(p),) for p in priorities]
-    if order != CRITICAL:
+    if order not in ORDERS:
         raise ValueError(f"unknown order {order!r} (choose from {', '.join(ORDERS)})")
-    path = remaining_path(graph, task_weights(graph, durations))
-    return [(-float(p), -length) for p, length in zip(priorities, path, strict=True)]
+    indices = list(range(len(graph)))
+    if order == CRITICAL:
+        path = remaining_path(graph, task_weights(graph, durations))
+        indices.sort(key=[-length for length in path].__getitem__)
+    indices.sort(key=[-priority for priority in priorities].__getitem__)
+    return indices
