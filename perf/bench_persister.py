@@ -95,7 +95,7 @@ def _new_store(tasks: int) -> Store:
         NewRun(
             run_id=RUN,
             workflow="bench",
-            tasks=[(f"t{i}", None) for i in range(tasks)],
+            task_ids=[f"t{i}" for i in range(tasks)],
         )
     )
     return store

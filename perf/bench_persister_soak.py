@@ -49,7 +49,7 @@ def _new_store(directory: Path, run_id: str) -> Store:
             workflow="soak",
             base_dir=str(directory),
             spec_hash="soak",
-            tasks=[(f"t{i}", None) for i in range(100)],
+            task_ids=[f"t{i}" for i in range(100)],
         )
     )
     return store

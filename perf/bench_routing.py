@@ -207,7 +207,8 @@ def _time_batch(loops: int, with_state: bool) -> float:
         NewRun(
             run_id="bench",
             workflow="bench",
-            tasks=[("t0", "k")],
+            task_ids=["t0"],
+            task_kinds=["k"],
         )
     )
     events = [Event("bench", seq, EventKind.TASK_READY, 0.0, "t0") for seq in range(1, loops + 1)]

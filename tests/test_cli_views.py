@@ -646,7 +646,7 @@ def _pending_run(run_id: str) -> NewRun:
         run_id=run_id,
         workflow="pending",
         owner_pid=os.getpid(),
-        tasks=[("t", None)],
+        task_ids=["t"],
     )
 
 

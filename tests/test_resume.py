@@ -428,7 +428,7 @@ class TestOwnership:
                     workflow="w",
                     owner_pid=me,
                     owner_start=start,
-                    tasks=[("t", None)],
+                    task_ids=["t"],
                 )
             )
         with pytest.raises(RunConflict, match=f"being run by process {me}"):

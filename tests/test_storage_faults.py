@@ -158,7 +158,8 @@ def _new_run_record(run_id: str, spec: WorkflowSpec) -> NewRun:
         log_dir="",
         owner_pid=os.getpid(),
         owner_start=process_start_time(os.getpid()),
-        tasks=[(task.id, task.kind) for task in spec.tasks],
+        task_ids=[task.id for task in spec.tasks],
+        task_kinds=[task.kind for task in spec.tasks],
     )
 
 

@@ -17,7 +17,7 @@ def new_run(run_id: str = "r1", tasks: int = 2) -> NewRun:
     return NewRun(
         run_id=run_id,
         workflow="wf",
-        tasks=[(f"t{i}", None) for i in range(tasks)],
+        task_ids=[f"t{i}" for i in range(tasks)],
     )
 
 
@@ -72,7 +72,7 @@ class TestContract:
     def test_missing_values_are_null(self, any_store: Store) -> None:
         """A missing task, attempt, data or kind is stored as NULL, whatever is bound for it."""
         any_store.create_run(
-            NewRun(run_id="r1", workflow="wf", tasks=[("t0", None), ("t1", "lint")])
+            NewRun(run_id="r1", workflow="wf", task_ids=["t0", "t1"], task_kinds=[None, "lint"])
         )
         any_store.write_batch(task_events(), wall_start=0.0)
         rows = any_store._conn.execute(

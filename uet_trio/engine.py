@@ -346,7 +346,8 @@ class Run:
             log_dir=str(self.options.log_dir) if self.options.log_dir else "",
             owner_pid=os.getpid(),
             owner_start=process_start_time(os.getpid()),
-            tasks=[(task.id, task.kind) for task in spec.tasks],
+            task_ids=self.graph.ids,
+            task_kinds=[task.kind for task in spec.tasks],
         )
 
     def _load_for_resume(self, run_id: str, force: bool) -> None:

@@ -166,8 +166,12 @@ class NewRun:
 
     run_id: str
     workflow: str
-    tasks: Sequence[tuple[str, str | None]]
-    """(task id, kind) in declaration order."""
+    task_ids: Sequence[str]
+    """In declaration order."""
+    task_kinds: Sequence[str | None] = ()
+    """Each task's kind, in the same order; empty when no task has one. Two
+    sequences, not a (id, kind) pair per task: the engine passes what it
+    already holds, and allocates nothing per task."""
     source: str | None = None
     base_dir: str = "."
     spec_hash: str = ""

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import json
 import os
 import sqlite3
@@ -340,19 +339,23 @@ class Store:
                     run.spec_hash,
                     time.time(),
                     run.max_workers,
-                    len(run.tasks),
+                    len(run.task_ids),
                     storable_text(run.log_dir),
                     run.owner_pid,
                     run.owner_start,
                 ),
             )
             # In key order, each row lands after the one before it in the
-            # table's B-tree instead of at a scattered page.
-            # A task without a kind is bound as '' (see `_task_insert`).
-            rows = sorted((task_id, i, kind or "") for i, (task_id, kind) in enumerate(run.tasks))
-            for start, size in chunks(len(rows)):
+            # table's B-tree instead of at a scattered page. Sorting indices
+            # by id builds no tuple per task. A task without a kind is bound
+            # as '' (see `_task_insert`).
+            ids = run.task_ids
+            kinds = [kind or "" for kind in run.task_kinds] or [""] * len(ids)
+            order = sorted(range(len(ids)), key=ids.__getitem__)
+            for start, size in chunks(len(order)):
                 params: list[Any] = [run.run_id]
-                params += itertools.chain.from_iterable(rows[start : start + size])
+                for i in order[start : start + size]:
+                    params += (ids[i], i, kinds[i])
                 conn.execute(_task_insert(size), params)
 
     def claim_run(
