@@ -770,8 +770,13 @@ class Run:
             parked = self._parked.get(tool_name)
             if parked:
                 self._ready.push(heapq.heappop(parked)[1])
-        # An error and a callable's value are recorded only when there is one.
+        # A signal, a timeout, an error and a callable's value are recorded
+        # only when there is one (the projection reads them as NULL and 0).
         extra: dict[str, Any] = {}
+        if result.signal is not None:
+            extra["signal"] = result.signal
+        if result.timed_out:
+            extra["timed_out"] = True
         if result.error is not None:
             extra["error"] = storable_text(result.error)
         if result.result is not None:
@@ -782,8 +787,6 @@ class Run:
             result.attempt,
             status=_attempt_status(result),
             exit_code=result.exit_code,
-            signal=result.signal,
-            timed_out=result.timed_out,
             duration=result.duration,
             out_length=result.out_length,
             err_length=result.err_length,
