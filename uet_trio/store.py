@@ -243,13 +243,19 @@ class Store:
         conn = self._conn
         conn.row_factory = sqlite3.Row
         with _translated(self.path, "read the database"):
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            # One statement, so one snapshot: read apart, a process creating
+            # the schema at the same moment could commit in between, and its
+            # new tables would look like a foreign file's.
+            version, tables = conn.execute(
+                "SELECT (SELECT user_version FROM pragma_user_version), "
+                "(SELECT count(*) FROM sqlite_master)"
+            ).fetchone()
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path}: written by a newer uet-trio (schema {version}, this one "
                     f"knows {SCHEMA_VERSION}); upgrade uet-trio"
                 )
-            if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            if version == 0 and tables:
                 raise StoreError(
                     f"{self.path}: this SQLite file holds other tables and is not a uet-trio "
                     "database; point --db at another path"
