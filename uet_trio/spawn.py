@@ -224,12 +224,8 @@ def _spawn_here(
         code, message = _spawn_error(error, argv, None)
         return NotStarted(code, message, out_offset, err_offset)
     after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-    child = Child(pid)
-    try:
-        pidfd = child.watch()
-    except OSError as error:
-        return NotStarted(126, _watch_error(error), out_offset, err_offset)
-    return Started(child, pidfd, _start_time_between(pid, before, after), out_offset, err_offset)
+    start = _start_time_between(pid, before, after)
+    return _watched(Child(pid), start, out_offset, err_offset)
 
 
 def _spawn_in_thread(
@@ -264,16 +260,19 @@ def _spawn_in_thread(
     except OSError as error:
         code, message = _spawn_error(error, argv, cwd)
         return NotStarted(code, message, out_offset, err_offset)
-    child = Child(proc.pid, proc)
+    return _watched(Child(proc.pid, proc), process_start_time(proc.pid), out_offset, err_offset)
+
+
+def _watched(
+    child: Child, start: int | None, out_offset: int, err_offset: int
+) -> Started | NotStarted:
+    """`child`, started at `start`, with its pidfd; or why it cannot be watched (it is killed)."""
     try:
         pidfd = child.watch()
     except OSError as error:
-        return NotStarted(126, _watch_error(error), out_offset, err_offset)
-    return Started(child, pidfd, process_start_time(proc.pid), out_offset, err_offset)
-
-
-def _watch_error(error: OSError) -> str:
-    return f"cannot watch the process (killed): {error.strerror or error}"
+        message = f"cannot watch the process (killed): {error.strerror or error}"
+        return NotStarted(126, message, out_offset, err_offset)
+    return Started(child, pidfd, start, out_offset, err_offset)
 
 
 def _clock_tick_ns() -> int | None:
