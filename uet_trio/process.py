@@ -31,6 +31,7 @@ group signals; only cgroups can contain that.
 
 from __future__ import annotations
 
+import math
 import os
 import select
 import signal
@@ -217,18 +218,14 @@ async def run_attempt(
     try:
         if on_spawn is not None:
             on_spawn(pid, start, out_offset, err_offset)
-        if timeout is None:
+        with trio.move_on_after(timeout if timeout is not None else math.inf) as deadline:
             await trio.lowlevel.wait_readable(pidfd)
             exited = True
-        else:
-            with trio.move_on_after(timeout) as deadline:
-                await trio.lowlevel.wait_readable(pidfd)
-                exited = True
-            if deadline.cancelled_caught:
-                timed_out = True
-                with trio.CancelScope(shield=True):
-                    await _stop_group(pid, pidfd, kill_grace, hurry)
-                exited = True
+        if deadline.cancelled_caught:
+            timed_out = True
+            with trio.CancelScope(shield=True):
+                await _stop_group(pid, pidfd, kill_grace, hurry)
+            exited = True
     finally:
         with trio.CancelScope(shield=True):
             if not exited and not _exited(pidfd):
