@@ -579,6 +579,8 @@ class Run:
                 if self._backlog:
                     await self._deliver()
                 batch: list[AttemptResult | Spawned] = []
+                # A deadline scope only when a retry timer is due: this wait
+                # runs once per round of results, on the in-process hot path.
                 if self._timers:
                     with trio.move_on_at(self._timers[0][0]):
                         batch.append(await results.receive())
