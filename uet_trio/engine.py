@@ -22,8 +22,9 @@ subscribes, otherwise through a backlog that the scheduler delivers, in
 order, before it next waits. Between its waits the scheduler's bookkeeping
 is plain synchronous code.
 
-Determinism. After waking, the scheduler awaits `runner.settle()` and then
-takes every result already delivered; it processes them sorted by (end time,
+Determinism. After waking, the scheduler takes every result already
+delivered and, while some busy worker has not reported, awaits
+`runner.settle()` and takes those too; it processes them sorted by (end time,
 task index), then the retry timers due by now sorted by (due time, index).
 With a scripted runner under a `MockClock` the event sequence therefore does
 not depend on the order in which Trio happens to wake tasks.
@@ -586,12 +587,13 @@ class Run:
                         batch.append(await results.receive())
                 else:
                     batch.append(await results.receive())
-                await self.runner.settle()
-                while True:
-                    try:
-                        batch.append(results.receive_nowait())
-                    except trio.WouldBlock:
-                        break
+                _drain(results, batch)
+                # Settle only while attempts are out: once every busy worker
+                # has reported, no other result can come at this instant.
+                busy = self.options.max_workers - self._idle
+                if sum(not isinstance(message, Spawned) for message in batch) < busy:
+                    await self.runner.settle()
+                    _drain(results, batch)
                 done: list[AttemptResult] = []
                 for message in batch:
                     if isinstance(message, Spawned):
@@ -921,6 +923,18 @@ class Run:
 
 
 _NO_RETRY = RetryPolicy()
+
+
+def _drain(
+    results: trio.MemoryReceiveChannel[AttemptResult | Spawned],
+    batch: list[AttemptResult | Spawned],
+) -> None:
+    """Append every message already delivered on `results` to `batch`, without waiting."""
+    while True:
+        try:
+            batch.append(results.receive_nowait())
+        except trio.WouldBlock:
+            return
 
 
 def _recordable(value: Any) -> Any:
