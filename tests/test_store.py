@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from uet_trio import Event, EventKind, RunNotFound, Store, StoreError
+from uet_trio.projection import CHUNK_SIZES
 from uet_trio.records import NewRun
 from uet_trio.store import SCHEMA_VERSION
 
@@ -108,6 +109,31 @@ class TestContract:
         any_store.write_batch(events, wall_start=0.0)
         rows = any_store._conn.execute("SELECT kind FROM events ORDER BY seq").fetchall()
         assert [row[0] for row in rows] == [kind.value for kind in EventKind]
+
+    def test_a_batch_of_every_statement_size_lands_whole(self, any_store: Store) -> None:
+        """5,461 events take one insert of each size; every row keeps its own fields."""
+        any_store.create_run(new_run(tasks=1))
+        count = sum(CHUNK_SIZES)
+        events = [
+            Event(
+                run_id="r1",
+                seq=seq,
+                kind=EventKind.TASK_READY,
+                time=seq / 8,
+                task_id="t0",
+                attempt=seq,
+                data={"n": seq},
+            )
+            for seq in range(1, count + 1)
+        ]
+        any_store.write_batch(events, wall_start=1000.0)
+        rows = any_store._conn.execute(
+            "SELECT seq, t, at, attempt, data->>'n' FROM events WHERE run_id = 'r1' ORDER BY seq"
+        ).fetchall()
+        assert [tuple(row) for row in rows] == [
+            (seq, seq / 8, 1000.0 + seq / 8, seq, seq) for seq in range(1, count + 1)
+        ]
+        assert any_store.get_run("r1").last_seq == count
 
     def test_batches_are_idempotent(self, any_store: Store) -> None:
         """Writing a batch twice adds no duplicate and keeps the projection."""

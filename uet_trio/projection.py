@@ -87,22 +87,28 @@ _KIND_NAME = " ".join(f"WHEN {code} THEN '{kind.value}'" for kind, code in _KIND
 @functools.cache
 def _insert(rows: int) -> str:
     """
-    ``INSERT`` of `rows` events. Parameters: the run id, the wall-clock
-    start, then per event its row (see `_WIDTH`).
+    ``INSERT`` of `rows` events. Parameters: per event its row (see
+    `_WIDTH`), then the run id and the wall-clock start, so a statement's
+    parameters are one slice of the buffer plus two.
 
     The writer thread holds the GIL while the sqlite3 module binds
     parameters, so they are bound in the cheapest types: the kind as its
     number (`_KIND_CODE`), and a missing task id, attempt or data as ``''``,
     ``0`` and ``''`` (no task id is empty and attempts count from 1), stored
     as NULL, since ``None`` goes through the module's adaptation lookup and
-    costs ten times an int. Plain ``?`` parameters: numbered ones make
-    SQLite's parse time grow with the square of their count.
+    costs ten times an int. The rows' parameters are plain ``?``: numbered
+    ones make SQLite's parse time grow with the square of their count; the
+    last two are numbered, and come after the rows in the text so that the
+    plain ones are numbered first.
     """
     values = ",".join(("(?,?,?,?,?,?)",) * rows)
+    run, wall = rows * _WIDTH + 1, rows * _WIDTH + 2
     return (
+        f"WITH batch AS (VALUES {values}) "
         "INSERT OR IGNORE INTO events (run_id, seq, kind, t, task_id, attempt, at, data) "
-        f"SELECT ?, column1, CASE column2 {_KIND_NAME} END, column3, nullif(column4, ''), "
-        f"nullif(column5, 0), column3 + ?, nullif(column6, '') FROM (VALUES {values})"
+        f"SELECT ?{run}, column1, CASE column2 {_KIND_NAME} END, column3, "
+        f"nullif(column4, ''), nullif(column5, 0), column3 + ?{wall}, nullif(column6, '') "
+        "FROM batch"
     )
 
 
@@ -117,7 +123,11 @@ class EventBuffer:
         return len(self._params) // _WIDTH
 
     def add(self, event: Event) -> None:
-        """Encode `event` (its kind must be an `EventKind`) at the end of the buffer."""
+        """
+        Encode `event` (its kind must be an `EventKind`) at the end of the buffer.
+
+        Events of a run are added in sequence order, as the scheduler numbers them.
+        """
         self._run_id = event[0]
         self._params += (
             event[1],
@@ -137,21 +147,22 @@ class EventBuffer:
         row records both the run-clock time and the wall-clock time.
         """
         count = min(limit, len(self))
-        taken = self._params[: count * _WIDTH]
-        del self._params[: count * _WIDTH]
+        params = self._params
         statements: list[tuple[str, list[Any]]] = []
         for start, size in chunks(count):
-            params = [self._run_id, wall_start]
-            params += taken[start * _WIDTH : (start + size) * _WIDTH]
-            statements.append((_insert(size), params))
-        seqs = taken[0::_WIDTH]
-        return EventRows(
+            chunk = params[start * _WIDTH : (start + size) * _WIDTH]
+            chunk += (self._run_id, wall_start)
+            statements.append((_insert(size), chunk))
+        # Events are added in sequence order, so the range is the first and last row's.
+        rows = EventRows(
             run_id=self._run_id,
-            first=min(seqs),
-            last=max(seqs),
+            first=params[0],
+            last=params[(count - 1) * _WIDTH],
             statements=statements,
             count=count,
         )
+        del params[: count * _WIDTH]
+        return rows
 
 
 def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
