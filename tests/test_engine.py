@@ -286,6 +286,35 @@ class TestScheduling:
         assert "timed_out" not in finished["slow"].data and finished["slow"].time == 3.0
         assert simulation.states["fast"] is TaskState.FAILED
 
+    def test_settle_only_while_a_busy_worker_has_not_reported(self) -> None:
+        """Once every busy worker has reported, the scheduler does not wait to settle."""
+
+        class CountingRunner(FakeRunner):
+            settles = 0
+
+            async def settle(self) -> None:
+                self.settles += 1
+                await super().settle()
+
+        chain = WorkflowSpec(
+            name="chain",
+            tasks=[
+                TaskSpec(id=f"t{i}", command=["x"], depends_on=[f"t{i - 1}"] if i else [])
+                for i in range(4)
+            ],
+        )
+        one_at_a_time = CountingRunner(default=Outcome(1.0))
+        simulate(chain, one_at_a_time, max_workers=2)
+        assert one_at_a_time.settles == 0  # one attempt at a time, always reported
+        staggered = WorkflowSpec(
+            name="staggered",
+            tasks=[TaskSpec(id="short", command=["x"]), TaskSpec(id="long", command=["x"])],
+        )
+        overlapping = CountingRunner({"short": Outcome(1.0), "long": Outcome(2.0)})
+        simulation = simulate(staggered, overlapping, max_workers=2)
+        assert overlapping.settles == 1  # "long" was still out when "short" reported
+        assert simulation.states == {"short": TaskState.SUCCEEDED, "long": TaskState.SUCCEEDED}
+
     async def test_simulation_inside_trio(self, autojump_clock: trio.testing.MockClock) -> None:
         """The async simulator runs in an existing Trio run under its clock."""
         spec = WorkflowSpec(name="w", tasks=[TaskSpec(id="a", command=["x"])])
