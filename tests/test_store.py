@@ -135,6 +135,21 @@ class TestContract:
         ]
         assert any_store.get_run("r1").last_seq == count
 
+    def test_a_batch_without_run_events_only_advances_the_run(self, any_store: Store) -> None:
+        """The run's status and times come from run-level events; other batches move last_seq."""
+        any_store.create_run(new_run())
+        events = task_events()
+        any_store.write_batch(events[:2], wall_start=1000.0)
+        started = any_store.get_run("r1")
+        assert (started.status, started.last_seq, started.started_at) == ("running", 2, 1000.0)
+        any_store.write_batch(events[2:6], wall_start=1000.0)
+        running = any_store.get_run("r1")
+        assert (running.status, running.last_seq, running.started_at) == ("running", 6, 1000.0)
+        assert running.finished_at is None
+        any_store.write_batch(events[6:], wall_start=1000.0)
+        finished = any_store.get_run("r1")
+        assert (finished.status, finished.last_seq, finished.finished_at) == ("failed", 7, 1001.5)
+
     def test_batches_are_idempotent(self, any_store: Store) -> None:
         """Writing a batch twice adds no duplicate and keeps the projection."""
         any_store.create_run(new_run())

@@ -11,7 +11,8 @@ list into a few cached multi-row ``INSERT`` statements. Writing
 (`Store.write_rows`) then runs only SQLite: the inserts, and the projection
 statements below, which read the batch back from the ``events`` table by its
 sequence range: a row per attempt started, then its process and how it
-ended, then one row change per task (its last state) and for the run. A
+ended, then one row change per task (its last state) and for the run (its
+status only from a batch that holds a run-level event). A
 writer thread holds the GIL only to start each statement, so the event loop
 keeps running while a batch is written.
 
@@ -65,6 +66,8 @@ class EventRows:
     statements: list[tuple[str, list[Any]]]
     count: int
     """How many events."""
+    run_level: bool
+    """Whether the batch holds a run-level event (started, resumed or finished)."""
 
 
 def _plain(value: object) -> object:
@@ -81,6 +84,10 @@ _encode_data = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
 )
 _KIND_CODE = {kind: code for code, kind in enumerate(EventKind)}
 """Each kind's number in the insert statements (an int binds in a third of a string's time)."""
+_RUN_LEVEL_CODES = frozenset(
+    _KIND_CODE[kind]
+    for kind in (EventKind.RUN_STARTED, EventKind.RUN_RESUMED, EventKind.RUN_FINISHED)
+)
 _KIND_NAME = " ".join(f"WHEN {code} THEN '{kind.value}'" for kind, code in _KIND_CODE.items())
 
 
@@ -160,6 +167,7 @@ class EventBuffer:
             last=params[(count - 1) * _WIDTH],
             statements=statements,
             count=count,
+            run_level=not _RUN_LEVEL_CODES.isdisjoint(params[1 : count * _WIDTH : _WIDTH]),
         )
         del params[: count * _WIDTH]
         return rows
@@ -277,8 +285,14 @@ WHERE runs.run_id = :run
 """
 """
 The run row: the highest sequence number recorded, and the status its last
-run-level event in the batch gives (started, resumed or finished).
+run-level event in the batch gives (started, resumed or finished). For a
+batch with a run-level event (`EventRows.run_level`).
 """
 
-PROJECTION = (ATTEMPT_INSERT, ATTEMPT_SPAWN, ATTEMPT_FINISH, TASK_UPDATE, RUN_UPDATE)
-"""The projection statements, in order (the attempts before the tasks that read them)."""
+RUN_LAST_SEQ = "UPDATE runs SET last_seq = max(last_seq, :last) WHERE run_id = :run"
+"""The run row for a batch without a run-level event: only the highest
+sequence number changes, and the batch is not scanned for run events."""
+
+PROJECTION = (ATTEMPT_INSERT, ATTEMPT_SPAWN, ATTEMPT_FINISH, TASK_UPDATE)
+"""The projection statements onto attempts and tasks, in order (the attempts
+before the tasks that read them); `RUN_UPDATE` or `RUN_LAST_SEQ` follows."""

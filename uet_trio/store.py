@@ -37,7 +37,14 @@ from typing import Any
 
 from .errors import RunConflict, RunNotFound, StoreError
 from .events import Event
-from .projection import PROJECTION, EventRows, chunks, encode_events
+from .projection import (
+    PROJECTION,
+    RUN_LAST_SEQ,
+    RUN_UPDATE,
+    EventRows,
+    chunks,
+    encode_events,
+)
 from .records import (
     AttemptRecord,
     AttemptTiming,
@@ -442,6 +449,8 @@ class Store:
                 }
                 for statement in PROJECTION:
                     conn.execute(statement, batch)
+                run_level = any(chunk.run_level for chunk in rows)
+                conn.execute(RUN_UPDATE if run_level else RUN_LAST_SEQ, batch)
             if router_state is not None:
                 workflow, state = router_state
                 conn.execute(
