@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from uet_trio import Event, EventKind, RunNotFound, Store, StoreError
-from uet_trio.projection import CHUNK_SIZES
+from uet_trio.projection import (
+    CHUNK_SIZES,
+    READY_UPDATE,
+    RUN_LAST_SEQ,
+    RUN_UPDATE,
+    TASK_PROJECTION,
+    projection_for,
+)
 from uet_trio.records import NewRun
 from uet_trio.store import SCHEMA_VERSION
 
@@ -149,6 +156,40 @@ class TestContract:
         any_store.write_batch(events[6:], wall_start=1000.0)
         finished = any_store.get_run("r1")
         assert (finished.status, finished.last_seq, finished.finished_at) == ("failed", 7, 1001.5)
+
+    def test_a_batch_of_ready_events_only_readies_its_tasks(self, any_store: Store) -> None:
+        """A ready-only batch leaves a task as TASK_UPDATE would: ready, no longer finished."""
+        any_store.create_run(new_run())
+        failed = [
+            (EventKind.RUN_STARTED, None, None, {}),
+            (EventKind.TASK_READY, "t0", None, {}),
+            (EventKind.ATTEMPT_STARTED, "t0", 1, {"argv": ["false"]}),
+            (EventKind.ATTEMPT_FINISHED, "t0", 1, {"status": "failed", "exit_code": 1}),
+            (EventKind.TASK_FAILED, "t0", None, {"exit_code": 1}),
+            (EventKind.TASK_READY, "t0", None, {}),
+            (EventKind.TASK_READY, "t1", None, {}),
+        ]
+        events = [
+            Event(run_id="r1", seq=i + 1, kind=k, time=i * 0.25, task_id=t, attempt=a, data=d)
+            for i, (k, t, a, d) in enumerate(failed)
+        ]
+        any_store.write_batch(events[:5], wall_start=1000.0)
+        (t0, t1) = any_store.tasks("r1")
+        assert (t0.state, t0.exit_code, t0.finished_at) == ("failed", 1, 1001.0)
+        assert projection_for({e.kind for e in events[5:]}) == (READY_UPDATE, RUN_LAST_SEQ)
+        any_store.write_batch(events[5:], wall_start=1000.0)
+        (t0, t1) = any_store.tasks("r1")
+        assert (t0.state, t0.exit_code, t0.finished_at) == ("ready", None, None)
+        assert (t0.attempts, t0.started_at) == (1, 1000.5)
+        assert t1.state == "ready"
+        assert any_store.get_run("r1").last_seq == 7
+
+    def test_the_projection_follows_the_kinds_in_the_batch(self) -> None:
+        """Run-level events bring RUN_UPDATE; any task event but task_ready the full projection."""
+        start, ready = EventKind.RUN_STARTED, EventKind.TASK_READY
+        assert projection_for({start}) == (RUN_UPDATE,)
+        assert projection_for({start, ready}) == (READY_UPDATE, RUN_UPDATE)
+        assert projection_for({ready, EventKind.TASK_SKIPPED}) == (*TASK_PROJECTION, RUN_LAST_SEQ)
 
     def test_batches_are_idempotent(self, any_store: Store) -> None:
         """Writing a batch twice adds no duplicate and keeps the projection."""

@@ -37,14 +37,7 @@ from typing import Any
 
 from .errors import RunConflict, RunNotFound, StoreError
 from .events import Event
-from .projection import (
-    PROJECTION,
-    RUN_LAST_SEQ,
-    RUN_UPDATE,
-    EventRows,
-    chunks,
-    encode_events,
-)
+from .projection import EventRows, chunks, encode_events, projection_for
 from .records import (
     AttemptRecord,
     AttemptTiming,
@@ -447,10 +440,9 @@ class Store:
                     "first": min(chunk.first for chunk in rows),
                     "last": max(chunk.last for chunk in rows),
                 }
-                for statement in PROJECTION:
+                kinds = frozenset().union(*(chunk.kinds for chunk in rows))
+                for statement in projection_for(kinds):
                     conn.execute(statement, batch)
-                run_level = any(chunk.run_level for chunk in rows)
-                conn.execute(RUN_UPDATE if run_level else RUN_LAST_SEQ, batch)
             if router_state is not None:
                 workflow, state = router_state
                 conn.execute(
