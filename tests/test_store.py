@@ -185,11 +185,21 @@ class TestContract:
         assert any_store.get_run("r1").last_seq == 7
 
     def test_the_projection_follows_the_kinds_in_the_batch(self) -> None:
-        """Run-level events bring RUN_UPDATE; any task event but task_ready the full projection."""
+        """A statement runs when the batch holds a kind it reads; run events bring RUN_UPDATE."""
         start, ready = EventKind.RUN_STARTED, EventKind.TASK_READY
+        insert, spawn, finish, task_update = (statement for statement, _ in TASK_PROJECTION)
         assert projection_for({start}) == (RUN_UPDATE,)
         assert projection_for({start, ready}) == (READY_UPDATE, RUN_UPDATE)
-        assert projection_for({ready, EventKind.TASK_SKIPPED}) == (*TASK_PROJECTION, RUN_LAST_SEQ)
+        assert projection_for({ready, EventKind.TASK_SKIPPED}) == (task_update, RUN_LAST_SEQ)
+        in_process = {EventKind.ATTEMPT_STARTED, EventKind.ATTEMPT_FINISHED}
+        assert projection_for(in_process) == (insert, finish, task_update, RUN_LAST_SEQ)
+        assert projection_for(set(EventKind)) == (insert, spawn, finish, task_update, RUN_UPDATE)
+
+    def test_each_statement_reads_exactly_the_kinds_it_declares(self) -> None:
+        """The kinds paired with a statement are the kinds its SQL names."""
+        for statement, reads in TASK_PROJECTION:
+            named = {kind for kind in EventKind if f"'{kind.value}'" in statement}
+            assert named == reads
 
     def test_batches_are_idempotent(self, any_store: Store) -> None:
         """Writing a batch twice adds no duplicate and keeps the projection."""

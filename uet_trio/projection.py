@@ -12,10 +12,11 @@ list into a few cached multi-row ``INSERT`` statements. Writing
 statements below, which read the batch back from the ``events`` table by its
 sequence range: a row per attempt started, then its process and how it
 ended, then one row change per task (its last state) and for the run. The
-kinds of event in a batch choose the statements (`projection_for`): only a
-batch with a run-level event is scanned for the run's status, and a batch
-whose only task events are ``task_ready`` (a first level, ready at once)
-just readies its tasks, without grouping by task. A writer thread holds
+kinds of event in a batch choose the statements (`projection_for`): each
+runs only when the batch holds a kind it reads, only a batch with a
+run-level event is scanned for the run's status, and a batch whose only
+task events are ``task_ready`` (a first level, ready at once) just readies
+its tasks, without grouping by task. A writer thread holds
 the GIL only to start each statement, so the event loop keeps running while
 a batch is written.
 
@@ -307,9 +308,29 @@ run's first level, all ready at once): each becomes ready, as `TASK_UPDATE`
 would make it, without grouping the batch by task (half the cost).
 """
 
-TASK_PROJECTION = (ATTEMPT_INSERT, ATTEMPT_SPAWN, ATTEMPT_FINISH, TASK_UPDATE)
-"""The projection onto attempts and tasks, in order: the attempts before
-the tasks that read them."""
+TASK_PROJECTION: tuple[tuple[str, frozenset[EventKind]], ...] = (
+    (ATTEMPT_INSERT, frozenset({EventKind.ATTEMPT_STARTED})),
+    (ATTEMPT_SPAWN, frozenset({EventKind.ATTEMPT_SPAWNED})),
+    (ATTEMPT_FINISH, frozenset({EventKind.ATTEMPT_FINISHED, EventKind.ATTEMPT_LOST})),
+    (
+        TASK_UPDATE,
+        frozenset(
+            {
+                EventKind.ATTEMPT_STARTED,
+                EventKind.TASK_READY,
+                EventKind.TASK_RETRY_WAIT,
+                EventKind.TASK_SUCCEEDED,
+                EventKind.TASK_FAILED,
+                EventKind.TASK_SKIPPED,
+                EventKind.TASK_CANCELLED,
+            }
+        ),
+    ),
+)
+"""
+The projection onto attempts and tasks, in order (the attempts before the
+tasks that read them), each statement with the kinds of event it reads.
+"""
 
 _RUN_LEVEL = frozenset({EventKind.RUN_STARTED, EventKind.RUN_RESUMED, EventKind.RUN_FINISHED})
 _READY_ONLY = frozenset({EventKind.TASK_READY})
@@ -319,18 +340,12 @@ def projection_for(kinds: AbstractSet[EventKind]) -> tuple[str, ...]:
     """
     The statements that project a batch holding events of `kinds`, in order.
 
-    Onto attempts and tasks: `TASK_PROJECTION`; `READY_UPDATE` alone when
-    the only task-level events are ``task_ready``, nothing when there are
-    none. Onto the run: `RUN_UPDATE` when the batch holds a run-level event,
-    otherwise `RUN_LAST_SEQ`.
+    Onto attempts and tasks: each statement of `TASK_PROJECTION` that reads
+    one of `kinds`, or `READY_UPDATE` alone when the only task-level events
+    are ``task_ready``. Onto the run: `RUN_UPDATE` when the batch holds a
+    run-level event, otherwise `RUN_LAST_SEQ`.
     """
-    task_kinds = kinds - _RUN_LEVEL
-    statements: tuple[str, ...]
-    if not task_kinds:
-        statements = ()
-    elif task_kinds <= _READY_ONLY:
-        statements = (READY_UPDATE,)
-    else:
-        statements = TASK_PROJECTION
     run = RUN_UPDATE if kinds & _RUN_LEVEL else RUN_LAST_SEQ
-    return (*statements, run)
+    if kinds - _RUN_LEVEL == _READY_ONLY:
+        return (READY_UPDATE, run)
+    return (*(statement for statement, reads in TASK_PROJECTION if kinds & reads), run)
