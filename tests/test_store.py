@@ -190,6 +190,8 @@ class TestContract:
         insert, spawn, finish, task_update = (statement for statement, _ in TASK_PROJECTION)
         assert projection_for({start}) == (RUN_UPDATE,)
         assert projection_for({start, ready}) == (READY_UPDATE, RUN_UPDATE)
+        routed = {ready, EventKind.ROUTE_CHOSEN}
+        assert projection_for(routed) == (READY_UPDATE, RUN_LAST_SEQ)
         assert projection_for({ready, EventKind.TASK_SKIPPED}) == (task_update, RUN_LAST_SEQ)
         in_process = {EventKind.ATTEMPT_STARTED, EventKind.ATTEMPT_FINISHED}
         assert projection_for(in_process) == (insert, finish, task_update, RUN_LAST_SEQ)

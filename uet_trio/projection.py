@@ -14,11 +14,11 @@ sequence range: a row per attempt started, then its process and how it
 ended, then one row change per task (its last state) and for the run. The
 kinds of event in a batch choose the statements (`projection_for`): each
 runs only when the batch holds a kind it reads, only a batch with a
-run-level event is scanned for the run's status, and a batch whose only
-task events are ``task_ready`` (a first level, ready at once) just readies
-its tasks, without grouping by task. A writer thread holds
-the GIL only to start each statement, so the event loop keeps running while
-a batch is written.
+run-level event is scanned for the run's status, and a batch in which
+``task_ready`` is the only kind they read (a first level, ready at once)
+just readies its tasks, without grouping by task. A writer thread holds the
+GIL only to start each statement, so the event loop keeps running while a
+batch is written.
 
 The tables can never disagree with the event log: they are written in the
 same transaction, from the same rows. Writing a batch again changes nothing
@@ -90,6 +90,7 @@ _encode_data = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
 _KIND_CODE = {kind: code for code, kind in enumerate(EventKind)}
 """Each kind's number in the insert statements (an int binds in a third of a string's time)."""
 _KIND_OF_CODE = list(EventKind)
+"""Each number's kind (the inverse of `_KIND_CODE`)."""
 _KIND_NAME = " ".join(f"WHEN {code} THEN '{kind.value}'" for kind, code in _KIND_CODE.items())
 
 
@@ -303,9 +304,10 @@ WHERE run_id = :run AND task_id IN (
 )
 """
 """
-The tasks of a batch whose only task-level events are ``task_ready`` (a
-run's first level, all ready at once): each becomes ready, as `TASK_UPDATE`
-would make it, without grouping the batch by task (half the cost).
+The tasks of a batch in which ``task_ready`` is the only kind the task
+projection reads (a run's first level, all ready at once, with the routes
+chosen for it): each becomes ready, as `TASK_UPDATE` would make it,
+without grouping the batch by task (half the cost).
 """
 
 TASK_PROJECTION: tuple[tuple[str, frozenset[EventKind]], ...] = (
@@ -333,6 +335,7 @@ tasks that read them), each statement with the kinds of event it reads.
 """
 
 _RUN_LEVEL = frozenset({EventKind.RUN_STARTED, EventKind.RUN_RESUMED, EventKind.RUN_FINISHED})
+_TASK_READS = frozenset().union(*(reads for _, reads in TASK_PROJECTION))
 _READY_ONLY = frozenset({EventKind.TASK_READY})
 
 
@@ -341,11 +344,12 @@ def projection_for(kinds: AbstractSet[EventKind]) -> tuple[str, ...]:
     The statements that project a batch holding events of `kinds`, in order.
 
     Onto attempts and tasks: each statement of `TASK_PROJECTION` that reads
-    one of `kinds`, or `READY_UPDATE` alone when the only task-level events
-    are ``task_ready``. Onto the run: `RUN_UPDATE` when the batch holds a
-    run-level event, otherwise `RUN_LAST_SEQ`.
+    one of `kinds`, or `READY_UPDATE` alone when ``task_ready`` is the only
+    kind among them that any of those statements reads. Onto the run:
+    `RUN_UPDATE` when the batch holds a run-level event, otherwise
+    `RUN_LAST_SEQ`.
     """
     run = RUN_UPDATE if kinds & _RUN_LEVEL else RUN_LAST_SEQ
-    if kinds - _RUN_LEVEL == _READY_ONLY:
+    if kinds & _TASK_READS == _READY_ONLY:
         return (READY_UPDATE, run)
     return (*(statement for statement, reads in TASK_PROJECTION if kinds & reads), run)
