@@ -15,8 +15,9 @@ timer sits on the hot path. By default the channel holds up to four
 batches (65,536 events, about 20 MiB encoded), so the scheduler runs on
 while a batch is written instead of stopping for it; a run adds room for
 its first level's ready events, which all come at once. While a batch is
-written the GIL switch interval is short (`_PromptHandoffs`), so the writer
-thread gets the GIL back promptly after each statement.
+written while the loop is busy (the first batch, and any large one) the
+GIL switch interval is short (`_PromptHandoffs`), so the writer thread gets
+the GIL back promptly after each statement.
 
 The channel is that buffer, not a `trio.MemorySendChannel`: sending is an
 append (no task switch, no per-event bookkeeping) and taking a batch is one
@@ -67,7 +68,7 @@ DEFAULT_FLUSH_DEADLINE = 10.0
 WRITE_RETRY_DELAYS = (0.1, 0.3, 1.0)
 """Seconds to wait before writing a batch again after a transient error (a lock)."""
 WRITER_SWITCH_INTERVAL = 20e-6
-"""Seconds: the interpreter's GIL switch interval while a large batch is written."""
+"""Seconds: the interpreter's GIL switch interval while a batch is written during a busy loop."""
 PROMPT_HANDOFF_BATCH = 2048
 """Events in a batch from which its write gets the short switch interval."""
 
@@ -86,14 +87,18 @@ class _PromptHandoffs:
     polls the request is made, and granted, within microseconds: 17,000-
     18,200 to 26,600-27,600 in-process tasks/s (docs/performance.md).
 
-    Only a large batch (`PROMPT_HANDOFF_BATCH`) gets it: events piling up
-    while the last one was written mean the loop is busy, which is when the
-    writer starves. With small batches the loop has idle moments in which
-    the writer gets the GIL anyway, and a short interval only adds switches
-    between the loop, the writer and spawning threads (a run of 1000 real
-    processes took half as much CPU again). Counted, so concurrent runs (in
-    any thread) share the setting, and the interval in force before the
-    first such write (if not already shorter) is restored after the last.
+    Only a write while the loop is busy, which is when the writer starves,
+    gets it: a large batch (`PROMPT_HANDOFF_BATCH`; events piled up while
+    the last one was written), and a run's first batch, which is written
+    while the scheduler readies the first level (a 1-event transaction took
+    60 ms with 100,000 tasks to ready, and the writer stayed that much
+    behind to the end of the run). With small batches the loop has idle
+    moments in which the writer gets the GIL anyway, and a short interval
+    only adds switches between the loop, the writer and spawning threads (a
+    run of 1000 real processes took half as much CPU again). Counted, so
+    concurrent runs (in any thread) share the setting, and the interval in
+    force before the first such write (if not already shorter) is restored
+    after the last.
     """
 
     def __init__(self, interval: float) -> None:
@@ -322,10 +327,10 @@ async def _write_batches(
     while (rows := await persister._take(max_batch, wall_start)) is not None:
         state = router_state() if router_state is not None else None
         write = functools.partial(store.write_rows, [rows], router_state=state)
-        large = rows.count >= PROMPT_HANDOFF_BATCH
+        busy_loop = rows.count >= PROMPT_HANDOFF_BATCH or not counters["batches"]
         for delay in (*WRITE_RETRY_DELAYS, None):
             try:
-                with _prompt_handoffs if large else nullcontext():
+                with _prompt_handoffs if busy_loop else nullcontext():
                     await trio.to_thread.run_sync(write, limiter=limiter)
                 break
             except StoreError as error:
