@@ -579,27 +579,23 @@ class Run:
             while self._unfinished:
                 if self._backlog:
                     await self._deliver()
-                batch: list[AttemptResult | Spawned] = []
+                done: list[AttemptResult] = []
+                notices: list[Spawned] = []
                 # A deadline scope only when a retry timer is due: this wait
                 # runs once per round of results, on the in-process hot path.
                 if self._timers:
                     with trio.move_on_at(self._timers[0][0]):
-                        batch.append(await results.receive())
+                        _file(await results.receive(), done, notices)
                 else:
-                    batch.append(await results.receive())
-                _drain(results, batch)
+                    _file(await results.receive(), done, notices)
+                _drain(results, done, notices)
                 # Settle only while attempts are out: once every busy worker
                 # has reported, no other result can come at this instant.
-                busy = self.options.max_workers - self._idle
-                if sum(not isinstance(message, Spawned) for message in batch) < busy:
+                if len(done) < self.options.max_workers - self._idle:
                     await self.runner.settle()
-                    _drain(results, batch)
-                done: list[AttemptResult] = []
-                for message in batch:
-                    if isinstance(message, Spawned):
-                        self._on_spawned(message)
-                    else:
-                        done.append(message)
+                    _drain(results, done, notices)
+                for notice in notices:
+                    self._on_spawned(notice)
                 done.sort(key=lambda r: (r.ended, r.index))
                 for result in done:
                     self._on_result(result)
@@ -925,16 +921,28 @@ class Run:
 _NO_RETRY = RetryPolicy()
 
 
+def _file(
+    message: AttemptResult | Spawned, done: list[AttemptResult], notices: list[Spawned]
+) -> None:
+    """Append a worker's `message` to `notices` if it is a `Spawned`, else to `done`."""
+    if isinstance(message, Spawned):
+        notices.append(message)
+    else:
+        done.append(message)
+
+
 def _drain(
     results: trio.MemoryReceiveChannel[AttemptResult | Spawned],
-    batch: list[AttemptResult | Spawned],
+    done: list[AttemptResult],
+    notices: list[Spawned],
 ) -> None:
-    """Append every message already delivered on `results` to `batch`, without waiting."""
+    """File every message already delivered on `results` (`_file`), without waiting."""
     while True:
         try:
-            batch.append(results.receive_nowait())
+            message = results.receive_nowait()
         except trio.WouldBlock:
             return
+        _file(message, done, notices)
 
 
 def _recordable(value: Any) -> Any:
