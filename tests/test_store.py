@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,25 +30,34 @@ def new_run(run_id: str = "r1", tasks: int = 2) -> NewRun:
     )
 
 
-def task_events(run_id: str = "r1") -> list[Event]:
-    kinds = [
-        (EventKind.RUN_STARTED, None, None, {}),
-        (EventKind.TASK_READY, "t0", None, {}),
-        (EventKind.ATTEMPT_STARTED, "t0", 1, {"tool": None, "argv": ["true"]}),
-        (
-            EventKind.ATTEMPT_FINISHED,
-            "t0",
-            1,
-            {"status": "succeeded", "exit_code": 0, "duration": 0.5},
-        ),
-        (EventKind.TASK_SUCCEEDED, "t0", None, {"exit_code": 0}),
-        (EventKind.TASK_SKIPPED, "t1", None, {"upstream": "x"}),
-        (EventKind.RUN_FINISHED, None, None, {"status": "failed"}),
-    ]
+def events_of(
+    rows: list[tuple[EventKind, str | None, int | None, dict[str, Any]]], run_id: str = "r1"
+) -> list[Event]:
+    """(kind, task id, attempt, data) rows as the events of one run, a quarter second apart."""
     return [
         Event(run_id=run_id, seq=i + 1, kind=k, time=i * 0.25, task_id=t, attempt=a, data=d)
-        for i, (k, t, a, d) in enumerate(kinds)
+        for i, (k, t, a, d) in enumerate(rows)
     ]
+
+
+def task_events(run_id: str = "r1") -> list[Event]:
+    return events_of(
+        [
+            (EventKind.RUN_STARTED, None, None, {}),
+            (EventKind.TASK_READY, "t0", None, {}),
+            (EventKind.ATTEMPT_STARTED, "t0", 1, {"tool": None, "argv": ["true"]}),
+            (
+                EventKind.ATTEMPT_FINISHED,
+                "t0",
+                1,
+                {"status": "succeeded", "exit_code": 0, "duration": 0.5},
+            ),
+            (EventKind.TASK_SUCCEEDED, "t0", None, {"exit_code": 0}),
+            (EventKind.TASK_SKIPPED, "t1", None, {"upstream": "x"}),
+            (EventKind.RUN_FINISHED, None, None, {"status": "failed"}),
+        ],
+        run_id,
+    )
 
 
 @pytest.fixture(params=["file", "memory"])
@@ -160,19 +170,17 @@ class TestContract:
     def test_a_batch_of_ready_events_only_readies_its_tasks(self, any_store: Store) -> None:
         """A ready-only batch leaves a task as TASK_UPDATE would: ready, no longer finished."""
         any_store.create_run(new_run())
-        failed = [
-            (EventKind.RUN_STARTED, None, None, {}),
-            (EventKind.TASK_READY, "t0", None, {}),
-            (EventKind.ATTEMPT_STARTED, "t0", 1, {"argv": ["false"]}),
-            (EventKind.ATTEMPT_FINISHED, "t0", 1, {"status": "failed", "exit_code": 1}),
-            (EventKind.TASK_FAILED, "t0", None, {"exit_code": 1}),
-            (EventKind.TASK_READY, "t0", None, {}),
-            (EventKind.TASK_READY, "t1", None, {}),
-        ]
-        events = [
-            Event(run_id="r1", seq=i + 1, kind=k, time=i * 0.25, task_id=t, attempt=a, data=d)
-            for i, (k, t, a, d) in enumerate(failed)
-        ]
+        events = events_of(
+            [
+                (EventKind.RUN_STARTED, None, None, {}),
+                (EventKind.TASK_READY, "t0", None, {}),
+                (EventKind.ATTEMPT_STARTED, "t0", 1, {"argv": ["false"]}),
+                (EventKind.ATTEMPT_FINISHED, "t0", 1, {"status": "failed", "exit_code": 1}),
+                (EventKind.TASK_FAILED, "t0", None, {"exit_code": 1}),
+                (EventKind.TASK_READY, "t0", None, {}),
+                (EventKind.TASK_READY, "t1", None, {}),
+            ]
+        )
         any_store.write_batch(events[:5], wall_start=1000.0)
         (t0, t1) = any_store.tasks("r1")
         assert (t0.state, t0.exit_code, t0.finished_at) == ("failed", 1, 1001.0)
