@@ -58,7 +58,7 @@ import attrs
 import trio
 
 from .errors import StoreError
-from .events import Event
+from .events import Event, EventKind
 from .projection import EventBuffer, EventRows
 from .store import Store
 
@@ -174,13 +174,31 @@ class Persister:
             trio.BrokenResourceError: the persister has stopped.
             trio.ClosedResourceError: the channel was closed.
         """
+        self.send_fields_nowait(*event)
+
+    def send_fields_nowait(
+        self,
+        run_id: str,
+        seq: int,
+        kind: EventKind,
+        time: float,
+        task_id: str | None,
+        attempt: int | None,
+        data: Mapping[str, Any],
+    ) -> None:
+        """
+        `send_nowait` for an event given as its fields (those of `Event`).
+
+        For a sender that has no other use for the event: the scheduler
+        builds an `Event` only for its backlog and its subscribers.
+        """
         if self._broken:
             raise trio.BrokenResourceError("the persister has stopped")
         if self._closed:
             raise trio.ClosedResourceError("the persister channel is closed")
         if self._queued >= self._capacity:
             raise trio.WouldBlock
-        self._buffer.add(event)
+        self._buffer.add(run_id, seq, kind, time, task_id, attempt, data)
         self._queued += 1
         if self._writer_waiting:
             self._writer_waiting = False

@@ -132,20 +132,29 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self._params) // _WIDTH
 
-    def add(self, event: Event) -> None:
+    def add(
+        self,
+        run_id: str,
+        seq: int,
+        kind: EventKind,
+        time: float,
+        task_id: str | None,
+        attempt: int | None,
+        data: Mapping[str, Any],
+    ) -> None:
         """
-        Encode `event` (its kind must be an `EventKind`) at the end of the buffer.
+        Encode an event, given as its fields (those of `Event`), at the end of the buffer.
 
         Events of a run are added in sequence order, as the scheduler numbers them.
         """
-        self._run_id = event[0]
+        self._run_id = run_id
         self._params += (
-            event[1],
-            _KIND_CODE[event[2]],
-            event[3],
-            event[4] or "",
-            event[5] or 0,
-            "".join(_encode_data(event[6], 0)) if event[6] else "",
+            seq,
+            _KIND_CODE[kind],
+            time,
+            task_id or "",
+            attempt or 0,
+            "".join(_encode_data(data, 0)) if data else "",
         )
 
     def take(self, limit: int, wall_start: float) -> EventRows:
@@ -182,7 +191,7 @@ def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
     """`events` (of one run, non-empty) as insert statements."""
     buffer = EventBuffer()
     for event in events:
-        buffer.add(event)
+        buffer.add(*event)
     return buffer.take(len(events), wall_start)
 
 
