@@ -303,7 +303,7 @@ class _Reporter:
                 why = f"killed by signal {data['signal']}"
             else:
                 why = f"exit {data.get('exit_code')}"
-            attempts = data.get("attempts", 1)
+            attempts = event.attempt
             suffix = f" after {attempts} attempts" if attempts and attempts > 1 else ""
             self._echo(f"  {label('FAILED', 'red')} {task}  {why}{suffix}")
         elif kind is EventKind.TASK_SKIPPED:

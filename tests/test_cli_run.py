@@ -48,6 +48,11 @@ def test_failed_task_exits_1_and_names_it(
         id = "after"
         command = ["true"]
         depends_on = ["bad"]
+        [[tasks]]
+        id = "stubborn"
+        command = ["sh", "-c", "exit 6"]
+        retries = 1
+        backoff = { initial = 0.0 }
         """
     )
     result = cli.invoke(main, ["run", str(flow), "--db", str(tmp_path / "u.db")])
@@ -56,7 +61,9 @@ def test_failed_task_exits_1_and_names_it(
     assert any(line.split()[:2] == ["ok", "good"] for line in lines)
     assert any(line.split()[:4] == ["FAILED", "bad", "exit", "5"] for line in lines)
     assert any(line.split()[:2] == ["skipped", "after"] for line in lines)
-    assert "1 succeeded, 1 failed, 1 skipped" in result.output
+    assert any(line.split()[:2] == ["FAILED", "stubborn"] for line in lines)
+    assert "exit 6 after 2 attempts" in result.output
+    assert "1 succeeded, 2 failed, 1 skipped" in result.output
 
 
 def test_json_summary_and_db_from_environment(

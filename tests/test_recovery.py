@@ -67,6 +67,9 @@ class TestRetrySchedule:
         assert sim.status is RunStatus.SUCCEEDED
         waits = [e.data["delay"] for e in sim.events if e.kind is EventKind.TASK_RETRY_WAIT]
         assert waits == pytest.approx([1.0, 2.0, 4.0], abs=1e-9)
+        # The task's end names the attempt that ended it; nothing else to say.
+        succeeded = [e for e in sim.events if e.kind is EventKind.TASK_SUCCEEDED]
+        assert [(e.attempt, dict(e.data)) for e in succeeded] == [(4, {})]
 
     def test_jittered_schedule_is_exact_for_a_fixed_seed(self) -> None:
         """With jitter 0.1 each delay is base * (1 + 0.1 * (2u - 1)), u drawn from Random(seed)."""
@@ -117,7 +120,7 @@ class TestRetrySchedule:
         assert len(starts(runner, "bad")) == 3
         assert sim.states["bad"] is TaskState.FAILED
         failed = [e for e in sim.events if e.kind is EventKind.TASK_FAILED]
-        assert [(e.attempt, e.data["attempts"]) for e in failed] == [(3, 3)]
+        assert [e.attempt for e in failed] == [3]
 
     def test_a_task_waiting_for_its_retry_holds_no_worker(self) -> None:
         """With one worker, another task runs during the retry delay instead of after it."""

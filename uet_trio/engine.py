@@ -794,7 +794,7 @@ class Run:
     def _succeed(self, i: int) -> None:
         self._states[i] = TaskState.SUCCEEDED
         self._unfinished -= 1
-        self._emit(EventKind.TASK_SUCCEEDED, i, exit_code=0, attempts=self._attempts[i])
+        self._emit(EventKind.TASK_SUCCEEDED, i, self._attempts[i])
         self._release(i)
 
     def _release(self, i: int) -> None:
@@ -853,7 +853,6 @@ class Run:
             signal=result.signal,
             timed_out=result.timed_out,
             error=storable_text(result.error),
-            attempts=self._attempts[i],
         )
         if self.options.fail_fast:
             self._fail_fast_triggered = True

@@ -253,7 +253,8 @@ UPDATE tasks SET
     started_at = coalesce(g.first_start, started_at),
     finished_at = CASE WHEN last.kind IN {_TERMINAL} THEN last.at
                        WHEN g.readied THEN NULL ELSE finished_at END,
-    exit_code = CASE WHEN last.kind IN {_TERMINAL} THEN last.data->>'exit_code'
+    exit_code = CASE WHEN last.kind = 'task_succeeded' THEN 0
+                     WHEN last.kind IN {_TERMINAL} THEN last.data->>'exit_code'
                      WHEN g.readied THEN NULL ELSE exit_code END
 FROM (
     SELECT task_id,
@@ -273,8 +274,8 @@ WHERE tasks.run_id = :run AND tasks.task_id = g.task_id
 """
 One row change per task in the batch: its state is that of its last event;
 the first attempt's start sets ``started_at``; a terminal event sets the
-finish time and exit code, which a later ``task_ready`` (a retried or resumed
-task) clears.
+finish time and exit code (0 for ``task_succeeded``, which carries no data),
+which a later ``task_ready`` (a retried or resumed task) clears.
 """
 
 RUN_UPDATE = f"""
