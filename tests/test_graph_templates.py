@@ -40,7 +40,7 @@ class TestGraph:
             ready.push(i)
         assert ready.pop() == 3
         ready.push(1)
-        assert [ready.pop() for _ in range(3)] == [1, 0, 2]
+        assert [ready.pop() for _ in range(4)] == [1, 0, 2, None]
 
     def test_duplicate_dependencies_count_once(self) -> None:
         graph = compile_graph(spec_of({"a": [], "b": ["a", "a"]}))

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import operator
 import os
 import random
 import re
@@ -590,7 +591,7 @@ class Run:
                     _drain(results, done, notices)
                 for notice in notices:
                     self._on_spawned(notice)
-                done.sort(key=lambda r: (r.ended, r.index))
+                done.sort(key=_BY_END)
                 for result in done:
                     self._on_result(result)
                 if self._fail_fast_triggered:
@@ -667,8 +668,10 @@ class Run:
         self._ready.push(i)
 
     def _dispatch(self, jobs: trio.MemorySendChannel[AttemptRequest]) -> None:
-        while self._idle and len(self._ready):
+        while self._idle:
             i = self._ready.pop()
+            if i is None:
+                break
             tool_name = self._tool_of.get(i)
             if tool_name is not None:
                 tool = self.spec.tools[tool_name]
@@ -756,11 +759,13 @@ class Run:
 
     def _on_result(self, result: AttemptResult) -> None:
         i = result.index
+        ok = result.ok
+        duration = result.duration
         self._idle += 1
         tool_name = self._tool_of.get(i)
         if tool_name is not None:
             self._tool_running[tool_name] -= 1
-            self.router.finished(tool_name, duration=result.duration, ok=result.ok)
+            self.router.finished(tool_name, duration=duration, ok=ok)
             parked = self._parked.get(tool_name)
             if parked:
                 self._ready.push(heapq.heappop(parked)[1])
@@ -779,14 +784,14 @@ class Run:
             EventKind.ATTEMPT_FINISHED,
             i,
             result.attempt,
-            status=_attempt_status(result),
+            status="succeeded" if ok else "timed_out" if result.timed_out else "failed",
             exit_code=result.exit_code,
-            duration=result.duration,
+            duration=duration,
             out_length=result.out_length,
             err_length=result.err_length,
             **extra,
         )
-        if result.ok:
+        if ok:
             self._succeed(i)
         else:
             self._fail_attempt(i, result)
@@ -795,7 +800,8 @@ class Run:
         self._states[i] = TaskState.SUCCEEDED
         self._unfinished -= 1
         self._emit(EventKind.TASK_SUCCEEDED, i, self._attempts[i])
-        self._release(i)
+        if self.graph.dependents[i]:
+            self._release(i)
 
     def _release(self, i: int) -> None:
         for j in self._ready.release(i):
@@ -914,6 +920,10 @@ class Run:
 _NO_RETRY = RetryPolicy()
 
 
+_BY_END = operator.attrgetter("ended", "index")
+"""The order in which a round's results are taken: by end time, ties by declaration."""
+
+
 def _file(
     message: AttemptResult | Spawned, done: list[AttemptResult], notices: list[Spawned]
 ) -> None:
@@ -947,14 +957,6 @@ def _recordable(value: Any) -> Any:
     except (TypeError, ValueError):
         return None
     return value
-
-
-def _attempt_status(result: AttemptResult) -> str:
-    if result.ok:
-        return "succeeded"
-    if result.timed_out:
-        return "timed_out"
-    return "failed"
 
 
 def _counts(states: Sequence[TaskState]) -> dict[TaskState, int]:

@@ -133,9 +133,6 @@ class ReadySet:
             self.position[i] = place
         self._heap: list[int] = []
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def roots(self) -> list[int]:
         """Tasks with no dependencies, in index order."""
         return [i for i, n in enumerate(self._waiting) if n == 0]
@@ -144,9 +141,9 @@ class ReadySet:
         """Make task `i` ready."""
         heapq.heappush(self._heap, self.position[i])
 
-    def pop(self) -> int:
-        """Remove and return the ready task that should run first."""
-        return self._order[heapq.heappop(self._heap)]
+    def pop(self) -> int | None:
+        """Remove and return the ready task that should run first; None if none is ready."""
+        return self._order[heapq.heappop(self._heap)] if self._heap else None
 
     def release(self, finished: int) -> list[int]:
         """
