@@ -67,8 +67,13 @@ DEFAULT_MAX_BATCH = 16384
 DEFAULT_FLUSH_DEADLINE = 10.0
 WRITE_RETRY_DELAYS = (0.1, 0.3, 1.0)
 """Seconds to wait before writing a batch again after a transient error (a lock)."""
-WRITER_SWITCH_INTERVAL = 20e-6
-"""Seconds: the interpreter's GIL switch interval while a batch is written during a busy loop."""
+WRITER_SWITCH_INTERVAL = 5e-6
+"""
+Seconds: the interpreter's GIL switch interval while a batch is written during
+a busy loop. Shorter is better down to a few microseconds: with both threads
+near their limits, 20 us left the writer waiting for the GIL hundreds of times
+per batch, and 100 us cost a fifth of the throughput (docs/performance.md).
+"""
 PROMPT_HANDOFF_BATCH = 2048
 """Events in a batch from which its write gets the short switch interval."""
 
