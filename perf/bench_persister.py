@@ -113,10 +113,10 @@ def _time_persister(loops: int, events: list[Event], tasks: int) -> float:
 async def _persist_all(store: Store, events: list[Event]) -> float:
     start = time.perf_counter()
     async with open_persister(store, wall_start=time.time()) as persister:
-        # As the engine sends: as fields, without a checkpoint while the channel has room.
+        # As the engine sends: without a checkpoint while the channel has room.
         for event in events:
             try:
-                persister.send_fields_nowait(*event)
+                persister.send_nowait(event)
             except trio.WouldBlock:
                 await persister.send(event)
     return time.perf_counter() - start

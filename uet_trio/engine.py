@@ -513,27 +513,32 @@ class Run:
         """
         Number an event and queue it, without waiting.
 
-        It goes straight into the persister's channel, as its fields (no
-        `Event` is built), when that has room and nobody else listens;
-        otherwise into the backlog, which `_deliver` hands on (waiting for
-        room: backpressure) before the scheduler next waits. Either way
-        events reach the persister and every subscriber in sequence order,
-        and the scheduler's bookkeeping runs without a task switch per event.
+        It goes straight into the persister's channel, as a plain tuple of
+        its fields (no `Event` is built), when that has room and nobody else
+        listens; otherwise into the backlog, which `_deliver` hands on
+        (waiting for room: backpressure) before the scheduler next waits.
+        Either way events reach the persister and every subscriber in
+        sequence order, and the scheduler's bookkeeping runs without a task
+        switch per event.
         """
         self._seq += 1
-        time = self._now() - self._clock_zero
-        task_id = self.graph.ids[task] if task is not None else None
+        event = (
+            self.run_id,
+            self._seq,
+            kind,
+            self._now() - self._clock_zero,
+            self.graph.ids[task] if task is not None else None,
+            attempt,
+            data,
+        )
         if not self._backlog and not self._subscribers:
             try:
-                self._persister.send_fields_nowait(
-                    self.run_id, self._seq, kind, time, task_id, attempt, data
-                )
+                self._persister.send_nowait(event)
             except trio.WouldBlock:
                 pass
             else:
                 return
         # tuple.__new__ skips the named tuple's Python-level constructor.
-        event = (self.run_id, self._seq, kind, time, task_id, attempt, data)
         self._backlog.append(tuple.__new__(Event, event))
 
     async def _deliver(self) -> None:

@@ -58,7 +58,7 @@ import attrs
 import trio
 
 from .errors import StoreError
-from .events import Event, EventKind
+from .events import Event, EventFields
 from .projection import EventBuffer, EventRows
 from .store import Store
 
@@ -170,32 +170,18 @@ class Persister:
         self._has_room = trio.lowlevel.ParkingLot()
         self._counters = {"events": 0, "batches": 0, "largest": 0, "retries": 0}
 
-    def send_nowait(self, event: Event) -> None:
+    def send_nowait(self, event: EventFields) -> None:
         """
         Queue `event` without waiting.
+
+        `event` is an `Event` or a plain tuple of its fields, which is what
+        the scheduler sends when nobody else needs the event: building the
+        named tuple would cost it a call per event.
 
         Raises:
             trio.WouldBlock: the channel is full.
             trio.BrokenResourceError: the persister has stopped.
             trio.ClosedResourceError: the channel was closed.
-        """
-        self.send_fields_nowait(*event)
-
-    def send_fields_nowait(
-        self,
-        run_id: str,
-        seq: int,
-        kind: EventKind,
-        time: float,
-        task_id: str | None,
-        attempt: int | None,
-        data: Mapping[str, Any],
-    ) -> None:
-        """
-        `send_nowait` for an event given as its fields (those of `Event`).
-
-        For a sender that has no other use for the event: the scheduler
-        builds an `Event` only for its backlog and its subscribers.
         """
         if self._broken:
             raise trio.BrokenResourceError("the persister has stopped")
@@ -203,7 +189,7 @@ class Persister:
             raise trio.ClosedResourceError("the persister channel is closed")
         if self._queued >= self._capacity:
             raise trio.WouldBlock
-        self._buffer.add(run_id, seq, kind, time, task_id, attempt, data)
+        self._buffer.add(event)
         self._queued += 1
         if self._writer_waiting:
             self._writer_waiting = False

@@ -37,7 +37,7 @@ from typing import Any
 
 import attrs
 
-from .events import Event, EventKind
+from .events import Event, EventFields, EventKind
 
 CHUNK_SIZES = (4096, 1024, 256, 64, 16, 4, 1)
 """Rows per ``INSERT`` statement: a batch is cut into the largest that fit,
@@ -132,29 +132,20 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self._params) // _WIDTH
 
-    def add(
-        self,
-        run_id: str,
-        seq: int,
-        kind: EventKind,
-        time: float,
-        task_id: str | None,
-        attempt: int | None,
-        data: Mapping[str, Any],
-    ) -> None:
+    def add(self, event: EventFields) -> None:
         """
-        Encode an event, given as its fields (those of `Event`), at the end of the buffer.
+        Encode `event` (its kind must be an `EventKind`) at the end of the buffer.
 
         Events of a run are added in sequence order, as the scheduler numbers them.
         """
-        self._run_id = run_id
+        self._run_id = event[0]
         self._params += (
-            seq,
-            _KIND_CODE[kind],
-            time,
-            task_id or "",
-            attempt or 0,
-            "".join(_encode_data(data, 0)) if data else "",
+            event[1],
+            _KIND_CODE[event[2]],
+            event[3],
+            event[4] or "",
+            event[5] or 0,
+            "".join(_encode_data(event[6], 0)) if event[6] else "",
         )
 
     def take(self, limit: int, wall_start: float) -> EventRows:
@@ -191,7 +182,7 @@ def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
     """`events` (of one run, non-empty) as insert statements."""
     buffer = EventBuffer()
     for event in events:
-        buffer.add(*event)
+        buffer.add(event)
     return buffer.take(len(events), wall_start)
 
 
