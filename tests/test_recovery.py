@@ -242,6 +242,9 @@ class TestFallback:
         assert "primary failed 2 time(s)" in fallbacks[0].data["reason"]
         link = store.attempts(sim.run_id, "link")
         assert [a.tool for a in link] == ["primary"]
+        # A task's row names the tool of its last attempt.
+        tasks = {task.task_id: task.tool for task in store.tasks(sim.run_id)}
+        assert tasks == {"compile": "backup", "link": "primary"}
 
     def test_a_failure_retry_on_does_not_list_moves_on_at_once(self, tmp_path: Path) -> None:
         """Exit 1 is not in primary's retry_on: no retry there, the next attempt is on backup."""

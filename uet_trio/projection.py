@@ -238,7 +238,7 @@ UPDATE tasks SET
     state = CASE WHEN last.kind = 'attempt_started' THEN 'running'
                  ELSE substr(last.kind, 6) END,
     attempts = coalesce(g.started, attempts),
-    tool = CASE WHEN g.started IS NULL THEN tool ELSE (
+    tool = CASE WHEN g.started IS NULL OR tasks.kind IS NULL THEN tool ELSE (
         SELECT a.tool FROM attempts AS a
         WHERE a.run_id = :run AND a.task_id = g.task_id AND a.attempt = g.started) END,
     started_at = coalesce(g.first_start, started_at),
@@ -264,9 +264,11 @@ WHERE tasks.run_id = :run AND tasks.task_id = g.task_id
 """
 """
 One row change per task in the batch: its state is that of its last event;
-the first attempt's start sets ``started_at``; a terminal event sets the
-finish time and exit code (0 for ``task_succeeded``, which carries no data),
-which a later ``task_ready`` (a retried or resumed task) clears.
+the first attempt's start sets ``started_at``, the last attempt's tool sets
+``tool`` (looked up only for a task with a kind: no other has a tool); a
+terminal event sets the finish time and exit code (0 for
+``task_succeeded``, which carries no data), which a later ``task_ready`` (a
+retried or resumed task) clears.
 """
 
 RUN_UPDATE = f"""
