@@ -805,8 +805,7 @@ class Run:
         self._states[i] = TaskState.SUCCEEDED
         self._unfinished -= 1
         self._emit(EventKind.TASK_SUCCEEDED, i, self._attempts[i])
-        if self.graph.dependents[i]:
-            self._release(i)
+        self._release(i)
 
     def _release(self, i: int) -> None:
         for j in self._ready.release(i):
