@@ -58,7 +58,7 @@ import attrs
 import trio
 
 from .errors import StoreError
-from .events import Event, EventFields
+from .events import EventFields
 from .projection import EventBuffer, EventRows
 from .store import Store
 
@@ -195,7 +195,7 @@ class Persister:
             self._writer_waiting = False
             self._has_events.unpark()
 
-    async def send(self, event: Event) -> None:
+    async def send(self, event: EventFields) -> None:
         """
         Queue `event`; waits only when the channel is full.
 
