@@ -10,6 +10,7 @@ Modules import `uet_trio` inside their commands, so ``uet --help`` stays fast.
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import click
@@ -39,3 +40,20 @@ def main() -> None:
 for module in (_plan, _run, _inspect, _events, _graph, _gc, _tools, _simulate):
     for command in module.COMMANDS:
         main.add_command(command)
+
+
+def entry() -> None:
+    """
+    The ``uet`` console script: `main`, then an exit without the final collection.
+
+    Before the process exits, every object it made is moved out of the
+    garbage collector's reach (`gc.freeze`): the interpreter's last cycle
+    collection would otherwise walk everything Trio, click and uet_trio
+    imported, 40-50 ms of every command, for memory the operating system
+    takes back anyway. Nothing is lost by it: output is flushed at exit as
+    before, and the store closes its connection when a command ends.
+    """
+    try:
+        main()
+    finally:
+        gc.freeze()

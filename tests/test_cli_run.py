@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +32,30 @@ def test_fanout_example_runs_in_a_real_uet_process(tmp_path: Path) -> None:
     assert states == {"succeeded": 54}
     assert seqs == list(range(1, len(seqs) + 1))
     assert list((tmp_path / ".uet" / "logs").iterdir())
+
+
+def test_console_script_keeps_exit_code_and_skips_the_final_collection(tmp_path: Path) -> None:
+    """`entry` (the `uet` script) exits as `main` does, with the collector frozen first."""
+    script = (
+        "import gc, sys\n"
+        "import cli\n"
+        "sys.argv = ['uet', 'validate', 'missing.toml']\n"
+        "try:\n"
+        "    cli.entry()\n"
+        "finally:\n"
+        "    print('frozen', gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "missing.toml" in done.stderr
+    assert done.stdout == "frozen True\n"
 
 
 def test_failed_task_exits_1_and_names_it(
