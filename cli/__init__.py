@@ -6,6 +6,7 @@ it holds no runtime logic. Each module adds one group of commands. Library
 errors become exit codes in exactly one place, `UetGroup.invoke`: 2 for a bad
 workflow or usage, 3 for a run that cannot be taken, 4 for storage errors.
 Modules import `uet_trio` inside their commands, so ``uet --help`` stays fast.
+The ``uet`` script is `entry`, which runs `main` and exits quickly.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ def entry() -> None:
     Before the process exits, every object it made is moved out of the
     garbage collector's reach (`gc.freeze`): the interpreter's last cycle
     collection would otherwise walk everything Trio, click and uet_trio
-    imported, 40-50 ms of every command, for memory the operating system
-    takes back anyway. Nothing is lost by it: output is flushed at exit as
+    imported (40-50 ms at the end of `uet run`), for memory the operating
+    system takes back anyway. Nothing is lost by it: output is flushed at exit as
     before, and the store closes its connection when a command ends.
     """
     try:
