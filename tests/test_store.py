@@ -52,7 +52,7 @@ def task_events(run_id: str = "r1") -> list[Event]:
                 1,
                 {"status": "succeeded", "exit_code": 0, "duration": 0.5},
             ),
-            (EventKind.TASK_SUCCEEDED, "t0", None, {"exit_code": 0}),
+            (EventKind.TASK_SUCCEEDED, "t0", 1, {}),
             (EventKind.TASK_SKIPPED, "t1", None, {"upstream": "x"}),
             (EventKind.RUN_FINISHED, None, None, {"status": "failed"}),
         ],
@@ -79,7 +79,8 @@ class TestContract:
             1000.0,
             1001.5,
         )
-        assert [t.state for t in any_store.tasks("r1")] == ["succeeded", "skipped"]
+        tasks = [(t.state, t.exit_code) for t in any_store.tasks("r1")]
+        assert tasks == [("succeeded", 0), ("skipped", None)]
         (attempt,) = any_store.attempts("r1")
         assert (attempt.status, attempt.exit_code, attempt.duration) == ("succeeded", 0, 0.5)
         assert attempt.argv == ["true"]
@@ -101,7 +102,7 @@ class TestContract:
             (2, 0, 1, 1),
             (3, 0, 0, 0),
             (4, 0, 0, 0),
-            (5, 0, 1, 0),
+            (5, 0, 0, 1),
             (6, 0, 1, 0),
             (7, 1, 1, 0),
         ]
