@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from uet_trio.store import Store
+    from uet_trio.recording.store import Store
 
 DEFAULT_DB = ".uet/uet.db"
 
@@ -36,7 +36,7 @@ def db_option(function: F) -> F:
 
 def open_store(path: str, *, check: bool = False) -> Store:
     """Open the store at `path` (raises `StoreError`, which the root group reports)."""
-    from uet_trio.store import Store
+    from uet_trio.recording.store import Store
 
     return Store.open(path, check=check)
 

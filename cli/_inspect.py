@@ -1,8 +1,8 @@
 """
 ``uet runs`` and ``uet show``: runs and their tasks as the store recorded them.
 
-Every query lives in `uet_trio.store.Store`, every computation over records in
-`uet_trio.report`; this module only renders, for people (tables, colours on a
+Every query lives in `uet_trio.recording.store.Store`, every computation over records in
+`uet_trio.recording.report`; this module only renders, for people (tables, colours on a
 terminal only) and for scripts (``--json``: one JSON document).
 """
 
@@ -27,7 +27,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from uet_trio.records import AttemptTiming, RunRecord
+    from uet_trio.recording.records import AttemptTiming, RunRecord
 
 STATE_COLOURS = {
     "succeeded": "green",
@@ -128,8 +128,8 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None:
     """Show a run: its tasks, failures, critical path and achieved parallelism."""
-    from uet_trio import report
-    from uet_trio.output import tail_lines
+    from uet_trio.recording import report
+    from uet_trio.recording.logs import tail_lines
 
     with open_store(db) as store:
         run_id = resolve_run(store, run, last)

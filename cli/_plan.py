@@ -11,15 +11,15 @@ import click
 from ._common import db_option, echo_json, open_store, seconds
 
 if TYPE_CHECKING:
-    from uet_trio.graph import TaskGraph
-    from uet_trio.routing import Router
-    from uet_trio.spec import WorkflowSpec
+    from uet_trio.deciding.routing import Router
+    from uet_trio.workflow.graph import TaskGraph
+    from uet_trio.workflow.spec import WorkflowSpec
 
 
 def _load(flow: str) -> tuple[WorkflowSpec, TaskGraph]:
     from uet_trio.errors import WorkflowError
-    from uet_trio.graph import compile_graph
-    from uet_trio.loader import load_workflow
+    from uet_trio.workflow.graph import compile_graph
+    from uet_trio.workflow.loader import load_workflow
 
     spec = load_workflow(flow)
     try:
@@ -53,8 +53,8 @@ def plan(flow: str, db: str, as_json: bool) -> None:
     critical-path weights). Tools are chosen in level order, so
     ``least_loaded`` and ``round_robin`` show how a burst would be spread.
     """
-    from uet_trio.priority import remaining_path, task_weights
-    from uet_trio.routing import Router
+    from uet_trio.deciding.priority import remaining_path, task_weights
+    from uet_trio.deciding.routing import Router
 
     spec, graph = _load(flow)
     router = Router(spec)

@@ -24,11 +24,11 @@ from ._plan import _load
 from ._progress import ProgressLine
 
 if TYPE_CHECKING:
-    from uet_trio.engine import Run, RunResult
-    from uet_trio.events import Event
-    from uet_trio.graph import TaskGraph
-    from uet_trio.spec import WorkflowSpec
-    from uet_trio.store import Store
+    from uet_trio.recording.events import Event
+    from uet_trio.recording.store import Store
+    from uet_trio.running.engine import Run, RunResult
+    from uet_trio.workflow.graph import TaskGraph
+    from uet_trio.workflow.spec import WorkflowSpec
 
 EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -217,8 +217,8 @@ async def _drive(
     """
     import trio
 
-    from uet_trio.attempts import LocalRunner
-    from uet_trio.engine import open_run
+    from uet_trio.running.engine import open_run
+    from uet_trio.running.executors.base import LocalRunner
 
     runner = LocalRunner()
     received: list[signal.Signals] = []
@@ -275,7 +275,7 @@ class _Reporter:
             self.progress.start(tasks)
 
     def event(self, event: Event) -> None:
-        from uet_trio.events import EventKind
+        from uet_trio.recording.events import EventKind
 
         kind = event.kind
         if kind is EventKind.ATTEMPT_FINISHED and event.task_id is not None:
@@ -316,7 +316,7 @@ class _Reporter:
             )
 
     def summary(self, result: RunResult, db: str) -> None:
-        from uet_trio.states import TaskState
+        from uet_trio.recording.states import TaskState
 
         counts = ", ".join(
             f"{result.count(state)} {state.value}"

@@ -23,8 +23,8 @@ from ._common import db_option, echo_json, seconds
 from ._plan import _load
 
 if TYPE_CHECKING:
-    from uet_trio.spec import WorkflowSpec
-    from uet_trio.store import Store
+    from uet_trio.recording.store import Store
+    from uet_trio.workflow.spec import WorkflowSpec
 
 UNKNOWN_DURATION = 1.0
 """Seconds a task takes when no task of the workflow has a recorded duration."""
@@ -141,8 +141,8 @@ def _predict(
     durations: dict[str, float],
     history: dict[str, list[float]],
 ) -> dict[str, Any]:
-    from uet_trio.report import critical_path
-    from uet_trio.store import Store
+    from uet_trio.recording.report import critical_path
+    from uet_trio.recording.store import Store
     from uet_trio.testing import FakeRunner, Outcome, simulate
 
     runner = FakeRunner({task_id: Outcome(seconds) for task_id, seconds in durations.items()})

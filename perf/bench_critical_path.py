@@ -32,10 +32,10 @@ import pyperf
 import trio
 import workloads as w
 
-from uet_trio.engine import run_workflow
-from uet_trio.spec import TaskSpec, WorkflowSpec
-from uet_trio.states import RunStatus
-from uet_trio.store import Store
+from uet_trio.recording.states import RunStatus
+from uet_trio.recording.store import Store
+from uet_trio.running.engine import run_workflow
+from uet_trio.workflow.spec import TaskSpec, WorkflowSpec
 
 WORKERS = 4
 LONG_STEPS = 3

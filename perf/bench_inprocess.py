@@ -20,10 +20,10 @@ import time
 import trio
 import workloads as w
 
-from uet_trio.engine import open_run
-from uet_trio.graph import TaskGraph, compile_graph
-from uet_trio.spec import WorkflowSpec
-from uet_trio.store import Store
+from uet_trio.recording.store import Store
+from uet_trio.running.engine import open_run
+from uet_trio.workflow.graph import TaskGraph, compile_graph
+from uet_trio.workflow.spec import WorkflowSpec
 
 WORKERS = 8
 

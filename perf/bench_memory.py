@@ -24,9 +24,9 @@ from typing import Any
 import trio
 import workloads as w
 
-from uet_trio.engine import open_run
-from uet_trio.graph import compile_graph
-from uet_trio.store import Store
+from uet_trio.recording.store import Store
+from uet_trio.running.engine import open_run
+from uet_trio.workflow.graph import compile_graph
 
 WORKERS = 8
 

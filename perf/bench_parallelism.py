@@ -18,7 +18,7 @@ from typing import Any
 import pyperf
 import workloads as w
 
-from uet_trio.store import Store
+from uet_trio.recording.store import Store
 
 TASKS = 10
 

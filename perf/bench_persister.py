@@ -21,10 +21,10 @@ import pyperf
 import trio
 import workloads as w
 
-from uet_trio.events import Event, EventKind
-from uet_trio.persister import DEFAULT_MAX_BATCH, open_persister
-from uet_trio.records import NewRun
-from uet_trio.store import Store
+from uet_trio.recording.events import Event, EventKind
+from uet_trio.recording.records import NewRun
+from uet_trio.recording.store import Store
+from uet_trio.running.persister import DEFAULT_MAX_BATCH, open_persister
 
 RUN = "bench"
 

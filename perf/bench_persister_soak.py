@@ -32,10 +32,10 @@ from typing import Any
 
 import trio
 
-from uet_trio.events import Event, EventKind
-from uet_trio.persister import DEFAULT_CAPACITY, open_persister
-from uet_trio.records import NewRun
-from uet_trio.store import Store
+from uet_trio.recording.events import Event, EventKind
+from uet_trio.recording.records import NewRun
+from uet_trio.recording.store import Store
+from uet_trio.running.persister import DEFAULT_CAPACITY, open_persister
 
 TICK = 0.01
 """Seconds between bursts of the producer."""

@@ -29,12 +29,12 @@ import pyperf
 import trio
 import workloads as w
 
-from uet_trio.engine import Run, open_run
-from uet_trio.events import Event, EventKind
-from uet_trio.records import NewRun
-from uet_trio.routing import Router
-from uet_trio.spec import RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
-from uet_trio.store import Store
+from uet_trio.deciding.routing import Router
+from uet_trio.recording.events import Event, EventKind
+from uet_trio.recording.records import NewRun
+from uet_trio.recording.store import Store
+from uet_trio.running.engine import Run, open_run
+from uet_trio.workflow.spec import RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
 
 STRATEGIES = ("first", "round_robin", "least_loaded", "fastest")
 TOOLS = 10

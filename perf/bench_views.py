@@ -76,9 +76,9 @@ def _fraction(task_id: str, salt: str) -> float:
 
 def build_store(directory: Path, tasks: int) -> Path:
     """Record one simulated run of the workflow into ``directory/uet.db``; return the path."""
-    from uet_trio.loader import load_workflow
-    from uet_trio.store import Store
+    from uet_trio.recording.store import Store
     from uet_trio.testing import FakeRunner, Outcome, simulate
+    from uet_trio.workflow.loader import load_workflow
 
     flow = directory / "flow.toml"
     flow.write_text(_flow_text(tasks))

@@ -28,9 +28,9 @@ from typing import Any
 import pyperf
 import trio
 
-from uet_trio.attempts import AttemptRequest, AttemptResult, Report
-from uet_trio.process import WorkerLogs
-from uet_trio.spec import RetryPolicy, TaskSpec, WorkflowSpec
+from uet_trio.running.executors.base import AttemptRequest, AttemptResult, Report
+from uet_trio.running.executors.process import WorkerLogs
+from uet_trio.workflow.spec import RetryPolicy, TaskSpec, WorkflowSpec
 
 LAYERS = 10
 SHAPES = ("flat", "dag")

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import CliRunner
-
-from cli import main
+from uet_trio_cli import main
 
 from .conftest import run_uet
 
@@ -38,10 +37,10 @@ def test_console_script_keeps_exit_code_and_skips_the_final_collection(tmp_path:
     """`entry` (the `uet` script) exits as `main` does, with the collector frozen first."""
     script = (
         "import gc, sys\n"
-        "import cli\n"
+        "import uet_trio_cli\n"
         "sys.argv = ['uet', 'validate', 'missing.toml']\n"
         "try:\n"
-        "    cli.entry()\n"
+        "    uet_trio_cli.entry()\n"
         "finally:\n"
         "    print('frozen', gc.get_freeze_count() > 0)\n"
     )

@@ -28,12 +28,12 @@ import attrs
 import pydot
 import pytest
 from click.testing import CliRunner, Result
+from uet_trio_cli import main
 
-from cli import main
-from uet_trio import report
 from uet_trio.errors import RunNotFound
-from uet_trio.records import NewRun, TaskRecord
-from uet_trio.store import Store
+from uet_trio.recording import report
+from uet_trio.recording.records import NewRun, TaskRecord
+from uet_trio.recording.store import Store
 
 from .conftest import UET, run_uet
 

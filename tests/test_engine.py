@@ -19,8 +19,8 @@ from uet_trio import (
     WorkflowSpec,
     run_workflow,
 )
-from uet_trio.graph import compile_graph
 from uet_trio.testing import FakeRunner, Outcome, simulate, simulate_async
+from uet_trio.workflow.graph import compile_graph
 
 
 def chain_spec(tmp_path: Path) -> WorkflowSpec:
@@ -206,9 +206,9 @@ class TestBackpressure:
         events wait in the scheduler's backlog; the log and the subscriber
         still see 1..N in order, and every task's row is final.
         """
-        import uet_trio.engine as engine
+        import uet_trio.running.engine as engine
         from uet_trio import open_run
-        from uet_trio.persister import open_persister
+        from uet_trio.running.persister import open_persister
 
         def tight(store: Store, **options: Any) -> Any:
             return open_persister(store, **{**options, "capacity": 8, "max_batch": 4})

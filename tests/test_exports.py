@@ -16,7 +16,7 @@ def test_every_exported_name_resolves() -> None:
 def test_validating_does_not_import_trio() -> None:
     """The loader and graph can be used without importing Trio (fast CLI start-up)."""
     code = (
-        "import sys, uet_trio.loader, uet_trio.graph, cli; "
+        "import sys, uet_trio.workflow.loader, uet_trio.workflow.graph, uet_trio_cli; "
         "assert 'trio' not in sys.modules, 'trio imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from uet_trio.errors import WorkflowError
-from uet_trio.graph import compile_graph
-from uet_trio.loader import load_workflow, parse_workflow
+from uet_trio.workflow.graph import compile_graph
+from uet_trio.workflow.loader import load_workflow, parse_workflow
 
 KNOWN_KEYS = [
     "workflow",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from uet_trio import TaskSpec, WorkflowError, WorkflowSpec, compile_graph
-from uet_trio.graph import ReadySet
-from uet_trio.templates import placeholders, render
+from uet_trio.workflow.graph import ReadySet
+from uet_trio.workflow.templates import placeholders, render
 
 
 def spec_of(edges: dict[str, list[str]]) -> WorkflowSpec:

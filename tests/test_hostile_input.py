@@ -24,12 +24,12 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from uet_trio_cli import main
 
-from cli import main
 from uet_trio import Store
-from uet_trio.engine import _safe_name, run_workflow
-from uet_trio.spec import TaskSpec, WorkflowSpec
-from uet_trio.states import RunStatus
+from uet_trio.recording.states import RunStatus
+from uet_trio.running.engine import _safe_name, run_workflow
+from uet_trio.workflow.spec import TaskSpec, WorkflowSpec
 
 from .conftest import UET, run_uet
 

@@ -10,13 +10,13 @@ import pytest
 import trio
 
 from uet_trio import Event, EventKind, Store, StoreError
-from uet_trio.persister import (
+from uet_trio.recording.projection import EventRows
+from uet_trio.running.persister import (
     PROMPT_HANDOFF_BATCH,
     WRITER_SWITCH_INTERVAL,
     _PromptHandoffs,
     open_persister,
 )
-from uet_trio.projection import EventRows
 
 from .test_store import new_run
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from uet_trio.process import WorkerLogs, run_attempt
-from uet_trio.procfs import process_alive, process_start_time
+from uet_trio.running.executors.process import WorkerLogs, run_attempt
+from uet_trio.running.executors.procfs import process_alive, process_start_time
 
 from .procs import alive
 

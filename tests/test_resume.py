@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from uet_trio import RunConflict, Store, StoreError
-from uet_trio.procfs import kill_group_if_owned, process_alive, process_start_time
-from uet_trio.records import NewRun
+from uet_trio.recording.records import NewRun
+from uet_trio.running.executors.procfs import kill_group_if_owned, process_alive, process_start_time
 
 from .conftest import UET, run_uet
 from .procs import alive

@@ -15,16 +15,16 @@ import trio.testing
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from uet_trio_cli import main
 
-from cli import main
 from uet_trio import EventKind, RunStatus, Store, run_workflow
-from uet_trio.attempts import AttemptRequest, AttemptResult, Report
-from uet_trio.graph import compile_graph
-from uet_trio.priority import ready_order, remaining_path, task_weights
-from uet_trio.process import WorkerLogs
-from uet_trio.routing import BEST_RATE, EXPLORING, FASTEST, LEAST_LOADED, Router
-from uet_trio.spec import RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+from uet_trio.deciding.priority import ready_order, remaining_path, task_weights
+from uet_trio.deciding.routing import BEST_RATE, EXPLORING, FASTEST, LEAST_LOADED, Router
+from uet_trio.running.executors.base import AttemptRequest, AttemptResult, Report
+from uet_trio.running.executors.process import WorkerLogs
 from uet_trio.testing import FakeRunner, Outcome, Simulation, simulate
+from uet_trio.workflow.graph import compile_graph
+from uet_trio.workflow.spec import RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
 
 from .conftest import run_uet
 

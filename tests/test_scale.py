@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 import trio
 from click.testing import CliRunner
+from uet_trio_cli import main
 
-from cli import main
 from uet_trio import Store
-from uet_trio.attempts import AttemptRequest, AttemptResult, Report
-from uet_trio.engine import SUBSCRIBER_BUFFER, run_workflow
-from uet_trio.events import Event
-from uet_trio.persister import DEFAULT_CAPACITY, DEFAULT_MAX_BATCH
-from uet_trio.process import WorkerLogs
-from uet_trio.spec import TaskSpec, WorkflowSpec
-from uet_trio.states import RunStatus
+from uet_trio.recording.events import Event
+from uet_trio.recording.states import RunStatus
+from uet_trio.running.engine import SUBSCRIBER_BUFFER, run_workflow
+from uet_trio.running.executors.base import AttemptRequest, AttemptResult, Report
+from uet_trio.running.executors.process import WorkerLogs
+from uet_trio.running.persister import DEFAULT_CAPACITY, DEFAULT_MAX_BATCH
+from uet_trio.workflow.spec import TaskSpec, WorkflowSpec
 
 from .procs import stat_fields
 

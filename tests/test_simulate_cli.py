@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from uet_trio_cli import main
 
-from cli import main
-from uet_trio import Store, report
+from uet_trio import Store
+from uet_trio.recording import report
 
 from .conftest import run_uet
 

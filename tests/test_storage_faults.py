@@ -26,12 +26,12 @@ from pathlib import Path
 import pytest
 
 from uet_trio import Store, StoreError
-from uet_trio.engine import open_run, run_workflow
-from uet_trio.events import Event, EventKind
-from uet_trio.procfs import process_start_time
-from uet_trio.records import NewRun
-from uet_trio.spec import TaskSpec, WorkflowSpec
-from uet_trio.states import RunStatus, TaskState
+from uet_trio.recording.events import Event, EventKind
+from uet_trio.recording.records import NewRun
+from uet_trio.recording.states import RunStatus, TaskState
+from uet_trio.running.engine import open_run, run_workflow
+from uet_trio.running.executors.procfs import process_start_time
+from uet_trio.workflow.spec import TaskSpec, WorkflowSpec
 
 from .conftest import UET, run_uet
 

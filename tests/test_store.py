@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from uet_trio import Event, EventKind, RunNotFound, Store, StoreError
-from uet_trio.projection import (
+from uet_trio.recording.projection import (
     CHUNK_SIZES,
     READY_UPDATE,
     RUN_LAST_SEQ,
@@ -18,8 +18,8 @@ from uet_trio.projection import (
     TASK_PROJECTION,
     projection_for,
 )
-from uet_trio.records import NewRun
-from uet_trio.store import SCHEMA_VERSION
+from uet_trio.recording.records import NewRun
+from uet_trio.recording.store import SCHEMA_VERSION
 
 
 def new_run(run_id: str = "r1", tasks: int = 2) -> NewRun:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from uet_trio_cli import main
 
-from cli import main
 from uet_trio import CycleError, WorkflowError, load_workflow
 
 from .conftest import run_uet

@@ -16,72 +16,72 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .attempts import AttemptRequest as AttemptRequest
-    from .attempts import AttemptResult as AttemptResult
-    from .attempts import AttemptRunner as AttemptRunner
-    from .attempts import LocalRunner as LocalRunner
-    from .engine import Run as Run
-    from .engine import RunResult as RunResult
-    from .engine import new_run_id as new_run_id
-    from .engine import open_run as open_run
-    from .engine import run_workflow as run_workflow
+    from .deciding.routing import RouteDecision as RouteDecision
+    from .deciding.routing import Router as Router
     from .errors import CycleError as CycleError
     from .errors import RunConflict as RunConflict
     from .errors import RunNotFound as RunNotFound
     from .errors import StoreError as StoreError
     from .errors import UetError as UetError
     from .errors import WorkflowError as WorkflowError
-    from .events import Event as Event
-    from .events import EventKind as EventKind
-    from .events import Severity as Severity
-    from .graph import TaskGraph as TaskGraph
-    from .graph import compile_graph as compile_graph
-    from .loader import load_workflow as load_workflow
-    from .loader import parse_workflow as parse_workflow
-    from .routing import RouteDecision as RouteDecision
-    from .routing import Router as Router
-    from .spec import RetryPolicy as RetryPolicy
-    from .spec import RoutingRule as RoutingRule
-    from .spec import TaskSpec as TaskSpec
-    from .spec import ToolSpec as ToolSpec
-    from .spec import WorkflowSpec as WorkflowSpec
-    from .states import RunStatus as RunStatus
-    from .states import TaskState as TaskState
-    from .store import Store as Store
+    from .recording.events import Event as Event
+    from .recording.events import EventKind as EventKind
+    from .recording.events import Severity as Severity
+    from .recording.states import RunStatus as RunStatus
+    from .recording.states import TaskState as TaskState
+    from .recording.store import Store as Store
+    from .running.engine import Run as Run
+    from .running.engine import RunResult as RunResult
+    from .running.engine import new_run_id as new_run_id
+    from .running.engine import open_run as open_run
+    from .running.engine import run_workflow as run_workflow
+    from .running.executors.base import AttemptRequest as AttemptRequest
+    from .running.executors.base import AttemptResult as AttemptResult
+    from .running.executors.base import AttemptRunner as AttemptRunner
+    from .running.executors.base import LocalRunner as LocalRunner
+    from .workflow.graph import TaskGraph as TaskGraph
+    from .workflow.graph import compile_graph as compile_graph
+    from .workflow.loader import load_workflow as load_workflow
+    from .workflow.loader import parse_workflow as parse_workflow
+    from .workflow.spec import RetryPolicy as RetryPolicy
+    from .workflow.spec import RoutingRule as RoutingRule
+    from .workflow.spec import TaskSpec as TaskSpec
+    from .workflow.spec import ToolSpec as ToolSpec
+    from .workflow.spec import WorkflowSpec as WorkflowSpec
 
 _EXPORTS = {
-    "AttemptRequest": "attempts",
-    "AttemptResult": "attempts",
-    "AttemptRunner": "attempts",
-    "LocalRunner": "attempts",
-    "Run": "engine",
-    "RunResult": "engine",
-    "new_run_id": "engine",
-    "open_run": "engine",
-    "run_workflow": "engine",
+    "AttemptRequest": "running.executors.base",
+    "AttemptResult": "running.executors.base",
+    "AttemptRunner": "running.executors.base",
+    "LocalRunner": "running.executors.base",
+    "Run": "running.engine",
+    "RunResult": "running.engine",
+    "new_run_id": "running.engine",
+    "open_run": "running.engine",
+    "run_workflow": "running.engine",
     "CycleError": "errors",
     "RunConflict": "errors",
     "RunNotFound": "errors",
     "StoreError": "errors",
     "UetError": "errors",
     "WorkflowError": "errors",
-    "Event": "events",
-    "EventKind": "events",
-    "Severity": "events",
-    "TaskGraph": "graph",
-    "compile_graph": "graph",
-    "load_workflow": "loader",
-    "parse_workflow": "loader",
-    "RouteDecision": "routing",
-    "Router": "routing",
-    "RetryPolicy": "spec",
-    "RoutingRule": "spec",
-    "TaskSpec": "spec",
-    "ToolSpec": "spec",
-    "WorkflowSpec": "spec",
-    "RunStatus": "states",
-    "TaskState": "states",
-    "Store": "store",
+    "Event": "recording.events",
+    "EventKind": "recording.events",
+    "Severity": "recording.events",
+    "TaskGraph": "workflow.graph",
+    "compile_graph": "workflow.graph",
+    "load_workflow": "workflow.loader",
+    "parse_workflow": "workflow.loader",
+    "RouteDecision": "deciding.routing",
+    "Router": "deciding.routing",
+    "RetryPolicy": "workflow.spec",
+    "RoutingRule": "workflow.spec",
+    "TaskSpec": "workflow.spec",
+    "ToolSpec": "workflow.spec",
+    "WorkflowSpec": "workflow.spec",
+    "RunStatus": "recording.states",
+    "TaskState": "recording.states",
+    "Store": "recording.store",
 }
 
 __all__ = sorted(_EXPORTS)

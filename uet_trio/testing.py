@@ -18,13 +18,13 @@ import attrs
 import trio
 import trio.testing
 
-from .attempts import AttemptRequest, AttemptResult, Report
-from .engine import RunResult, open_run
-from .events import Event
-from .process import WorkerLogs
-from .spec import WorkflowSpec
-from .states import RunStatus, TaskState
-from .store import Store
+from .recording.events import Event
+from .recording.states import RunStatus, TaskState
+from .recording.store import Store
+from .running.engine import RunResult, open_run
+from .running.executors.base import AttemptRequest, AttemptResult, Report
+from .running.executors.process import WorkerLogs
+from .workflow.spec import WorkflowSpec
 
 
 def _non_negative(_instance: Any, attribute: attrs.Attribute[float], value: float) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from .spec import TaskSpec, WorkflowSpec
+from ..workflow.spec import TaskSpec, WorkflowSpec
 
 EWMA_WEIGHT = 0.2
 """Weight of the newest duration in a tool's moving average."""

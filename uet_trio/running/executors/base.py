@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from ...workflow.spec import TaskCallable
 from .process import WorkerLogs, run_attempt
-from .spec import TaskCallable
 
 
 @attrs.define(kw_only=True)

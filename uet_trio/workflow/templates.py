@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
-from .errors import WorkflowError
+from ..errors import WorkflowError
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")

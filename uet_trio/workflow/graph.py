@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from .errors import CycleError
+from ..errors import CycleError
 from .spec import WorkflowSpec
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from .errors import WorkflowError
+from ..errors import WorkflowError
 from .templates import placeholders, render
 
 REDACTED = "***"

@@ -59,19 +59,19 @@ from typing import Any
 import attrs
 import trio
 
-from .attempts import AttemptRequest, AttemptResult, AttemptRunner, LocalRunner, Spawned
-from .errors import RunConflict, WorkflowError
-from .events import Event, EventKind
-from .graph import ReadySet, TaskGraph, compile_graph
+from ..deciding.priority import CRITICAL, ORDERS, ready_order
+from ..deciding.routing import Router
+from ..errors import RunConflict, WorkflowError
+from ..recording.events import Event, EventKind
+from ..recording.records import NewRun
+from ..recording.states import RunStatus, TaskState
+from ..recording.store import Store, storable_text
+from ..workflow.graph import ReadySet, TaskGraph, compile_graph
+from ..workflow.spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
+from .executors.base import AttemptRequest, AttemptResult, AttemptRunner, LocalRunner, Spawned
+from .executors.process import WorkerLogs
+from .executors.procfs import kill_group_if_owned, process_alive, process_start_time
 from .persister import DEFAULT_CAPACITY, DEFAULT_FLUSH_DEADLINE, open_persister
-from .priority import CRITICAL, ORDERS, ready_order
-from .process import WorkerLogs
-from .procfs import kill_group_if_owned, process_alive, process_start_time
-from .records import NewRun
-from .routing import Router
-from .spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
-from .states import RunStatus, TaskState
-from .store import Store, storable_text
 
 SUBSCRIBER_BUFFER = 1024
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import RunConflict, RunNotFound, StoreError
+from ..errors import RunConflict, RunNotFound, StoreError
 from .events import Event
 from .projection import EventRows, chunks, encode_events, projection_for
 from .records import (

@@ -57,10 +57,10 @@ from typing import Any
 import attrs
 import trio
 
-from .errors import StoreError
-from .events import EventFields
-from .projection import EventBuffer, EventRows
-from .store import Store
+from ..errors import StoreError
+from ..recording.events import EventFields
+from ..recording.projection import EventBuffer, EventRows
+from ..recording.store import Store
 
 DEFAULT_CAPACITY = 65536
 DEFAULT_MAX_BATCH = 16384

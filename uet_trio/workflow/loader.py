@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import WorkflowError
+from ..errors import WorkflowError
 from .spec import RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
 
 _WORKFLOW_KEYS = {

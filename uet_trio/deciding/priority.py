@@ -22,7 +22,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 
-from .graph import TaskGraph
+from ..workflow.graph import TaskGraph
 
 CRITICAL = "critical"
 """Order ready tasks by priority, then by longest weighted remaining path."""

@@ -1,0 +1,1 @@
+"""Recording what happened: events, states, the SQLite store, logs and reports."""

@@ -1,0 +1,1 @@
+"""Running a run: the Trio wiring, the executors that run attempts, the persister."""

@@ -1,0 +1,1 @@
+"""What runs attempts: the executor protocol and its implementations."""
