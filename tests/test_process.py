@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from uet_trio.running.executors.process import WorkerLogs, run_attempt
+from uet_trio.recording.logs import WorkerLogs
+from uet_trio.running.executors.process import run_attempt
 from uet_trio.running.executors.procfs import process_alive, process_start_time
 
 from .procs import alive

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from uet_trio.recording.logs import WorkerLogs
 from uet_trio.running.executors import spawn
-from uet_trio.running.executors.process import ProcessOutcome, WorkerLogs, run_attempt
+from uet_trio.running.executors.process import ProcessOutcome, run_attempt
 from uet_trio.running.executors.procfs import process_start_time
 
 from .procs import stat_fields

@@ -1,19 +1,161 @@
 """
-Reading an attempt's captured output back from its worker's log files.
+Where an attempt's output lives: the worker log files, from creation to deletion.
 
 A worker appends the stdout and stderr of every attempt it runs to one pair of
-files per run, and each attempt row records the file, the offset where its
-output starts and (once it has ended) its length. An attempt's output is
-exactly that byte range; while the attempt still runs, its worker writes
-nothing else, so its output so far is everything from the offset to the end of
-the file. Plain file I/O, no Trio.
+files per run (`WorkerLogs`), in the run's directory under the log root
+(`run_log_dir`, `default_log_root`), and each attempt row records the file,
+the offset where its output starts and (once it has ended) its length. An
+attempt's output is exactly that byte range; while the attempt still runs,
+its worker writes nothing else, so its output so far is everything from the
+offset to the end of the file (`read_output`, `output_size`, `tail_lines`).
+Deleting a run removes the files its attempts recorded (`remove_run_logs`).
+Plain file I/O, no Trio.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
 
 from .records import AttemptRecord
+
+
+def default_log_root(db_path: str) -> Path | None:
+    """``logs`` beside the database file; None for an in-memory store (path ``:memory:``)."""
+    if db_path == ":memory:":
+        return None
+    return Path(os.path.abspath(db_path)).parent / "logs"
+
+
+def run_log_dir(log_root: Path, run_id: str) -> Path:
+    """
+    The directory of run `run_id`'s log files: one plain file name under `log_root`.
+
+    The run id goes through `_safe_name`, so a hostile id (``../x``, a
+    separator, a leading dot) cannot place files outside the log root, and
+    two runs never share a directory.
+    """
+    return log_root / _safe_name(run_id)
+
+
+_HASHED_NAME = re.compile(r"-[0-9a-f]{16}\Z")
+
+
+def _safe_name(name: str) -> str:
+    """
+    A file-name-safe form of `name`, different for different names.
+
+    A plain name (ASCII letters, digits, ``-_.``, no leading dot, at most 100
+    characters) is its own file name. Any other name becomes its cleaned
+    prefix plus 16 hex digits of its SHA-256; a plain name that already ends
+    like such a result is hashed too, so no two names share a file name.
+    """
+    cleaned = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_." else "_" for ch in name)
+    cleaned = cleaned.lstrip(".")
+    if cleaned == name and 0 < len(name) <= 100 and not _HASHED_NAME.search(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{cleaned[:80] or '_'}-{digest}"
+
+
+class WorkerLogs:
+    """
+    The append-only stdout/stderr files of one worker in one run.
+
+    Opened on first use (a worker that runs only in-process tasks creates no
+    files), with mode 0600 and the directory created 0700. A symlink planted
+    at a file's path or at the run directory itself is not followed: the
+    directory is opened with ``O_NOFOLLOW`` and the files are created relative
+    to it, also with ``O_NOFOLLOW``. Without a directory (a run recorded in
+    an in-memory store and given no log root) output goes to ``/dev/null``.
+    `close()` closes both.
+    """
+
+    def __init__(self, directory: Path | None, worker: int) -> None:
+        self.directory = directory
+        self.worker = worker
+        self._fds: tuple[int, int] | None = None
+        # Reported with every spawn: built once, not per attempt.
+        self._out_path = os.devnull if directory is None else str(directory / f"w{worker}.out")
+        self._err_path = os.devnull if directory is None else str(directory / f"w{worker}.err")
+
+    @property
+    def out_path(self) -> str:
+        return self._out_path
+
+    @property
+    def err_path(self) -> str:
+        return self._err_path
+
+    def fds(self) -> tuple[int, int]:
+        """
+        The (stdout, stderr) descriptors, opening the files if needed.
+
+        Raises:
+            OSError: the directory or files cannot be created or opened.
+        """
+        if self._fds is None:
+            if self.directory is None:
+                out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+                self._fds = (out, os.dup(out))
+                return self._fds
+            self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+            directory = os.open(
+                self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
+            try:
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+                out = os.open(Path(self.out_path).name, flags, 0o600, dir_fd=directory)
+                try:
+                    err = os.open(Path(self.err_path).name, flags, 0o600, dir_fd=directory)
+                except BaseException:
+                    os.close(out)
+                    raise
+            finally:
+                os.close(directory)
+            self._fds = (out, err)
+        return self._fds
+
+    def close(self) -> None:
+        """Close the files if they were opened."""
+        if self._fds is not None:
+            for fd in self._fds:
+                os.close(fd)
+            self._fds = None
+
+
+def remove_run_logs(paths: Iterable[str], log_dir: str | None) -> int:
+    """
+    Remove a deleted run's log files, then its log directory if that leaves it empty.
+
+    `paths` are the files the run's attempts recorded; returns how many were
+    removed. A file already gone is skipped. ``/dev/null``, which
+    `WorkerLogs` records when a run has no log directory, is never removed.
+    The directory stays when it still holds files the run did not record,
+    or cannot be removed.
+
+    Raises:
+        OSError: a file exists but cannot be removed; the caller, which
+            deletes the run's rows in the same transaction, rolls them back
+            so that the run stays whole.
+    """
+    removed = 0
+    for path in sorted(set(paths)):
+        if path == os.devnull:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed += 1
+    if log_dir:
+        with contextlib.suppress(OSError):
+            os.rmdir(log_dir)
+    return removed
+
 
 TAIL_BYTES = 64 * 1024
 """How much of the end of an output `tail_lines` reads at most."""

@@ -36,11 +36,11 @@ import os
 import select
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import attrs
 import trio
 
+from ...recording.logs import WorkerLogs as WorkerLogs  # re-exported for run_attempt callers
 from . import spawn
 from .procfs import signal_group
 
@@ -60,73 +60,6 @@ class ProcessOutcome:
     out_length: int
     err_offset: int
     err_length: int
-
-
-class WorkerLogs:
-    """
-    The append-only stdout/stderr files of one worker in one run.
-
-    Opened on first use (a worker that runs only in-process tasks creates no
-    files), with mode 0600 and the directory created 0700. A symlink planted
-    at a file's path or at the run directory itself is not followed: the
-    directory is opened with ``O_NOFOLLOW`` and the files are created relative
-    to it, also with ``O_NOFOLLOW``. Without a directory (a run recorded in
-    an in-memory store and given no log root) output goes to ``/dev/null``.
-    `close()` closes both.
-    """
-
-    def __init__(self, directory: Path | None, worker: int) -> None:
-        self.directory = directory
-        self.worker = worker
-        self._fds: tuple[int, int] | None = None
-        # Reported with every spawn: built once, not per attempt.
-        self._out_path = os.devnull if directory is None else str(directory / f"w{worker}.out")
-        self._err_path = os.devnull if directory is None else str(directory / f"w{worker}.err")
-
-    @property
-    def out_path(self) -> str:
-        return self._out_path
-
-    @property
-    def err_path(self) -> str:
-        return self._err_path
-
-    def fds(self) -> tuple[int, int]:
-        """
-        The (stdout, stderr) descriptors, opening the files if needed.
-
-        Raises:
-            OSError: the directory or files cannot be created or opened.
-        """
-        if self._fds is None:
-            if self.directory is None:
-                out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                self._fds = (out, os.dup(out))
-                return self._fds
-            self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.directory.mkdir(mode=0o700, exist_ok=True)
-            directory = os.open(
-                self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-            )
-            try:
-                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-                out = os.open(Path(self.out_path).name, flags, 0o600, dir_fd=directory)
-                try:
-                    err = os.open(Path(self.err_path).name, flags, 0o600, dir_fd=directory)
-                except BaseException:
-                    os.close(out)
-                    raise
-            finally:
-                os.close(directory)
-            self._fds = (out, err)
-        return self._fds
-
-    def close(self) -> None:
-        """Close the files if they were opened."""
-        if self._fds is not None:
-            for fd in self._fds:
-                os.close(fd)
-            self._fds = None
 
 
 async def _wait_exit(pidfd: int, hurry: trio.Event | None) -> None:
