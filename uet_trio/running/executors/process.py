@@ -25,6 +25,10 @@ How an attempt runs:
 5. Spawn failures are attempt failures with the shell's codes: 127 for a
    missing command, 126 for one that cannot be executed.
 
+Where there are no pidfds (`spawn.portable`: macOS, other POSIX systems,
+Linux before 5.3) the child is started and waited for by Trio instead, with
+the same group handling and one weaker guarantee; see `_run_portably`.
+
 A process that calls ``setsid`` itself leaves our group and is out of reach of
 group signals; only cgroups can contain that.
 """
@@ -35,7 +39,8 @@ import math
 import os
 import select
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 
 import attrs
 import trio
@@ -62,15 +67,15 @@ class ProcessOutcome:
     err_length: int
 
 
-async def _wait_exit(pidfd: int, hurry: trio.Event | None) -> None:
-    """Wait until the process behind `pidfd` exits, or `hurry` is set."""
+async def _wait_exit(wait: Callable[[], Awaitable[object]], hurry: trio.Event | None) -> None:
+    """Wait until `wait()` returns (the leader has exited), or `hurry` is set."""
     if hurry is None:
-        await trio.lowlevel.wait_readable(pidfd)
+        await wait()
         return
     async with trio.open_nursery() as nursery:
 
         async def exit_then_stop() -> None:
-            await trio.lowlevel.wait_readable(pidfd)
+            await wait()
             nursery.cancel_scope.cancel()
 
         async def hurry_then_stop() -> None:
@@ -81,13 +86,15 @@ async def _wait_exit(pidfd: int, hurry: trio.Event | None) -> None:
         nursery.start_soon(hurry_then_stop)
 
 
-async def _stop_group(pgid: int, pidfd: int, grace: float, hurry: trio.Event | None) -> None:
-    """SIGTERM the group, wait up to `grace` for the leader, then SIGKILL the group."""
+async def _stop_group(
+    pgid: int, wait: Callable[[], Awaitable[object]], grace: float, hurry: trio.Event | None
+) -> None:
+    """SIGTERM the group, wait up to `grace` for the leader (`wait`), then SIGKILL the group."""
     signal_group(pgid, signal.SIGTERM)
     with trio.move_on_after(grace):
-        await _wait_exit(pidfd, hurry)
+        await _wait_exit(wait, hurry)
     signal_group(pgid, signal.SIGKILL)
-    await trio.lowlevel.wait_readable(pidfd)
+    await wait()
 
 
 async def run_attempt(
@@ -127,21 +134,16 @@ async def run_attempt(
     except OSError as error:
         await trio.lowlevel.checkpoint()
         return ProcessOutcome(126, None, False, f"cannot open log files: {error}", 0, 0, 0, 0)
+    if spawn.portable:
+        return await _run_portably(
+            argv, cwd, env, timeout, kill_grace, out_fd, err_fd, hurry, on_spawn
+        )
     # A pending cancellation arrives at the first checkpoint inside the try
     # below, whose cleanup stops the new group.
     started = await spawn.start(argv, cwd, env, out_fd, err_fd)
     if isinstance(started, spawn.NotStarted):
         await trio.lowlevel.checkpoint()
-        return ProcessOutcome(
-            started.exit_code,
-            None,
-            False,
-            started.error,
-            started.out_offset,
-            0,
-            started.err_offset,
-            0,
-        )
+        return _not_started(started)
     child, pidfd, start, out_offset, err_offset = started
     pid = child.pid
     timed_out = False
@@ -157,17 +159,103 @@ async def run_attempt(
         if deadline.cancelled_caught:
             timed_out = True
             with trio.CancelScope(shield=True):
-                await _stop_group(pid, pidfd, kill_grace, hurry)
+                await _stop_group(
+                    pid, partial(trio.lowlevel.wait_readable, pidfd), kill_grace, hurry
+                )
             exited = True
     finally:
         with trio.CancelScope(shield=True):
             if not exited and not _exited(pidfd):
-                await _stop_group(pid, pidfd, kill_grace, hurry)
+                await _stop_group(
+                    pid, partial(trio.lowlevel.wait_readable, pidfd), kill_grace, hurry
+                )
             # The leader has exited but is not reaped, so its pgid is still
             # ours: sweep background grandchildren before reaping it.
             signal_group(pid, signal.SIGKILL)
             status = child.reap()  # the leader has exited: this does not block
             os.close(pidfd)
+    return _ended(status, timed_out, out_fd, out_offset, err_fd, err_offset)
+
+
+async def _run_portably(
+    argv: Sequence[str],
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    timeout: float | None,
+    kill_grace: float,
+    out_fd: int,
+    err_fd: int,
+    hurry: trio.Event | None,
+    on_spawn: Callable[[int, int | None, int, int], None] | None,
+) -> ProcessOutcome:
+    """
+    `run_attempt` without pidfds: the child is started by `spawn.start_portably`
+    and waited for with `trio.Process.wait`.
+
+    The process group is handled as with pidfds: SIGTERM to the group on
+    timeout or cancellation, SIGKILL after the grace, and a final SIGKILL to
+    the group once the leader has exited, for background grandchildren.
+
+    What is weaker: `trio.Process.wait` reaps the leader as it reports its
+    exit, so these group signals can come after the leader's pid is free,
+    whereas with pidfds the unreaped leader holds the group id to the end.
+    The group id stays reserved as long as any member of the group lives,
+    so the signals still reach only our processes whenever there is anyone
+    left to reach. Only once the whole group has exited could the number
+    be another group's, and only if, in the instant between the last member
+    exiting and the signal (no checkpoint in between), the system's pid
+    counter had come round to exactly that number and the new process had
+    made itself a group leader. That instant is not closed here; on a
+    system with pidfds it is.
+    """
+    started = await spawn.start_portably(argv, cwd, env, out_fd, err_fd)
+    if isinstance(started, spawn.NotStarted):
+        await trio.lowlevel.checkpoint()
+        return _not_started(started)
+    process, start, out_offset, err_offset = started
+    pid = process.pid
+    timed_out = False
+    exited = False
+    try:
+        if on_spawn is not None:
+            on_spawn(pid, start, out_offset, err_offset)
+        with trio.move_on_after(timeout if timeout is not None else math.inf) as deadline:
+            await process.wait()
+            exited = True
+        if deadline.cancelled_caught:
+            timed_out = True
+            with trio.CancelScope(shield=True):
+                await _stop_group(pid, process.wait, kill_grace, hurry)
+            exited = True
+    finally:
+        with trio.CancelScope(shield=True):
+            if not exited:
+                await _stop_group(pid, process.wait, kill_grace, hurry)
+            signal_group(pid, signal.SIGKILL)
+    # Reaped by the wait above: no checkpoint is needed (nor wanted) to read it.
+    status = process.returncode
+    assert status is not None
+    return _ended(status, timed_out, out_fd, out_offset, err_fd, err_offset)
+
+
+def _not_started(started: spawn.NotStarted) -> ProcessOutcome:
+    """The outcome of an attempt whose child could not be started."""
+    return ProcessOutcome(
+        started.exit_code,
+        None,
+        False,
+        started.error,
+        started.out_offset,
+        0,
+        started.err_offset,
+        0,
+    )
+
+
+def _ended(
+    status: int, timed_out: bool, out_fd: int, out_offset: int, err_fd: int, err_offset: int
+) -> ProcessOutcome:
+    """The outcome of an attempt whose leader ended with `status` (minus a signal number)."""
     return ProcessOutcome(
         exit_code=status if status >= 0 else None,
         signal=-status if status < 0 else None,

@@ -5,6 +5,11 @@ A pid alone does not identify a process: pids are reused. A pid plus the
 process's start time (in clock ticks since boot, /proc/<pid>/stat field 22)
 does, which is what `resume` relies on to decide whether a process group a
 dead runner left behind is still ours to kill.
+
+/proc is Linux's. Where it is missing (macOS, other POSIX systems, a Linux
+without it mounted) start times are None, a pid's liveness is whether it
+exists at all, and a dead runner's process groups are left alone on resume
+(nothing identifies them as ours).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+
+_PROC = "/proc"
+"""Where procfs is mounted."""
 
 
 def _stat_fields(pid: int | str) -> list[bytes] | None:
@@ -24,7 +32,7 @@ def _stat_fields(pid: int | str) -> list[bytes] | None:
     which releases and re-takes the GIL.
     """
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(f"{_PROC}/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
@@ -48,9 +56,25 @@ def process_start_time(pid: int) -> int | None:
 
 
 def process_alive(pid: int, start: int | None) -> bool:
-    """Whether `pid` is running and (when `start` is known) is the same process."""
+    """
+    Whether `pid` is running and (when `start` is known) is the same process.
+
+    Without /proc the start time cannot be checked: a process that exists
+    under that pid counts as alive, even one that merely reuses the number
+    (so a run it owned is not taken from it by mistake).
+    """
     current = process_start_time(pid)
-    return current is not None and (start is None or current == start)
+    if current is not None:
+        return start is None or current == start
+    if os.path.isdir(f"{_PROC}/self"):
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only whether the pid exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        pass
+    return True
 
 
 def kill_group_if_owned(pgid: int, start: int | None, key: str | None = None) -> bool:
@@ -81,7 +105,7 @@ def kill_group_if_owned(pgid: int, start: int | None, key: str | None = None) ->
     killed = False
     for pid in _group_members(pgid):
         try:
-            with open(f"/proc/{pid}/environ", "rb") as environ:
+            with open(f"{_PROC}/{pid}/environ", "rb") as environ:
                 ours = marker in environ.read().split(b"\0")
             if ours:
                 os.kill(pid, signal.SIGKILL)
@@ -92,14 +116,27 @@ def kill_group_if_owned(pgid: int, start: int | None, key: str | None = None) ->
 
 
 def _group_members(pgid: int) -> list[int]:
-    """The pids of processes whose process group is `pgid` (from /proc)."""
+    """The pids of processes whose process group is `pgid` (from /proc; none without it)."""
+    try:
+        entries = os.listdir(_PROC)
+    except OSError:
+        return []
     members = []
-    for entry in os.listdir("/proc"):
+    for entry in entries:
         if entry.isdigit():
             fields = _stat_fields(entry)
             if fields is not None and int(fields[2]) == pgid:
                 members.append(int(entry))
     return members
+
+
+def open_descriptors() -> list[int] | None:
+    """Our open file descriptors (from /proc/self/fd), or None without /proc."""
+    try:
+        names = os.listdir(f"{_PROC}/self/fd")
+    except OSError:
+        return None
+    return [int(name) for name in names]
 
 
 def signal_group(pgid: int, signum: int) -> None:

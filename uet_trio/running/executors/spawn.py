@@ -22,6 +22,12 @@ offsets, opens the pidfd and reads the start time. The thread path is also
 taken while inline spawns keep the loop waiting too long (an oversubscribed
 machine, see `_SpawnStalls`).
 
+Both need pidfds (Linux >= 5.3). Without them (macOS, other POSIX systems,
+older kernels, a sandbox that refuses the call) every child is started by
+`start_portably` instead: `trio.lowlevel.open_process`, which is Popen in a
+worker thread, in a new session, and waited for by Trio. Which path runs is
+decided once, at import (`portable`).
+
 A failure to start is not an error but a `NotStarted` with the shell's
 codes: 127 for a missing command or directory, 126 for one that cannot be
 executed, a log file that cannot be read or a child that cannot be watched.
@@ -40,7 +46,32 @@ from typing import NamedTuple
 
 import trio
 
-from .procfs import process_start_time, signal_group
+from .procfs import open_descriptors, process_start_time, signal_group
+
+
+def _pidfds_work() -> bool:
+    """
+    Whether children can be watched through pidfds here.
+
+    ``os.pidfd_open`` is missing outside Linux and fails on kernels before
+    5.3 (ENOSYS) or under a seccomp filter that refuses it (EPERM): one
+    call on our own pid tells. ``UET_PORTABLE_SPAWN=1`` in the environment
+    chooses the portable path anyway.
+    """
+    if os.environ.get("UET_PORTABLE_SPAWN") == "1":
+        return False
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return False
+    try:
+        os.close(pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+portable = not _pidfds_work()
+"""Whether attempts go through `start_portably` (no pidfds); decided once, at import."""
 
 
 class Started(NamedTuple):
@@ -50,6 +81,17 @@ class Started(NamedTuple):
     pidfd: int
     start: int | None
     """Its start time in clock ticks since boot (see `procfs`), if known."""
+    out_offset: int
+    """The sizes of the worker's log files before the spawn."""
+    err_offset: int
+
+
+class PortableStarted(NamedTuple):
+    """A child started by `start_portably`: Trio waits for it, and reaps it."""
+
+    process: trio.Process
+    start: int | None
+    """Its start time in clock ticks since boot, where /proc tells (see `procfs`)."""
     out_offset: int
     """The sizes of the worker's log files before the spawn."""
     err_offset: int
@@ -84,6 +126,42 @@ async def start(
         return _spawn_here(argv, cwd, env, out_fd, err_fd)
     # Another directory, or spawning here has lately kept the loop waiting.
     return await trio.to_thread.run_sync(_spawn_in_thread, argv, cwd, env, out_fd, err_fd)
+
+
+async def start_portably(
+    argv: Sequence[str],
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    out_fd: int,
+    err_fd: int,
+) -> PortableStarted | NotStarted:
+    """
+    Start `argv` as `start` does, on any POSIX system: `trio.lowlevel.open_process`.
+
+    That is `subprocess.Popen` in a worker thread: a new session
+    (``start_new_session``), stdin /dev/null, only the three standard
+    descriptors inherited, default SIGPIPE and SIGXFSZ, the executable
+    searched in the child's PATH. Cancellation: as `start`.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    offsets = _offsets(out_fd, err_fd)
+    if isinstance(offsets, NotStarted):
+        return offsets
+    out_offset, err_offset = offsets
+    try:
+        process = await trio.lowlevel.open_process(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=err_fd,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as error:
+        code, message = _spawn_error(error, argv, cwd)
+        return NotStarted(code, message, out_offset, err_offset)
+    return PortableStarted(process, process_start_time(process.pid), out_offset, err_offset)
 
 
 def _spawn_error(error: OSError, argv: Sequence[str], cwd: str | None) -> tuple[int, str]:
@@ -352,15 +430,29 @@ def _file_actions(out_fd: int, err_fd: int) -> list[tuple[int, ...]]:
 
 
 def _scan_inheritable() -> tuple[int, ...]:
-    """Our descriptors above 2 that a child would inherit."""
+    """
+    Our descriptors above 2 that a child would inherit.
+
+    Listed from /proc/self/fd; without /proc every descriptor number below
+    the limit on open files is tried, as Popen's ``close_fds`` does then.
+    """
+    fds = open_descriptors()
     inheritable = []
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
+    for fd in range(3, _descriptor_limit()) if fds is None else fds:
         if fd > 2:
-            with contextlib.suppress(OSError):  # the listing's own descriptor
+            with contextlib.suppress(OSError):  # not open (the listing's own, or a gap)
                 if os.get_inheritable(fd):
                     inheritable.append(fd)
     return tuple(inheritable)
+
+
+def _descriptor_limit() -> int:
+    """One more than the highest descriptor number this process may have open."""
+    with contextlib.suppress(ValueError, OSError):
+        limit = os.sysconf("SC_OPEN_MAX")
+        if limit > 0:
+            return limit
+    return 256
 
 
 # Hits of the executable search by (name, PATH), as absolute paths.
