@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -22,13 +21,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
-from hypothesis import strategies as st
 from uet_trio_cli import main
 
 from uet_trio import Store
+from uet_trio.recording.logs import run_log_dir
 from uet_trio.recording.states import RunStatus
-from uet_trio.running.engine import _safe_name, run_workflow
+from uet_trio.running.engine import run_workflow
 from uet_trio.workflow.spec import TaskSpec, WorkflowSpec
 
 from .conftest import UET, run_uet
@@ -54,31 +52,7 @@ ARGV_DUMP = "import json, os, sys; print(json.dumps([os.fsencode(a).hex() for a 
 
 
 class TestSafeNames:
-    @pytest.mark.parametrize("name", HOSTILE_NAMES)
-    def test_mapping_is_a_plain_bounded_file_name(self, name: str) -> None:
-        """No separator, no leading dot, only ASCII letters, digits and ``-_.``, at most 100."""
-        safe = _safe_name(name)
-        assert re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}", safe)
-        assert safe not in {".", ".."}
-
-    def test_distinct_names_never_share_a_file_name(self) -> None:
-        """Including a name crafted to look like another name's hashed form."""
-        crafted = _safe_name("a/b")
-        names = [*HOSTILE_NAMES, crafted, "20261127-083828.123-af0c"]
-        mapped = [_safe_name(name) for name in names]
-        assert len(set(mapped)) == len(names)
-
-    def test_ordinary_run_ids_keep_their_name(self) -> None:
-        """Run ids made by uet-trio are their own directory names."""
-        assert _safe_name("20261127-083828.123-af0c") == "20261127-083828.123-af0c"
-
-    @given(st.text(max_size=300), st.text(max_size=300))
-    def test_any_two_names(self, first: str, second: str) -> None:
-        """For any text: a bounded plain file name, and distinct names map apart."""
-        a, b = _safe_name(first), _safe_name(second)
-        assert re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}", a)
-        assert (a == b) == (first == second)
-
+    # The run directory's name mapping itself: tests/test_logs.py.
     async def test_hostile_ids_and_tool_names_create_files_only_in_the_log_dir(
         self, tmp_path: Path
     ) -> None:
@@ -96,7 +70,7 @@ class TestSafeNames:
                 assert attempt.out_path is not None
                 assert Path(attempt.out_path).parent.parent == log_root
         created = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-        run_dir = _safe_name("../../../x")
+        run_dir = run_log_dir(log_root, "../../../x").name
         assert [p for p in created if p.startswith("logs")] == [
             "logs",
             f"logs/{run_dir}",
