@@ -28,8 +28,8 @@ from typing import Any
 import pyperf
 import trio
 
-from uet_trio.running.executors.base import AttemptRequest, AttemptResult, Report
-from uet_trio.running.executors.process import WorkerLogs
+from uet_trio.deciding.attempts import AttemptRequest, AttemptResult
+from uet_trio.running.executors.base import Report, StatelessRunner
 from uet_trio.workflow.spec import RetryPolicy, TaskSpec, WorkflowSpec
 
 LAYERS = 10
@@ -138,7 +138,7 @@ def noop_spec(tasks: int, workers: int, failures: int = 0) -> WorkflowSpec:
     )
 
 
-class NoopRunner:
+class NoopRunner(StatelessRunner):
     """
     An attempt runner that starts nothing: each attempt ends at once.
 
@@ -152,7 +152,7 @@ class NoopRunner:
     async def settle(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    async def run(self, request: AttemptRequest, logs: WorkerLogs, report: Report) -> AttemptResult:
+    async def run(self, request: AttemptRequest, report: Report) -> AttemptResult:
         await trio.lowlevel.checkpoint()
         now = trio.current_time()
         return AttemptResult(

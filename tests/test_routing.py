@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from uet_trio_cli import main
 
 from uet_trio import EventKind, RunStatus, Store, run_workflow
+from uet_trio.deciding.attempts import AttemptRequest, AttemptResult
 from uet_trio.deciding.priority import ready_order, remaining_path, task_weights
 from uet_trio.deciding.routing import BEST_RATE, EXPLORING, FASTEST, LEAST_LOADED, Router
-from uet_trio.running.executors.base import AttemptRequest, AttemptResult, Report
-from uet_trio.running.executors.process import WorkerLogs
+from uet_trio.running.executors.base import Report, StatelessRunner
 from uet_trio.testing import FakeRunner, Outcome, Simulation, simulate
 from uet_trio.workflow.graph import compile_graph
 from uet_trio.workflow.spec import RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
@@ -54,7 +54,7 @@ def routed_spec(
     )
 
 
-class ByTool:
+class ByTool(StatelessRunner):
     """A scripted runner whose outcome depends on the tool an attempt was routed to."""
 
     def __init__(self, outcomes: dict[str, Outcome | Callable[[str, int], Outcome]]) -> None:
@@ -66,9 +66,9 @@ class ByTool:
     async def settle(self) -> None:
         await trio.testing.wait_all_tasks_blocked()
 
-    async def run(self, request: AttemptRequest, logs: WorkerLogs, report: Report) -> AttemptResult:
+    async def run(self, request: AttemptRequest, report: Report) -> AttemptResult:
         assert request.tool is not None
-        return await self.runners[request.tool].run(request, logs, report)
+        return await self.runners[request.tool].run(request, report)
 
     def starts(self, tool: str) -> list[tuple[str, float]]:
         """(task id, start time) of every attempt on `tool`, by time then id."""

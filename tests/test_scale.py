@@ -21,11 +21,11 @@ from click.testing import CliRunner
 from uet_trio_cli import main
 
 from uet_trio import Store
+from uet_trio.deciding.attempts import AttemptRequest, AttemptResult
 from uet_trio.recording.events import Event
 from uet_trio.recording.states import RunStatus
 from uet_trio.running.engine import SUBSCRIBER_BUFFER, run_workflow
-from uet_trio.running.executors.base import AttemptRequest, AttemptResult, Report
-from uet_trio.running.executors.process import WorkerLogs
+from uet_trio.running.executors.base import Report, StatelessRunner
 from uet_trio.running.persister import DEFAULT_CAPACITY, DEFAULT_MAX_BATCH
 from uet_trio.workflow.spec import TaskSpec, WorkflowSpec
 
@@ -113,7 +113,7 @@ class TestThousandProcesses:
             assert store.task_counts(result.run_id) == {"succeeded": 1000}
 
 
-class InstantRunner:
+class InstantRunner(StatelessRunner):
     """An in-process runner whose attempts end at once; counts live events on the way."""
 
     def __init__(self, sample_at: tuple[int, ...]) -> None:
@@ -124,7 +124,7 @@ class InstantRunner:
     async def settle(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    async def run(self, request: AttemptRequest, logs: WorkerLogs, report: Report) -> AttemptResult:
+    async def run(self, request: AttemptRequest, report: Report) -> AttemptResult:
         self.calls += 1
         if self.calls in self.sample_at:
             gc.collect()

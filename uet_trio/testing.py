@@ -1,8 +1,8 @@
 """
 Deterministic schedules for tests: a scripted runner and a mock-clock simulator.
 
-`FakeRunner` plugs into the engine through the same `AttemptRunner` interface
-as the real `LocalRunner`, but starts no process: each attempt sleeps for its
+`FakeRunner` plugs into the engine through the same executor seam
+(`AttemptRunner`) as the real `LocalRunner`, but starts no process: each attempt sleeps for its
 scripted duration on the Trio clock and ends with its scripted outcome, under
 the same timeout, retry and cancellation rules. `simulate` runs a workflow
 with it under ``trio.testing.MockClock(autojump_threshold=0)``, so virtual
@@ -18,12 +18,12 @@ import attrs
 import trio
 import trio.testing
 
+from .deciding.attempts import AttemptRequest, AttemptResult
 from .recording.events import Event
 from .recording.states import RunStatus, TaskState
 from .recording.store import Store
 from .running.engine import RunResult, open_run
-from .running.executors.base import AttemptRequest, AttemptResult, Report
-from .running.executors.process import WorkerLogs
+from .running.executors.base import Report, StatelessRunner
 from .workflow.spec import WorkflowSpec
 
 
@@ -49,7 +49,7 @@ _INSTANT = Outcome(0.0)
 Script = Mapping[str, Outcome | Sequence[Outcome]] | Callable[[str, int], Outcome]
 
 
-class FakeRunner:
+class FakeRunner(StatelessRunner):
     """
     Executes attempts by script instead of by process.
 
@@ -95,7 +95,7 @@ class FakeRunner:
         """
         await trio.testing.wait_all_tasks_blocked()
 
-    async def run(self, request: AttemptRequest, logs: WorkerLogs, report: Report) -> AttemptResult:
+    async def run(self, request: AttemptRequest, report: Report) -> AttemptResult:
         """Sleep the scripted duration (bounded by the attempt's timeout), then report it."""
         outcome = self.outcome(request.task_id, request.attempt)
         started = trio.current_time()

@@ -1,0 +1,315 @@
+"""
+The scheduler on its own: plain calls in, requests and decided events out.
+
+No event loop and no clock: each test feeds results with the time they
+arrive at and reads the outbox, so retry, fallback, skip and fail-fast
+orders are checked exactly.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from uet_trio.deciding.attempts import AttemptRequest, AttemptResult, Started
+from uet_trio.deciding.priority import DECLARED, ready_order
+from uet_trio.deciding.routing import Router
+from uet_trio.deciding.scheduler import Scheduler
+from uet_trio.recording.events import EventKind
+from uet_trio.recording.records import TaskRecord
+from uet_trio.recording.states import RunStatus, TaskState
+from uet_trio.workflow.graph import compile_graph
+from uet_trio.workflow.spec import RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+
+
+def scheduler(spec: WorkflowSpec, *, workers: int = 4, fail_fast: bool = False) -> Scheduler:
+    graph = compile_graph(spec)
+    rng = random.Random(0)
+    return Scheduler(
+        spec,
+        graph,
+        run_id="r",
+        order=ready_order(graph, [t.priority for t in spec.tasks], {}, DECLARED),
+        router=Router(spec, rng=rng),
+        rng=rng,
+        environ={"PATH": "/bin"},
+        workers=workers,
+        fail_fast=fail_fast,
+        kill_grace=1.0,
+    )
+
+
+def take(s: Scheduler) -> list[tuple[str, str | None, int | None]]:
+    """The outbox as (kind, task id, attempt), emptied."""
+    ids = s.graph.ids
+    events = [(kind.value, ids[i] if i is not None else None, a) for kind, i, a, _ in s.outbox]
+    s.outbox.clear()
+    return events
+
+
+def result(request: AttemptRequest, at: float, exit_code: int = 0, **extra: Any) -> AttemptResult:
+    return AttemptResult(
+        index=request.index,
+        attempt=request.attempt,
+        started=at - 1,
+        ended=at,
+        exit_code=exit_code,
+        **extra,
+    )
+
+
+def started(s: Scheduler) -> list[AttemptRequest]:
+    """Start the run and dispatch what is ready at once; the outbox is emptied."""
+    s.start()
+    s.ready_roots()
+    requests = s.dispatch(len(s.graph))
+    take(s)
+    return requests
+
+
+def chain(*ids: str, **task: Any) -> list[TaskSpec]:
+    return [
+        TaskSpec(id=t, command=["true"], depends_on=[ids[n - 1]] if n else [], **task)
+        for n, t in enumerate(ids)
+    ]
+
+
+class TestDispatch:
+    def test_start_ready_dispatch_and_success(self) -> None:
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a", "b")))
+        s.start()
+        assert take(s) == [("run_started", None, None)]
+        s.ready_roots()
+        assert take(s) == [("task_ready", "a", None)]
+        (request,) = s.dispatch(4)
+        assert (request.task_id, request.attempt, request.argv) == ("a", 1, ("true",))
+        assert take(s) == [("attempt_started", "a", 1)]
+        assert s.dispatch(4) == []
+        s.on_results([result(request, 1.0)], now=1.0)
+        assert take(s) == [
+            ("attempt_finished", "a", 1),
+            ("task_succeeded", "a", 1),
+            ("task_ready", "b", None),
+        ]
+        (request,) = s.dispatch(4)
+        s.on_results([result(request, 2.0)], now=2.0)
+        assert s.unfinished == 0
+        take(s)
+        assert s.finish() is RunStatus.SUCCEEDED
+        assert take(s) == [("run_finished", None, None)]
+
+    def test_never_more_than_the_idle_workers(self) -> None:
+        spec = WorkflowSpec(
+            name="w", tasks=[TaskSpec(id=f"t{n}", command=["true"]) for n in range(5)]
+        )
+        s = scheduler(spec)
+        s.start()
+        s.ready_roots()
+        assert [r.task_id for r in s.dispatch(2)] == ["t0", "t1"]
+        assert [r.task_id for r in s.dispatch(0)] == []
+        assert [r.task_id for r in s.dispatch(9)] == ["t2", "t3", "t4"]
+
+    def test_results_of_one_round_are_taken_by_end_time_then_declaration(self) -> None:
+        spec = WorkflowSpec(name="w", tasks=[TaskSpec(id=t, command=["true"]) for t in "abc"])
+        s = scheduler(spec)
+        a, b, c = started(s)
+        s.on_results([result(c, 2.0), result(b, 1.0), result(a, 2.0)], now=2.0)
+        finished = [e for e in take(s) if e[0] == "task_succeeded"]
+        assert [task for _, task, _ in finished] == ["b", "a", "c"]
+
+    def test_request_carries_effective_settings(self) -> None:
+        spec = WorkflowSpec(
+            name="w",
+            timeout=30,
+            tools=[ToolSpec(name="tl", command=["echo", "{x}"], kinds=["k"], env={"T": "1"})],
+            tasks=[TaskSpec(id="a", kind="k", params={"x": "s"}, env={"A": "2"}, timeout=5)],
+        )
+        s = scheduler(spec)
+        (request,) = started(s)
+        assert request.argv == ("echo", "s")
+        assert request.timeout == 5
+        assert request.env is not None
+        assert request.env["PATH"] == "/bin"
+        assert (request.env["T"], request.env["A"]) == ("1", "2")
+        assert request.env["UET_IDEMPOTENCY_KEY"] == "r/a/1"
+
+    def test_start_notice_is_recorded_with_its_location(self) -> None:
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a")))
+        (request,) = started(s)
+        s.on_started(Started(index=request.index, attempt=1, location={"host": "h", "pid": 7}))
+        ((kind, task, attempt, data),) = s.outbox
+        assert (kind, task, attempt) == (EventKind.ATTEMPT_SPAWNED, 0, 1)
+        assert data == {"host": "h", "pid": 7}
+
+
+class TestFailures:
+    def test_retry_waits_on_a_timer_then_runs_again(self) -> None:
+        policy = RetryPolicy(retries=1, initial=10, jitter=0)
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a", retry=policy)))
+        (request,) = started(s)
+        s.on_results([result(request, 1.0, exit_code=3)], now=1.0)
+        assert take(s) == [("attempt_finished", "a", 1), ("task_retry_wait", "a", 1)]
+        assert s.states[0] is TaskState.RETRY_WAIT
+        assert s.next_due == 11.0
+        s.due(10.9)
+        assert s.dispatch(4) == []
+        s.due(11.0)
+        assert take(s) == [("task_ready", "a", None)]
+        (again,) = s.dispatch(4)
+        assert again.attempt == 2
+        s.on_results([result(again, 12.0, exit_code=3)], now=12.0)
+        assert take(s)[-1] == ("task_failed", "a", 2)
+        assert s.next_due is None
+
+    def test_retry_on_limits_which_failures_retry(self) -> None:
+        policy = RetryPolicy(retries=3, retry_on=("timeout",))
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a", retry=policy)))
+        (request,) = started(s)
+        s.on_results([result(request, 1.0, exit_code=1)], now=1.0)
+        assert take(s)[-1] == ("task_failed", "a", 1)
+
+    def test_failure_skips_every_descendant_but_not_independent_tasks(self) -> None:
+        tasks = [*chain("a", "b", "c"), TaskSpec(id="x", command=["true"])]
+        s = scheduler(WorkflowSpec(name="w", tasks=tasks))
+        a, x = started(s)
+        s.on_results([result(a, 1.0, exit_code=1)], now=1.0)
+        assert take(s) == [
+            ("attempt_finished", "a", 1),
+            ("task_failed", "a", 1),
+            ("task_skipped", "b", None),
+            ("task_skipped", "c", None),
+        ]
+        s.on_results([result(x, 2.0)], now=2.0)
+        assert s.unfinished == 0
+        assert s.finish() is RunStatus.FAILED
+
+    def test_continue_on_failure_releases_dependents(self) -> None:
+        tasks = [
+            TaskSpec(id="a", command=["false"], continue_on_failure=True),
+            TaskSpec(id="b", command=["true"], depends_on=["a"]),
+        ]
+        s = scheduler(WorkflowSpec(name="w", tasks=tasks))
+        (a,) = started(s)
+        s.on_results([result(a, 1.0, exit_code=1)], now=1.0)
+        assert take(s)[-1] == ("task_ready", "b", None)
+
+    def test_fail_fast_stops_dispatching_and_cancels_the_rest(self) -> None:
+        spec = WorkflowSpec(name="w", tasks=[TaskSpec(id=t, command=["true"]) for t in "abc"])
+        s = scheduler(spec, workers=2, fail_fast=True)
+        s.start()
+        s.ready_roots()
+        a, _ = s.dispatch(2)
+        take(s)
+        s.on_results([result(a, 1.0, exit_code=1)], now=1.0)
+        assert s.stopping
+        assert s.dispatch(2) == []
+        take(s)
+        assert s.finish() is RunStatus.FAILED
+        assert take(s) == [
+            ("attempt_finished", "b", 1),
+            ("task_cancelled", "b", None),
+            ("task_cancelled", "c", None),
+            ("run_finished", None, None),
+        ]
+
+    def test_fallback_to_the_next_tool_after_retries(self) -> None:
+        spec = WorkflowSpec(
+            name="w",
+            tools=[
+                ToolSpec(name="one", command=["one"], kinds=["k"], retry=RetryPolicy(retries=1)),
+                ToolSpec(name="two", command=["two"], kinds=["k"]),
+            ],
+            routing=[RoutingRule(kind="k", strategy="first", tools=("one", "two"))],
+            tasks=[TaskSpec(id="a", kind="k")],
+        )
+        s = scheduler(spec)
+        s.start()
+        s.ready_roots()
+        assert [(k, d.get("tool")) for k, _, _, d in s.outbox][-1] == ("route_chosen", "one")
+        take(s)
+        (first,) = s.dispatch(1)
+        s.on_results([result(first, 1.0, exit_code=1)], now=1.0)
+        assert s.next_due is not None
+        s.due(s.next_due)
+        (second,) = s.dispatch(1)
+        assert (second.tool, second.attempt) == ("one", 2)
+        take(s)
+        s.on_results([result(second, 9.0, exit_code=1)], now=9.0)
+        decided = s.outbox[:]
+        assert [k.value for k, _, _, _ in decided] == [
+            "attempt_finished",
+            "route_chosen",
+            "task_ready",
+        ]
+        route = decided[1][3]
+        assert (route["tool"], route["fallback_from"]) == ("two", "one")
+        assert route["reason"].startswith("fallback after one failed 2 time(s); ")
+        (third,) = s.dispatch(1)
+        assert (third.tool, third.argv, third.attempt) == ("two", ("two",), 3)
+
+    def test_a_tool_at_its_limit_parks_tasks_until_an_attempt_ends(self) -> None:
+        spec = WorkflowSpec(
+            name="w",
+            tools=[ToolSpec(name="tl", command=["x"], kinds=["k"], max_concurrency=1)],
+            tasks=[TaskSpec(id=t, kind="k") for t in "ab"],
+        )
+        s = scheduler(spec)
+        s.start()
+        s.ready_roots()
+        (a,) = s.dispatch(4)
+        assert s.dispatch(4) == []
+        s.on_results([result(a, 1.0)], now=1.0)
+        (b,) = s.dispatch(4)
+        assert b.task_id == "b"
+
+
+def record(task_id: str, state: str, attempts: int) -> TaskRecord:
+    return TaskRecord(
+        run_id="r",
+        task_id=task_id,
+        idx=0,
+        kind=None,
+        state=state,
+        attempts=attempts,
+        tool=None,
+        started_at=None,
+        finished_at=None,
+        exit_code=None,
+    )
+
+
+class TestResume:
+    def test_succeeded_tasks_are_kept_and_attempts_number_on(self) -> None:
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a", "b")))
+        s.resume(
+            [record("a", "succeeded", 1), record("b", "running", 2), record("gone", "failed", 1)]
+        )
+        s.start(lost=[("b", 2, True)])
+        assert take(s) == [("run_resumed", None, None), ("attempt_lost", "b", 2)]
+        s.ready_roots()
+        (request,) = s.dispatch(4)
+        assert (request.task_id, request.attempt) == ("b", 3)
+        assert s.unfinished == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_same_inputs_give_the_same_events(seed: int) -> None:
+    """Two schedulers fed the same calls decide the same events, jitter included."""
+    policy = RetryPolicy(retries=2, initial=1, jitter=0.5)
+
+    def drive() -> list[tuple[Any, ...]]:
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a", "b", retry=policy)))
+        s._rng.seed(seed)
+        now = 0.0
+        for request in started(s):
+            s.on_results([result(request, now + 1, exit_code=1)], now=now + 1)
+        while s.next_due is not None:
+            now = s.next_due
+            s.due(now)
+            for request in s.dispatch(4):
+                s.on_results([result(request, now + 1, exit_code=1)], now=now + 1)
+        return [(k, i, a, dict(d)) for k, i, a, d in s.outbox]
+
+    assert drive() == drive()

@@ -1,0 +1,453 @@
+"""
+The scheduler: every decision of one run, as plain synchronous code.
+
+It never awaits, sleeps or reads a clock: the engine feeds it what happened
+(attempt start notices and results, with the current time) and asks it what
+to do next (`dispatch`), and every event it decides goes to its `outbox`,
+which the engine drains to the persister and subscribers. So retries,
+fallbacks, skips and fail-fast can be tested with plain calls, and the same
+inputs always give the same events.
+
+A task's life: `ready_roots` or a finished dependency makes it ready (routed
+to a tool on the way if it has a kind) and pushes it into the `ReadySet`;
+`dispatch` pops it in priority order, parks it while its tool is at its
+``max_concurrency`` (the router decides), and returns an `AttemptRequest`;
+`on_results` ends the attempt: success releases dependents; a failure waits
+for a retry timer (`due` makes it ready again), falls back to another tool,
+or fails the task and skips what depends on it, or stops the run
+(``fail_fast``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import operator
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..recording.events import EventKind
+from ..recording.records import TaskRecord
+from ..recording.states import AttemptStatus, RunStatus, TaskState
+from ..recording.store import storable_text
+from ..workflow.graph import ReadySet, TaskGraph
+from ..workflow.spec import WorkflowSpec
+from .attempts import AttemptRequest, AttemptResult, Started
+from .routing import RouteDecision, Router
+from .settings import Settings
+
+Decided = tuple[EventKind, int | None, int | None, Mapping[str, Any]]
+"""An event the scheduler decided: kind, task index (None: run-level), attempt, data."""
+
+_NO_DATA: Mapping[str, Any] = {}
+
+_BY_END = operator.attrgetter("ended", "index")
+"""The order in which results of one round are taken: by end time, ties by declaration."""
+
+
+class Scheduler:
+    """
+    The state of one run's tasks and every decision about them.
+
+    Args:
+        spec, graph: the workflow and its compiled DAG.
+        run_id: the run's id (requests carry it to the commands' environment).
+        order: every task index in dispatch order among ready tasks of equal
+            standing (`uet_trio.deciding.priority.ready_order`).
+        router: routes tasks of a kind and admits attempts per tool.
+        rng: the run's seeded random source (retry jitter).
+        environ: the environment commands start from, before tool and task variables.
+        workers: how many attempts may run at once (recorded in the start event).
+        fail_fast: stop the whole run when a task finally fails.
+        kill_grace: seconds between SIGTERM and SIGKILL when an attempt is stopped.
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        graph: TaskGraph,
+        *,
+        run_id: str,
+        order: Sequence[int],
+        router: Router,
+        rng: random.Random,
+        environ: Mapping[str, str],
+        workers: int,
+        fail_fast: bool,
+        kill_grace: float,
+    ) -> None:
+        self.spec = spec
+        self.graph = graph
+        self.run_id = run_id
+        self.router = router
+        self.outbox: list[Decided] = []
+        """Events decided and not yet taken by the engine, in order."""
+        n = len(graph)
+        self.states = [TaskState.PENDING] * n
+        """Each task's state, by declaration index."""
+        self.unfinished = n
+        """Tasks not yet in a terminal state; the run loop ends at 0."""
+        self.stopping = False
+        """A task failed under ``fail_fast``: nothing more is dispatched."""
+        self._any_failed = False
+        self._attempts = [0] * n
+        self._tries_on_tool = [0] * n
+        self._tool_of: dict[int, str] = {}
+        self._exhausted: dict[int, set[str]] = {}
+        self._timers: list[tuple[float, int]] = []
+        self._parked: dict[str, list[tuple[int, int]]] = {}
+        self._ready = ReadySet(graph, order)
+        self._settings = Settings(spec)
+        self._rng = rng
+        self._environ = environ
+        self._tool_envs: dict[str | None, dict[str, str]] = {}
+        self._workers = workers
+        self._fail_fast = fail_fast
+        self._kill_grace = kill_grace
+        self._resumed = False
+
+    # -------------------------------------------------------- start
+
+    def resume(self, tasks: Iterable[TaskRecord]) -> None:
+        """
+        Continue a recorded run: keep its succeeded tasks, number attempts on.
+
+        Call before `start`. Records of tasks the workflow no longer has are ignored.
+        """
+        index = self.graph.index
+        for task in tasks:
+            i = index.get(task.task_id)
+            if i is None:
+                continue
+            self._attempts[i] = task.attempts
+            if task.state == TaskState.SUCCEEDED:
+                self.states[i] = TaskState.SUCCEEDED
+                self.unfinished -= 1
+        self._resumed = True
+
+    def start(self, lost: Sequence[tuple[str, int, bool]] = ()) -> None:
+        """
+        Record the run's start (or resumption, with the attempts a dead runner left).
+
+        `lost` holds (task id, attempt, whether its processes were stopped)
+        for each attempt recorded as running when the run was taken over.
+        """
+        if not self._resumed:
+            self._emit(
+                EventKind.RUN_STARTED,
+                data={
+                    "workflow": self.spec.name,
+                    "tasks": len(self.graph),
+                    "workers": self._workers,
+                },
+            )
+            return
+        self._emit(
+            EventKind.RUN_RESUMED,
+            data={"kept": len(self.graph) - self.unfinished, "workers": self._workers},
+        )
+        for task_id, attempt, stopped in lost:
+            self._emit(
+                EventKind.ATTEMPT_LOST,
+                self.graph.index.get(task_id),
+                attempt,
+                {"status": AttemptStatus.LOST, "group_killed": stopped},
+            )
+        for i, state in enumerate(self.states):
+            if state is TaskState.SUCCEEDED:
+                self._ready.release(i)
+
+    def ready_roots(self) -> None:
+        """Make ready every pending task whose dependencies have all succeeded."""
+        for i in self._ready.roots():
+            if self.states[i] is TaskState.PENDING:
+                self._make_ready(i)
+
+    # -------------------------------------------------------- dispatch
+
+    def dispatch(self, idle: int) -> list[AttemptRequest]:
+        """
+        Up to `idle` attempts to start now, in priority order.
+
+        A task whose tool is at its concurrency limit waits, parked, until
+        one of that tool's attempts ends.
+        """
+        requests: list[AttemptRequest] = []
+        if self.stopping:
+            return requests
+        ready = self._ready
+        while len(requests) < idle:
+            i = ready.pop()
+            if i is None:
+                break
+            tool = self._tool_of.get(i)
+            if tool is not None:
+                if not self.router.admits(tool):
+                    heapq.heappush(self._parked.setdefault(tool, []), (ready.position[i], i))
+                    continue
+                self.router.started(tool)
+            requests.append(self._request(i, tool))
+        return requests
+
+    def _request(self, i: int, tool: str | None) -> AttemptRequest:
+        task = self.spec.tasks[i]
+        settings = self._settings.of(task, tool)
+        self._attempts[i] += 1
+        attempt = self._attempts[i]
+        self.states[i] = TaskState.RUNNING
+        shown = settings.shown_argv
+        self._emit(
+            EventKind.ATTEMPT_STARTED,
+            i,
+            attempt,
+            {"tool": tool, "argv": list(shown) if shown is not None else None},
+        )
+        return AttemptRequest(
+            run_id=self.run_id,
+            task_id=task.id,
+            index=i,
+            attempt=attempt,
+            tool=tool,
+            argv=settings.argv,
+            call=task.call,
+            args=task.args,
+            cwd=settings.cwd,
+            base_env=None if task.call is not None else self._base_env(tool, settings.tool_env),
+            task_env=settings.task_env,
+            timeout=settings.timeout,
+            kill_grace=self._kill_grace,
+        )
+
+    def _base_env(self, tool: str | None, tool_env: Mapping[str, str]) -> dict[str, str]:
+        """The environment of a tool's commands before a task's own variables (built once)."""
+        env = self._tool_envs.get(tool)
+        if env is None:
+            env = self._tool_envs[tool] = {**self._environ, **tool_env}
+        return env
+
+    # -------------------------------------------------------- results
+
+    def on_started(self, notice: Started) -> None:
+        """Record where an attempt runs (its location, as the executor reports it)."""
+        self._emit(EventKind.ATTEMPT_SPAWNED, notice.index, notice.attempt, notice.location)
+
+    def on_results(self, results: list[AttemptResult], now: float) -> None:
+        """
+        End the attempts of `results`, in canonical order (end time, then declaration).
+
+        `now` is the run clock's time, from which retry timers count. Taking
+        a round's results sorted, not in arrival order, makes the event
+        sequence independent of the order in which the attempts reported.
+        """
+        results.sort(key=_BY_END)
+        for result in results:
+            self._on_result(result, now)
+
+    def _on_result(self, result: AttemptResult, now: float) -> None:
+        i = result.index
+        ok = result.ok
+        tool = self._tool_of.get(i)
+        if tool is not None:
+            self.router.finished(tool, duration=result.duration, ok=ok)
+            parked = self._parked.get(tool)
+            if parked:
+                self._ready.push(heapq.heappop(parked)[1])
+        self._emit(EventKind.ATTEMPT_FINISHED, i, result.attempt, _finished_data(result))
+        if ok:
+            self.states[i] = TaskState.SUCCEEDED
+            self.unfinished -= 1
+            self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt)
+            self._release(i)
+        else:
+            self._fail_attempt(i, result, now)
+
+    def _release(self, i: int) -> None:
+        for j in self._ready.release(i):
+            if self.states[j] is TaskState.PENDING:
+                self._make_ready(j)
+
+    def _make_ready(self, i: int) -> None:
+        task = self.spec.tasks[i]
+        self.states[i] = TaskState.READY
+        self._emit(EventKind.TASK_READY, i)
+        if task.kind is not None and i not in self._tool_of:
+            decision = self.router.choose(task)
+            assert decision is not None  # validation guarantees a candidate
+            self._route(i, decision)
+        tool = self._tool_of.get(i)
+        if tool is not None:
+            self.router.queued(tool)
+        self._ready.push(i)
+
+    def _route(self, i: int, decision: RouteDecision, **extra: Any) -> None:
+        self._tool_of[i] = decision.tool
+        self._emit(
+            EventKind.ROUTE_CHOSEN,
+            i,
+            data={
+                "tool": decision.tool,
+                "strategy": decision.strategy,
+                "candidates": list(decision.candidates),
+                "reason": extra.pop("reason", decision.reason),
+                **extra,
+            },
+        )
+
+    def _fail_attempt(self, i: int, result: AttemptResult, now: float) -> None:
+        task = self.spec.tasks[i]
+        tool = self._tool_of.get(i)
+        policy = self._settings.of(task, tool).retry
+        self._tries_on_tool[i] += 1
+        retry_number = self._tries_on_tool[i]
+        if retry_number <= policy.retries and policy.allows(
+            exit_code=result.exit_code, timed_out=result.timed_out
+        ):
+            delay = policy.delay(retry_number, self._rng.random())
+            self.states[i] = TaskState.RETRY_WAIT
+            heapq.heappush(self._timers, (now + delay, i))
+            self._emit(
+                EventKind.TASK_RETRY_WAIT,
+                i,
+                result.attempt,
+                {"delay": delay, "retry": retry_number},
+            )
+            return
+        if tool is not None:
+            exhausted = self._exhausted.setdefault(i, set())
+            exhausted.add(tool)
+            decision = self.router.choose(task, exclude=exhausted)
+            if decision is not None:
+                self._tries_on_tool[i] = 0
+                self._route(
+                    i,
+                    decision,
+                    reason=f"fallback after {tool} failed {retry_number} time(s); "
+                    + decision.reason,
+                    fallback_from=tool,
+                )
+                self._make_ready(i)
+                return
+        self._fail_task(i, result)
+
+    def _fail_task(self, i: int, result: AttemptResult) -> None:
+        task = self.spec.tasks[i]
+        self.states[i] = TaskState.FAILED
+        self.unfinished -= 1
+        self._any_failed = True
+        self._emit(
+            EventKind.TASK_FAILED,
+            i,
+            result.attempt,
+            {
+                "exit_code": result.exit_code,
+                "signal": result.signal,
+                "timed_out": result.timed_out,
+                "error": storable_text(result.error),
+            },
+        )
+        if self._fail_fast:
+            self.stopping = True
+            return
+        if task.continue_on_failure:
+            self._release(i)
+            return
+        for j in self.graph.descendants(i):
+            if self.states[j] is TaskState.PENDING:
+                self.states[j] = TaskState.SKIPPED
+                self.unfinished -= 1
+                self._emit(EventKind.TASK_SKIPPED, j, data={"upstream": task.id})
+
+    # -------------------------------------------------------- timers
+
+    @property
+    def next_due(self) -> float | None:
+        """When the earliest retry timer is due (run clock), or None if none waits."""
+        return self._timers[0][0] if self._timers else None
+
+    def due(self, now: float) -> None:
+        """Make ready every task whose retry timer is due at `now`."""
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            _, i = heapq.heappop(timers)
+            self._make_ready(i)
+
+    # -------------------------------------------------------- end
+
+    def finish(self) -> RunStatus:
+        """
+        Decide how the run ended and record it: every unfinished task is
+        cancelled (its running attempt with it), then ``run_finished``.
+
+        A run whose tasks all finished succeeded or failed; one stopped by
+        ``fail_fast`` failed; any other (the engine was cancelled) was cancelled.
+        """
+        if self.stopping:
+            status = RunStatus.FAILED
+        elif self.unfinished == 0:
+            status = RunStatus.FAILED if self._any_failed else RunStatus.SUCCEEDED
+        else:
+            status = RunStatus.CANCELLED
+        counts: dict[str, int] = {}
+        for i, state in enumerate(self.states):
+            if not state.finished:
+                if state is TaskState.RUNNING:
+                    self._emit(
+                        EventKind.ATTEMPT_FINISHED,
+                        i,
+                        self._attempts[i],
+                        {"status": AttemptStatus.CANCELLED},
+                    )
+                state = self.states[i] = TaskState.CANCELLED
+                self._emit(EventKind.TASK_CANCELLED, i)
+            counts[state.value] = counts.get(state.value, 0) + 1
+        self._emit(EventKind.RUN_FINISHED, data={"status": status.value, **counts})
+        return status
+
+    def _emit(
+        self,
+        kind: EventKind,
+        task: int | None = None,
+        attempt: int | None = None,
+        data: Mapping[str, Any] = _NO_DATA,
+    ) -> None:
+        self.outbox.append((kind, task, attempt, data))
+
+
+def _finished_data(result: AttemptResult) -> dict[str, Any]:
+    """
+    The data of an ``attempt_finished`` event.
+
+    A signal, a timeout, an error and a callable's value are recorded only
+    when there is one (the projection reads them as NULL and 0).
+    """
+    ok = result.ok
+    data: dict[str, Any] = {
+        "status": AttemptStatus.SUCCEEDED
+        if ok
+        else AttemptStatus.TIMED_OUT
+        if result.timed_out
+        else AttemptStatus.FAILED,
+        "exit_code": result.exit_code,
+        "duration": result.duration,
+        "out_length": result.out_length,
+        "err_length": result.err_length,
+    }
+    if result.signal is not None:
+        data["signal"] = result.signal
+    if result.timed_out:
+        data["timed_out"] = True
+    if result.error is not None:
+        data["error"] = storable_text(result.error)
+    if result.result is not None:
+        data["result"] = _recordable(result.result)
+    return data
+
+
+def _recordable(value: Any) -> Any:
+    """A callable task's return value if it can be stored as JSON, else None (never an error)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return value

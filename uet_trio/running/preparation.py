@@ -1,0 +1,199 @@
+"""
+Preparing a run before its task tree starts: options, routing, order, rows.
+
+`prepare` settles everything a run needs from the store and the caller's
+options (the router's saved state, recorded durations for the dispatch
+order, the run's rows, or the records of a run being resumed) and returns a
+`Scheduler` ready to start. Its writes come last: a cancellation (Ctrl-C)
+before them leaves no trace, and one during them is seen only after the
+write (a worker thread is not abandoned), so the run then starts cancelled
+and is recorded ``cancelled`` rather than left ``pending``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from ..deciding.priority import CRITICAL, ORDERS, ready_order
+from ..deciding.routing import Router
+from ..deciding.scheduler import Scheduler
+from ..errors import RunConflict, WorkflowError
+from ..recording.logs import default_log_root, run_log_dir
+from ..recording.records import AttemptRecord, NewRun
+from ..recording.states import AttemptStatus
+from ..recording.store import Store
+from ..workflow.graph import TaskGraph
+from ..workflow.spec import WorkflowSpec
+from .executors.base import AttemptRunner
+from .executors.procfs import process_alive, process_start_time
+from .persister import DEFAULT_FLUSH_DEADLINE
+
+T = TypeVar("T")
+
+
+def new_run_id() -> str:
+    """
+    A short run id that sorts by creation time: UTC timestamp plus a random suffix.
+
+    The timestamp has milliseconds, so runs started one after another within
+    a second still sort in order (20261127-083828.123-af0c).
+    """
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int(now % 1 * 1000):03d}-{secrets.token_hex(2)}"
+
+
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """Settings of one run that are not part of the workflow itself."""
+
+    max_workers: int
+    fail_fast: bool
+    kill_grace: float
+    log_dir: Path | None
+    seed: int
+    flush_deadline: float = DEFAULT_FLUSH_DEADLINE
+    fresh_routing: bool = False
+    order: str = CRITICAL
+    """How ready tasks of equal priority are ordered: ``critical`` or ``declared``."""
+
+
+@attrs.frozen(kw_only=True)
+class Prepared:
+    """A run ready to start: its scheduler and what the engine needs besides."""
+
+    scheduler: Scheduler
+    options: RunOptions
+    last_seq: int = 0
+    """The last event number already recorded (a resumed run numbers on from it)."""
+    lost: Sequence[AttemptRecord] = ()
+    """Attempts a dead runner left recorded as running (resume only)."""
+
+
+async def prepare(
+    spec: WorkflowSpec,
+    graph: TaskGraph,
+    store: Store,
+    *,
+    max_workers: int | None,
+    log_root: Path | None,
+    run_id: str | None,
+    fail_fast: bool | None,
+    kill_grace: float | None,
+    seed: int | None,
+    resume: str | None,
+    force: bool,
+    fresh_routing: bool,
+    order: str,
+    expected_durations: Mapping[str, Sequence[float]] | None,
+) -> Prepared:
+    """Resolve a run's options and create (or take over) its rows; see `open_run`."""
+    workers = max_workers or spec.max_workers or os.cpu_count() or 1
+    if workers < 1:
+        raise WorkflowError(f"max_workers must be positive, got {workers}", field="max_workers")
+    if order not in ORDERS:
+        raise WorkflowError(
+            f"unknown order {order!r} (choose from {', '.join(ORDERS)})", field="order"
+        )
+    the_id = resume or run_id or new_run_id()
+    if log_root is None:
+        log_root = default_log_root(store.path)
+    options = RunOptions(
+        max_workers=workers,
+        fail_fast=spec.fail_fast if fail_fast is None else fail_fast,
+        kill_grace=spec.kill_grace if kill_grace is None else kill_grace,
+        log_dir=run_log_dir(log_root, the_id) if log_root is not None else None,
+        seed=seed if seed is not None else _seed_from(the_id),
+        fresh_routing=fresh_routing,
+        order=order,
+    )
+    rng = random.Random(options.seed)
+    router = Router(spec, rng=rng)
+    if not fresh_routing:
+        saved = await _in_thread(store.load_router_state, spec.name)
+        if saved is not None:
+            router.restore(saved)
+    durations: Mapping[str, Sequence[float]] = {}
+    if expected_durations is not None:
+        durations = expected_durations
+    elif order == CRITICAL:
+        durations = await _in_thread(store.recent_durations, spec.name)
+    scheduler = Scheduler(
+        spec,
+        graph,
+        run_id=the_id,
+        order=ready_order(graph, [task.priority for task in spec.tasks], durations, order),
+        router=router,
+        rng=rng,
+        environ=dict(os.environ),
+        workers=workers,
+        fail_fast=options.fail_fast,
+        kill_grace=options.kill_grace,
+    )
+    if resume is None:
+        await _in_thread(store.create_run, _new_run_record(spec, graph, the_id, options))
+        return Prepared(scheduler=scheduler, options=options)
+    return await _in_thread(_take_over, store, scheduler, options, force)
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await trio.to_thread.run_sync(fn, *args)
+
+
+def _new_run_record(
+    spec: WorkflowSpec, graph: TaskGraph, run_id: str, options: RunOptions
+) -> NewRun:
+    return NewRun(
+        run_id=run_id,
+        workflow=spec.name,
+        source=spec.source,
+        base_dir=str(spec.base_dir),
+        spec_hash=spec.fingerprint(),
+        max_workers=options.max_workers,
+        log_dir=str(options.log_dir) if options.log_dir else "",
+        owner_pid=os.getpid(),
+        owner_start=process_start_time(os.getpid()),
+        task_ids=graph.ids,
+        task_kinds=[task.kind for task in spec.tasks],
+    )
+
+
+def _take_over(store: Store, scheduler: Scheduler, options: RunOptions, force: bool) -> Prepared:
+    """Claim a recorded run, keep its succeeded tasks, note attempts a dead runner left running."""
+    run_id = scheduler.run_id
+    record = store.get_run(run_id)
+    if record.spec_hash != scheduler.spec.fingerprint() and not force:
+        raise RunConflict(
+            f"run {run_id} was started from a different version of workflow "
+            f"{record.workflow!r}; resume with --force to run it with this one"
+        )
+    store.claim_run(
+        run_id,
+        owner_pid=os.getpid(),
+        owner_start=process_start_time(os.getpid()),
+        owner_alive=process_alive,
+    )
+    scheduler.resume(store.tasks(run_id))
+    lost = [a for a in store.attempts(run_id) if a.status == AttemptStatus.RUNNING]
+    return Prepared(scheduler=scheduler, options=options, last_seq=record.last_seq, lost=lost)
+
+
+async def reclaim_lost(
+    runner: AttemptRunner, lost: Sequence[AttemptRecord]
+) -> list[tuple[str, int, bool]]:
+    """Have the executor stop each lost attempt's remains: (task id, attempt, stopped)."""
+    return [(a.task_id, a.attempt, await runner.reclaim(a)) for a in lost]
+
+
+def _seed_from(run_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
