@@ -278,6 +278,13 @@ def max_overlap(attempts: Sequence[object]) -> int:
 # ---------------------------------------------------------------- persistence
 
 
+ROUTER_FILES = [
+    tracemalloc.Filter(True, "*/deciding/routing.py"),
+    tracemalloc.Filter(True, "*/deciding/strategies.py"),
+]
+"""The router's own code: the router and the strategies it builds (and that keep its state)."""
+
+
 class TestRouterState:
     def test_fastest_learns_across_runs_unless_fresh(self, store: Store) -> None:
         """A second run starts from the saved metrics; ``fresh_routing`` starts over."""
@@ -361,14 +368,10 @@ class TestRouterState:
         gc.collect()
         tracemalloc.start()
         try:
-            before = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(True, "*routing.py")]
-            )
+            before = tracemalloc.take_snapshot().filter_traces(ROUTER_FILES)
             decide(1_000_000)
             gc.collect()
-            after = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(True, "*routing.py")]
-            )
+            after = tracemalloc.take_snapshot().filter_traces(ROUTER_FILES)
         finally:
             tracemalloc.stop()
         grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
