@@ -17,6 +17,7 @@ from uet_trio import (
     TaskState,
     ToolSpec,
     WorkflowSpec,
+    open_run,
     run_workflow,
 )
 from uet_trio.testing import FakeRunner, Outcome, simulate, simulate_async
@@ -183,7 +184,10 @@ class TestPrecompiledGraph:
     ) -> None:
         """The CLI validates by compiling; the run takes that graph instead of compiling again."""
         spec = chain_spec(tmp_path)
-        result = await run_workflow(spec, store=store, graph=compile_graph(spec), max_workers=3)
+        graph = compile_graph(spec)
+        async with open_run(spec, store=store, graph=graph, max_workers=3) as run:
+            assert run.graph is graph
+        result = await run.wait()
         assert result.states["d"] is TaskState.SKIPPED  # b failed: its downstream is skipped
         assert result.states["g"] is TaskState.SUCCEEDED
 

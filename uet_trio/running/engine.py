@@ -17,10 +17,9 @@ it dispatches to idle workers over a channel of the workers' size (so it
 never blocks there). Workers send `Started` notices and `AttemptResult`s back
 on a channel sized so that a worker never waits on it.
 
-Events. The scheduler's outbox is numbered and time-stamped here, then goes
-straight into the persister's channel while it has room and nobody
-subscribes; otherwise into a backlog that the loop delivers, in order and
-waiting for room (backpressure), before it next waits.
+Events. `Delivery` numbers and time-stamps the scheduler's outbox and queues
+it for the persister and subscribers without waiting; what did not fit, the
+loop delivers (waiting for room: backpressure) before it next waits.
 
 Determinism. After waking, the loop takes every result already delivered
 and, while some busy worker has not reported, awaits `runner.settle()` and
@@ -41,7 +40,6 @@ the loop cancels the `_execute` nursery when the scheduler stops.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -52,17 +50,16 @@ import trio
 
 from ..deciding.attempts import AttemptRequest, AttemptResult, Started
 from ..deciding.priority import CRITICAL
-from ..recording.events import Event, EventFields
+from ..recording.events import Event
 from ..recording.states import RunStatus, TaskState
 from ..recording.store import Store
 from ..workflow.graph import TaskGraph, compile_graph
 from ..workflow.spec import WorkflowSpec
+from .delivery import SUBSCRIBER_BUFFER, Delivery
 from .executors.base import AttemptRunner
 from .executors.local import LocalRunner
 from .persister import DEFAULT_CAPACITY, open_persister
 from .preparation import Prepared, prepare, reclaim_lost
-
-SUBSCRIBER_BUFFER = 1024
 
 
 @attrs.frozen
@@ -204,14 +201,11 @@ class Run:
         self.runner = runner
         self.options = prepared.options
         self.status = RunStatus.PENDING
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
         self._done = trio.Event()
         self._result: RunResult | None = None
         self._error: BaseException | None = None
-        self._seq = prepared.last_seq
         self._lost = prepared.lost
-        self._backlog: deque[Event] = deque()
-        """Events numbered but not yet handed to the persister and subscribers."""
+        self._delivery = Delivery(self.run_id, self.graph.ids, prepared.last_seq)
         self._router_saved = -1
 
     # -------------------------------------------------------- handle API
@@ -224,12 +218,7 @@ class Run:
         when the run ends. Each subscriber has its own bounded buffer; a slow
         subscriber slows the run rather than losing events.
         """
-        send, receive = trio.open_memory_channel[Event](buffer)
-        if self._done.is_set():
-            send.close()
-        else:
-            self._subscribers.append(send)
-        return receive
+        return self._delivery.subscribe(buffer)
 
     async def wait(self) -> RunResult:
         """
@@ -253,8 +242,8 @@ class Run:
 
     async def _main(self) -> None:
         wall_start = time.time()
-        self._now = trio.lowlevel.current_clock().current_time
-        self._clock_zero = self._now()
+        now = trio.lowlevel.current_clock().current_time
+        self._clock_zero = now()
         try:
             async with open_persister(
                 self.store,
@@ -266,7 +255,7 @@ class Run:
                 capacity=DEFAULT_CAPACITY + len(self.graph.levels[0]),
                 flush_deadline=self.options.flush_deadline,
             ) as persister:
-                self._persister = persister
+                self._delivery.attach(persister, lambda: now() - self._clock_zero)
                 try:
                     await self._execute()
                 finally:
@@ -275,8 +264,7 @@ class Run:
         except Exception as error:
             self._error = error
         finally:
-            for subscriber in self._subscribers:
-                subscriber.close()
+            self._delivery.close()
             self._done.set()
 
     def _router_snapshot(self) -> tuple[str, Mapping[str, Any]] | None:
@@ -327,14 +315,15 @@ class Run:
         results: trio.MemoryReceiveChannel[AttemptResult | Started],
     ) -> None:
         scheduler = self.scheduler
+        delivery = self._delivery
         workers = self.options.max_workers
         async with jobs, results:
             scheduler.start(await reclaim_lost(self.runner, self._lost))
             # Let the persister take the start on its own before the flood of
             # ready events: the run is recorded as running at once, whatever
             # happens to the larger batches after it.
-            self._take_outbox()
-            await self._deliver()
+            delivery.take(scheduler.outbox)
+            await delivery.deliver()
             await trio.lowlevel.checkpoint()
             scheduler.ready_roots()
             busy = 0
@@ -342,11 +331,11 @@ class Run:
                 for request in scheduler.dispatch(workers - busy):
                     jobs.send_nowait(request)
                     busy += 1
-                self._take_outbox()
+                delivery.take(scheduler.outbox)
                 if not scheduler.unfinished:
                     return
-                if self._backlog:
-                    await self._deliver()
+                if delivery.pending:
+                    await delivery.deliver()
                 done: list[AttemptResult] = []
                 notices: list[Started] = []
                 # A deadline scope only when a retry timer waits: this wait
@@ -371,80 +360,19 @@ class Run:
                 if scheduler.stopping:
                     # Cancelled only now, after the whole round: results that
                     # arrived with the failure are real outcomes.
-                    self._take_outbox()
+                    delivery.take(scheduler.outbox)
                     self._run_scope.cancel()
                     return
                 scheduler.due(now)
 
-    # -------------------------------------------------------- events
-
-    def _take_outbox(self) -> None:
-        """
-        Number and time-stamp the scheduler's decided events and queue them, without waiting.
-
-        They go straight into the persister's channel, as plain tuples of
-        their fields, while it has room and nobody else listens; otherwise
-        into the backlog, which `_deliver` hands on. Either way events reach
-        the persister and every subscriber in sequence order.
-        """
-        outbox = self.scheduler.outbox
-        if not outbox:
-            return
-        at = self._now() - self._clock_zero
-        run_id = self.run_id
-        ids = self.graph.ids
-        backlog = self._backlog
-        direct = not backlog and not self._subscribers
-        seq = self._seq
-        for kind, task, attempt, data in outbox:
-            seq += 1
-            event: EventFields = (
-                run_id,
-                seq,
-                kind,
-                at,
-                ids[task] if task is not None else None,
-                attempt,
-                data,
-            )
-            if direct:
-                try:
-                    self._persister.send_nowait(event)
-                    continue
-                except trio.WouldBlock:
-                    direct = False
-            backlog.append(Event._make(event))
-        self._seq = seq
-        outbox.clear()
-
-    async def _deliver(self) -> None:
-        """Hand the backlog on in order: to the persister (waiting for room), then subscribers."""
-        backlog = self._backlog
-        while backlog:
-            event = backlog[0]
-            # Cancellation-atomic: a cancelled send leaves the event in the
-            # backlog, and `_finish` delivers it before the run's last events.
-            await self._persister.send(event)
-            backlog.popleft()
-            if self._subscribers:
-                await self._publish(event)
-
-    async def _publish(self, event: Event) -> None:
-        for subscriber in list(self._subscribers):
-            try:
-                try:
-                    subscriber.send_nowait(event)
-                except trio.WouldBlock:
-                    await subscriber.send(event)
-            except trio.BrokenResourceError:
-                self._subscribers.remove(subscriber)
-
     async def _finish(self) -> None:
         """Record how the run ended: what is unfinished is cancelled, then `run_finished`."""
-        status = self.scheduler.finish()
+        scheduler = self.scheduler
+        delivery = self._delivery
+        status = scheduler.finish()
         try:
-            self._take_outbox()
-            await self._deliver()
+            delivery.take(scheduler.outbox)
+            await delivery.deliver()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # The persister died (its error is re-raised by open_persister).
             pass

@@ -1,0 +1,131 @@
+"""
+Delivering a run's events: numbered, in order, to the persister and subscribers.
+
+The scheduler decides events into its outbox; `Delivery.take` numbers them,
+stamps them with the run clock's time and queues them without waiting:
+straight into the persister's channel, as plain tuples of their fields,
+while it has room and nobody subscribes; otherwise into a backlog that
+`deliver` hands on, in order and waiting for room (backpressure, never
+dropping), before the run loop next waits. Subscribers get the same `Event`
+objects, each through its own bounded channel.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import trio
+
+from ..deciding.scheduler import Decided
+from ..recording.events import Event, EventFields
+from .persister import Persister
+
+SUBSCRIBER_BUFFER = 1024
+
+
+class Delivery:
+    """
+    The events of one run on their way out.
+
+    Args:
+        run_id: the run the events belong to.
+        task_ids: task ids by declaration index.
+        last_seq: the last event number already recorded (0 for a new run).
+    """
+
+    def __init__(self, run_id: str, task_ids: Sequence[str], last_seq: int) -> None:
+        self._run_id = run_id
+        self._task_ids = task_ids
+        self._seq = last_seq
+        self._persister: Persister | None = None
+        self._clock: Callable[[], float] = float
+        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._backlog: deque[Event] = deque()
+        """Events numbered but not yet handed to the persister and subscribers."""
+        self._closed = False
+
+    def attach(self, persister: Persister, clock: Callable[[], float]) -> None:
+        """
+        Send events to `persister` from now on (before the first `take`).
+
+        `clock` gives the run clock's time: seconds since the run (or its
+        resumed part) started, which each event records.
+        """
+        self._persister = persister
+        self._clock = clock
+
+    def subscribe(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[Event]:
+        """A channel of every event from now on; it ends when the run ends (`close`)."""
+        send, receive = trio.open_memory_channel[Event](buffer)
+        if self._closed:
+            send.close()
+        else:
+            self._subscribers.append(send)
+        return receive
+
+    def close(self) -> None:
+        """End every subscriber's channel: the run is over."""
+        self._closed = True
+        for subscriber in self._subscribers:
+            subscriber.close()
+
+    @property
+    def pending(self) -> bool:
+        """Whether the backlog holds events `deliver` has yet to hand on."""
+        return bool(self._backlog)
+
+    def take(self, outbox: list[Decided]) -> None:
+        """Number, stamp and queue the events of `outbox` (emptied), without waiting."""
+        if not outbox:
+            return
+        assert self._persister is not None
+        at = self._clock()
+        run_id = self._run_id
+        ids = self._task_ids
+        backlog = self._backlog
+        direct = not backlog and not self._subscribers
+        seq = self._seq
+        for kind, task, attempt, data in outbox:
+            seq += 1
+            event: EventFields = (
+                run_id,
+                seq,
+                kind,
+                at,
+                ids[task] if task is not None else None,
+                attempt,
+                data,
+            )
+            if direct:
+                try:
+                    self._persister.send_nowait(event)
+                    continue
+                except trio.WouldBlock:
+                    direct = False
+            backlog.append(Event._make(event))
+        self._seq = seq
+        outbox.clear()
+
+    async def deliver(self) -> None:
+        """Hand the backlog on in order: to the persister (waiting for room), then subscribers."""
+        assert self._persister is not None
+        backlog = self._backlog
+        while backlog:
+            event = backlog[0]
+            # Cancellation-atomic: a cancelled send leaves the event in the
+            # backlog, to be delivered before the run's last events.
+            await self._persister.send(event)
+            backlog.popleft()
+            if self._subscribers:
+                await self._publish(event)
+
+    async def _publish(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                try:
+                    subscriber.send_nowait(event)
+                except trio.WouldBlock:
+                    await subscriber.send(event)
+            except trio.BrokenResourceError:
+                self._subscribers.remove(subscriber)
