@@ -24,9 +24,11 @@ from uet_trio.workflow.graph import compile_graph
 from uet_trio.workflow.spec import RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
 
 
-def scheduler(spec: WorkflowSpec, *, workers: int = 4, fail_fast: bool = False) -> Scheduler:
+def scheduler(
+    spec: WorkflowSpec, *, workers: int = 4, fail_fast: bool = False, seed: int = 0
+) -> Scheduler:
     graph = compile_graph(spec)
-    rng = random.Random(0)
+    rng = random.Random(seed)
     return Scheduler(
         spec,
         graph,
@@ -300,8 +302,7 @@ def test_same_inputs_give_the_same_events(seed: int) -> None:
     policy = RetryPolicy(retries=2, initial=1, jitter=0.5)
 
     def drive() -> list[tuple[Any, ...]]:
-        s = scheduler(WorkflowSpec(name="w", tasks=chain("a", "b", retry=policy)))
-        s._rng.seed(seed)
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a", "b", retry=policy)), seed=seed)
         now = 0.0
         for request in started(s):
             s.on_results([result(request, now + 1, exit_code=1)], now=now + 1)
