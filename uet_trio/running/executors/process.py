@@ -45,7 +45,7 @@ from functools import partial
 import attrs
 import trio
 
-from ...recording.logs import WorkerLogs as WorkerLogs  # re-exported for run_attempt callers
+from ...recording.logs import WorkerLogs
 from . import spawn
 from .procfs import signal_group
 
