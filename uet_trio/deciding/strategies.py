@@ -22,6 +22,7 @@ no I/O here.
 
 from __future__ import annotations
 
+import abc
 import math
 import random
 from collections.abc import Collection, Mapping
@@ -135,7 +136,7 @@ Pairs = tuple[tuple[str, ToolMetrics], ...]
 """Candidates with their live metrics, in candidate order."""
 
 
-class Strategy:
+class Strategy(abc.ABC):
     """
     One kind's strategy over its candidate tools (at least one).
 
@@ -178,13 +179,13 @@ class Strategy:
             for tool in self.candidates
         }
 
+    @abc.abstractmethod
     def choose(self) -> RouteDecision:
         """The decision for a task with no excluded tool (the hot path: allocate nothing)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def choose_excluding(self, exclude: Collection[str]) -> RouteDecision | None:
         """The decision for a fallback, skipping `exclude`; None when no candidate is left."""
-        raise NotImplementedError
 
     def remaining(self, exclude: Collection[str]) -> tuple[tuple[str, ...], Pairs]:
         """The candidates not in `exclude`, as names and as (name, metrics) pairs."""
