@@ -16,29 +16,53 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .deciding.attempts import AttemptRequest as AttemptRequest
+    from .deciding.attempts import AttemptResult as AttemptResult
+    from .deciding.plan import Plan as Plan
+    from .deciding.plan import PlannedRoute as PlannedRoute
+    from .deciding.plan import PlannedTask as PlannedTask
+    from .deciding.plan import open_workflow as open_workflow
+    from .deciding.plan import plan_workflow as plan_workflow
     from .deciding.routing import RouteDecision as RouteDecision
     from .deciding.routing import Router as Router
+    from .deciding.strategies import ToolMetrics as ToolMetrics
     from .errors import CycleError as CycleError
     from .errors import RunConflict as RunConflict
     from .errors import RunNotFound as RunNotFound
     from .errors import StoreError as StoreError
     from .errors import UetError as UetError
     from .errors import WorkflowError as WorkflowError
+    from .prediction import PredictedStep as PredictedStep
+    from .prediction import Prediction as Prediction
+    from .prediction import predict as predict
+    from .prediction import run_durations as run_durations
     from .recording.events import Event as Event
     from .recording.events import EventKind as EventKind
     from .recording.events import Severity as Severity
+    from .recording.logs import read_output as read_output
+    from .recording.logs import tail_lines as tail_lines
+    from .recording.records import AttemptRecord as AttemptRecord
+    from .recording.records import AttemptTiming as AttemptTiming
+    from .recording.records import EventRecord as EventRecord
+    from .recording.records import RouterStateRecord as RouterStateRecord
+    from .recording.records import RunRecord as RunRecord
+    from .recording.records import TaskRecord as TaskRecord
+    from .recording.report import PathStep as PathStep
+    from .recording.report import busy_seconds as busy_seconds
+    from .recording.report import critical_path as critical_path
+    from .recording.report import parallelism as parallelism
+    from .recording.report import path_seconds as path_seconds
+    from .recording.report import run_wall as run_wall
     from .recording.states import RunStatus as RunStatus
     from .recording.states import TaskState as TaskState
     from .recording.store import Store as Store
     from .running.engine import Run as Run
     from .running.engine import RunResult as RunResult
-    from .running.engine import new_run_id as new_run_id
     from .running.engine import open_run as open_run
     from .running.engine import run_workflow as run_workflow
-    from .running.executors.base import AttemptRequest as AttemptRequest
-    from .running.executors.base import AttemptResult as AttemptResult
     from .running.executors.base import AttemptRunner as AttemptRunner
-    from .running.executors.base import LocalRunner as LocalRunner
+    from .running.executors.local import LocalRunner as LocalRunner
+    from .running.preparation import new_run_id as new_run_id
     from .workflow.graph import TaskGraph as TaskGraph
     from .workflow.graph import compile_graph as compile_graph
     from .workflow.loader import load_workflow as load_workflow
@@ -50,38 +74,62 @@ if TYPE_CHECKING:
     from .workflow.spec import WorkflowSpec as WorkflowSpec
 
 _EXPORTS = {
-    "AttemptRequest": "running.executors.base",
-    "AttemptResult": "running.executors.base",
-    "AttemptRunner": "running.executors.base",
-    "LocalRunner": "running.executors.base",
-    "Run": "running.engine",
-    "RunResult": "running.engine",
-    "new_run_id": "running.engine",
-    "open_run": "running.engine",
-    "run_workflow": "running.engine",
+    "AttemptRequest": "deciding.attempts",
+    "AttemptResult": "deciding.attempts",
+    "Plan": "deciding.plan",
+    "PlannedRoute": "deciding.plan",
+    "PlannedTask": "deciding.plan",
+    "open_workflow": "deciding.plan",
+    "plan_workflow": "deciding.plan",
+    "RouteDecision": "deciding.routing",
+    "Router": "deciding.routing",
+    "ToolMetrics": "deciding.strategies",
     "CycleError": "errors",
     "RunConflict": "errors",
     "RunNotFound": "errors",
     "StoreError": "errors",
     "UetError": "errors",
     "WorkflowError": "errors",
+    "PredictedStep": "prediction",
+    "Prediction": "prediction",
+    "predict": "prediction",
+    "run_durations": "prediction",
     "Event": "recording.events",
     "EventKind": "recording.events",
     "Severity": "recording.events",
+    "read_output": "recording.logs",
+    "tail_lines": "recording.logs",
+    "AttemptRecord": "recording.records",
+    "AttemptTiming": "recording.records",
+    "EventRecord": "recording.records",
+    "RouterStateRecord": "recording.records",
+    "RunRecord": "recording.records",
+    "TaskRecord": "recording.records",
+    "PathStep": "recording.report",
+    "busy_seconds": "recording.report",
+    "critical_path": "recording.report",
+    "parallelism": "recording.report",
+    "path_seconds": "recording.report",
+    "run_wall": "recording.report",
+    "RunStatus": "recording.states",
+    "TaskState": "recording.states",
+    "Store": "recording.store",
+    "Run": "running.engine",
+    "RunResult": "running.engine",
+    "open_run": "running.engine",
+    "run_workflow": "running.engine",
+    "AttemptRunner": "running.executors.base",
+    "LocalRunner": "running.executors.local",
+    "new_run_id": "running.preparation",
     "TaskGraph": "workflow.graph",
     "compile_graph": "workflow.graph",
     "load_workflow": "workflow.loader",
     "parse_workflow": "workflow.loader",
-    "RouteDecision": "deciding.routing",
-    "Router": "deciding.routing",
     "RetryPolicy": "workflow.spec",
     "RoutingRule": "workflow.spec",
     "TaskSpec": "workflow.spec",
     "ToolSpec": "workflow.spec",
     "WorkflowSpec": "workflow.spec",
-    "RunStatus": "recording.states",
-    "TaskState": "recording.states",
-    "Store": "recording.store",
 }
 
 __all__ = sorted(_EXPORTS)
