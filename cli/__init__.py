@@ -23,7 +23,7 @@ class UetGroup(click.Group):
     """The root group: turns `uet_trio.UetError` into a message and its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from uet_trio.errors import UetError
+        from uet_trio import UetError
 
         try:
             return super().invoke(ctx)

@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from uet_trio import RunStatus
+
 if TYPE_CHECKING:
-    from uet_trio.recording.store import Store
+    from uet_trio import Store
 
 DEFAULT_DB = ".uet/uet.db"
 
-FINISHED = ("succeeded", "failed", "cancelled")
+STATUSES = tuple(status.value for status in RunStatus)
+"""Every run status, in the order a run moves through them."""
+FINISHED = tuple(status.value for status in RunStatus if status.finished)
 """Run statuses after which nothing changes."""
-STATUSES = ("pending", "running", *FINISHED)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,7 +39,7 @@ def db_option(function: F) -> F:
 
 def open_store(path: str, *, check: bool = False) -> Store:
     """Open the store at `path` (raises `StoreError`, which the root group reports)."""
-    from uet_trio.recording.store import Store
+    from uet_trio import Store
 
     return Store.open(path, check=check)
 

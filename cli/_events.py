@@ -28,8 +28,7 @@ from ._common import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from uet_trio.recording.records import EventRecord
-    from uet_trio.recording.store import Store
+    from uet_trio import EventRecord, Store
 
 FOLLOW_INTERVAL = 0.2
 """Seconds between polls of the store while following a run."""
@@ -120,7 +119,7 @@ def events(
     as_jsonl: bool,
 ) -> None:
     """Print a run's event log in sequence order."""
-    from uet_trio.recording.events import EventKind
+    from uet_trio import EventKind
 
     known = {kind.value for kind in EventKind}
     for kind in kinds:
@@ -194,7 +193,7 @@ def logs(
     follow: bool,
 ) -> None:
     """Print the captured output of a task's attempt: ``uet logs RUN TASK`` or ``--last TASK``."""
-    from uet_trio.recording.logs import read_output
+    from uet_trio import read_output
 
     run: str | None = run_or_task
     if last:

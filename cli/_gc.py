@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,13 +16,22 @@ from ._common import (
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
+if TYPE_CHECKING:
+    # Recent click releases make ParamType generic in (value, input); older ones,
+    # which pyproject allows, cannot subscript it at run time.
+    _FloatParam = click.ParamType[float, str | float]
+else:
+    _FloatParam = click.ParamType
 
-class Age(click.ParamType):
+
+class Age(_FloatParam):
     """An age such as ``7d``, ``12h``, ``30m``, ``90s`` or ``2w``, in seconds."""
 
     name = "age"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+    def convert(
+        self, value: str | float, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
         if isinstance(value, float):
             return value
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(value))

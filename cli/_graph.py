@@ -36,9 +36,9 @@ GRAPH_FILLS = {
 @db_option
 def graph(flow: str, fmt: str, run: str | None, db: str) -> None:
     """Print the workflow's DAG as Mermaid or Graphviz (dot) text."""
-    from ._plan import _load
+    from uet_trio import open_workflow
 
-    spec, compiled = _load(flow)
+    spec, compiled = open_workflow(flow)
     states: dict[str, str] = {}
     if run is not None:
         with open_store(db) as store:

@@ -1,9 +1,10 @@
 """
 ``uet runs`` and ``uet show``: runs and their tasks as the store recorded them.
 
-Every query lives in `uet_trio.recording.store.Store`, every computation over records in
-`uet_trio.recording.report`; this module only renders, for people (tables, colours on a
-terminal only) and for scripts (``--json``: one JSON document).
+Every query lives in `uet_trio.Store`, every computation over records in the
+library's report functions (`uet_trio.critical_path`, `uet_trio.parallelism`
+and their neighbours); this module only renders, for people (tables, colours
+on a terminal only) and for scripts (``--json``: one JSON document).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from uet_trio.recording.records import AttemptTiming, RunRecord
+    from uet_trio import AttemptTiming, RunRecord
 
 STATE_COLOURS = {
     "succeeded": "green",
@@ -128,8 +129,14 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None:
     """Show a run: its tasks, failures, critical path and achieved parallelism."""
-    from uet_trio.recording import report
-    from uet_trio.recording.logs import tail_lines
+    from uet_trio import (
+        busy_seconds,
+        critical_path,
+        parallelism,
+        path_seconds,
+        run_wall,
+        tail_lines,
+    )
 
     with open_store(db) as store:
         run_id = resolve_run(store, run, last)
@@ -145,11 +152,11 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
         ]
     now = time.time()
     last_attempt: dict[str, AttemptTiming] = {}
-    for attempt in attempts:
-        last_attempt[attempt.task_id] = attempt
-    wall = report.run_wall(record.started_at, record.finished_at, now=now)
-    busy = report.busy_seconds(attempts, now=None if record.status in FINISHED else now)
-    path = report.critical_path(tasks, causes, run_started=record.started_at)
+    for timing in attempts:
+        last_attempt[timing.task_id] = timing
+    wall = run_wall(record.started_at, record.finished_at, now=now)
+    busy = busy_seconds(attempts, now=None if record.status in FINISHED else now)
+    path = critical_path(tasks, causes, run_started=record.started_at)
     counts: dict[str, int] = {}
     task_rows = []
     for task in tasks:
@@ -186,7 +193,7 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
         "tasks": task_rows,
         "failures": failures,
         "critical_path": {
-            "duration": report.path_seconds(path),
+            "duration": path_seconds(path),
             "steps": [
                 {
                     "task_id": step.task_id,
@@ -199,7 +206,7 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
             ],
         },
         "busy_seconds": busy,
-        "parallelism": report.parallelism(busy, wall),
+        "parallelism": parallelism(busy, wall),
     }
     if as_json:
         # Compact: the indenting encoder is pure Python, seconds for 10,000 tasks.

@@ -11,28 +11,16 @@ import click
 from ._common import db_option, echo_json, open_store, seconds
 
 if TYPE_CHECKING:
-    from uet_trio.deciding.routing import Router
-    from uet_trio.workflow.graph import TaskGraph
-    from uet_trio.workflow.spec import WorkflowSpec
-
-
-def _load(flow: str) -> tuple[WorkflowSpec, TaskGraph]:
-    from uet_trio.errors import WorkflowError
-    from uet_trio.workflow.graph import compile_graph
-    from uet_trio.workflow.loader import load_workflow
-
-    spec = load_workflow(flow)
-    try:
-        return spec, compile_graph(spec)
-    except WorkflowError as error:
-        raise error.in_file(flow) from None
+    from uet_trio import Plan, PlannedTask
 
 
 @click.command()
 @click.argument("flow", type=click.Path(dir_okay=False))
 def validate(flow: str) -> None:
     """Check a workflow file without running anything."""
-    spec, graph = _load(flow)
+    from uet_trio import open_workflow
+
+    spec, graph = open_workflow(flow)
     click.echo(
         f"{flow}: ok: workflow {spec.name!r}, {len(graph)} tasks in {len(graph.levels)} "
         f"levels, {len(spec.tools)} tools"
@@ -52,101 +40,95 @@ def plan(flow: str, db: str, as_json: bool) -> None:
     (for ``fastest`` and ``round_robin``) and the tasks' durations (for the
     critical-path weights). Tools are chosen in level order, so
     ``least_loaded`` and ``round_robin`` show how a burst would be spread.
+    Each task also shows its effective timeout and retries.
     """
-    from uet_trio.deciding.priority import remaining_path, task_weights
-    from uet_trio.deciding.routing import Router
+    from uet_trio import open_workflow, plan_workflow
 
-    spec, graph = _load(flow)
-    router = Router(spec)
+    spec, graph = open_workflow(flow)
+    saved = None
     durations: dict[str, list[float]] = {}
     if os.path.exists(db):
         with open_store(db) as store:
             saved = store.load_router_state(spec.name)
             durations = store.recent_durations(spec.name)
-        if saved is not None:
-            router.restore(saved)
-    path = remaining_path(graph, task_weights(graph, durations))
-    levels: list[list[dict[str, Any]]] = []
-    for level in graph.levels:
-        entries = []
-        for i in level:
-            task = spec.tasks[i]
-            entry: dict[str, Any] = {"id": task.id, "priority": task.priority, "path": path[i]}
-            tool = None
-            if task.kind is not None:
-                decision = router.choose(task)
-                assert decision is not None
-                router.queued(decision.tool)
-                tool = spec.tools[decision.tool]
-                entry.update(
-                    kind=task.kind,
-                    tool=tool.name,
-                    strategy=decision.strategy,
-                    candidates=list(decision.candidates),
-                    reason=decision.reason,
-                )
-            argv = task.argv(tool, redact=True)
-            entry["argv"] = list(argv) if argv is not None else None
-            entries.append(entry)
-        levels.append(entries)
-    routing = _routing_table(spec, router)
-    critical = max(path)
+    planned = plan_workflow(spec, graph, router_state=saved, durations=durations)
     if as_json:
-        echo_json(
-            {
-                "workflow": spec.name,
-                "tasks": len(graph),
-                "critical_path": critical,
-                "history": bool(durations),
-                "routing": routing,
-                "levels": levels,
-            }
-        )
-        return
-    if durations:
-        length = f"{seconds(critical)} by recorded durations"
+        echo_json(_plan_document(planned))
     else:
-        length = f"{critical:g} tasks (no recorded durations)"
+        _echo_plan(planned)
+
+
+def _plan_document(planned: Plan) -> dict[str, Any]:
+    """The ``--json`` form of a plan."""
+    return {
+        "workflow": planned.workflow,
+        "tasks": planned.tasks,
+        "critical_path": planned.critical_path,
+        "history": planned.history,
+        "routing": {
+            route.kind: {
+                "strategy": route.strategy,
+                "tools": [{"name": name, "max_concurrency": limit} for name, limit in route.tools],
+            }
+            for route in planned.routes
+        },
+        "levels": [[_task_document(task) for task in level] for level in planned.levels],
+    }
+
+
+def _task_document(task: PlannedTask) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": task.id, "priority": task.priority, "path": task.path}
+    if task.strategy is not None:
+        entry.update(
+            kind=task.kind,
+            tool=task.tool,
+            strategy=task.strategy,
+            candidates=list(task.candidates),
+            reason=task.reason,
+        )
+    entry["argv"] = list(task.argv) if task.argv is not None else None
+    entry["timeout"] = task.timeout
+    entry["retries"] = task.retries
+    return entry
+
+
+def _echo_plan(planned: Plan) -> None:
+    """The human form of a plan."""
+    if planned.history:
+        length = f"{seconds(planned.critical_path)} by recorded durations"
+    else:
+        length = f"{planned.critical_path:g} tasks (no recorded durations)"
     click.echo(
-        f"workflow {spec.name}: {len(graph)} tasks in {len(levels)} levels; critical path {length}"
+        f"workflow {planned.workflow}: {planned.tasks} tasks in {len(planned.levels)} levels; "
+        f"critical path {length}"
     )
-    if routing:
+    if planned.routes:
         click.echo("routing:")
-        for kind, route in routing.items():
+        for route in planned.routes:
             tools = ", ".join(
                 name + (f" (max {limit})" if limit is not None else "")
-                for name, limit in ((t["name"], t["max_concurrency"]) for t in route["tools"])
+                for name, limit in route.tools
             )
-            click.echo(f"  {kind}: {route['strategy']} over {tools}")
-    width = min(40, max(len(task.id) for task in spec.tasks))
-    for depth, entries in enumerate(levels):
+            click.echo(f"  {route.kind}: {route.strategy} over {tools}")
+    width = min(40, max(len(task.id) for level in planned.levels for task in level))
+    for depth, level in enumerate(planned.levels):
         click.echo(f"level {depth}:")
-        for entry in entries:
+        for task in level:
             route_text = ""
-            if "tool" in entry:
-                route_text = (
-                    f"[{entry['kind']} -> {entry['tool']} ({entry['strategy']}: "
-                    f"{entry['reason']})] "
-                )
-            command = shlex.join(entry["argv"]) if entry["argv"] else "(callable)"
-            click.echo(f"  {entry['id']:<{width}}  {route_text}{command}")
+            if task.strategy is not None:
+                route_text = f"[{task.kind} -> {task.tool} ({task.strategy}: {task.reason})] "
+            command = shlex.join(task.argv) if task.argv else "(callable)"
+            click.echo(f"  {task.id:<{width}}  {route_text}{command}{_settings_text(task)}")
 
 
-def _routing_table(spec: WorkflowSpec, router: Router) -> dict[str, dict[str, Any]]:
-    """Strategy and candidate tools (with their limits) of every routed kind."""
-    table: dict[str, dict[str, Any]] = {}
-    for task in spec.tasks:
-        if task.kind is None or task.tool is not None or task.kind in table:
-            continue
-        strategy, candidates = router.route_of(task)
-        table[task.kind] = {
-            "strategy": strategy,
-            "tools": [
-                {"name": name, "max_concurrency": spec.tools[name].max_concurrency}
-                for name in candidates
-            ],
-        }
-    return table
+def _settings_text(task: PlannedTask) -> str:
+    """The task's effective timeout and retries, when it has either."""
+    parts = []
+    if task.timeout is not None:
+        parts.append(f"timeout {seconds(task.timeout)}")
+    if task.retries:
+        parts.append(f"{task.retries} {'retry' if task.retries == 1 else 'retries'}")
+    return f"  ({', '.join(parts)})" if parts else ""
 
 
 COMMANDS = [validate, plan]

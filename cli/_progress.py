@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TextIO
 from ._common import seconds
 
 if TYPE_CHECKING:
-    from uet_trio.recording.events import Event
+    from uet_trio import Event
 
 FRAME = 0.1
 """Seconds between redraws, at the most."""
@@ -63,7 +63,7 @@ class ProgressLine:
 
     def event(self, event: Event) -> None:
         """Count one event of the run; cheap, never draws."""
-        from uet_trio.recording.events import EventKind
+        from uet_trio import EventKind
 
         kind = event.kind
         if kind is EventKind.ATTEMPT_STARTED:

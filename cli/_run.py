@@ -20,15 +20,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._common import colour, db_option, echo_json, label, open_store, resolve_run, seconds
-from ._plan import _load
 from ._progress import ProgressLine
 
 if TYPE_CHECKING:
-    from uet_trio.recording.events import Event
-    from uet_trio.recording.store import Store
-    from uet_trio.running.engine import Run, RunResult
-    from uet_trio.workflow.graph import TaskGraph
-    from uet_trio.workflow.spec import WorkflowSpec
+    from uet_trio import Event, Run, RunResult, Store, TaskGraph, WorkflowSpec
 
 EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -72,6 +67,7 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 def run(
     ctx: click.Context,
+    /,
     flow: str,
     fail_fast: bool | None,
     retry_failed: str | None,
@@ -80,8 +76,10 @@ def run(
     **options: Any,
 ) -> None:
     """Run the workflow in FLOW (TOML or JSON)."""
+    from uet_trio import open_workflow
+
     with _interrupt_exits(ctx):
-        spec, graph = _load(flow)
+        spec, graph = open_workflow(flow)
         # Checked before any task starts: a damaged file is refused, not written to.
         store = open_store(options["db"], check=True)
         with store:
@@ -108,9 +106,9 @@ def run(
 @click.option("--last", is_flag=True, help="Resume the most recent run.")
 @_run_options
 @click.pass_context
-def resume(ctx: click.Context, run: str | None, last: bool, **options: Any) -> None:
+def resume(ctx: click.Context, /, run: str | None, last: bool, **options: Any) -> None:
     """Finish RUN (an id or unique prefix): keep what succeeded, run the rest."""
-    from uet_trio.errors import RunConflict
+    from uet_trio import RunConflict, open_workflow
 
     with _interrupt_exits(ctx), open_store(options["db"], check=True) as store:
         run_id = resolve_run(store, run, last)
@@ -120,7 +118,7 @@ def resume(ctx: click.Context, run: str | None, last: bool, **options: Any) -> N
             ctx.exit(0)
         if record.source is None:
             raise RunConflict(f"run {run_id} was not started from a file; resume it in Python")
-        spec, graph = _load(record.source)
+        spec, graph = open_workflow(record.source)
         ctx.exit(_execute(spec, graph, store, resume=run_id, **options))
 
 
@@ -157,7 +155,7 @@ def _execute(
 ) -> int:
     import trio
 
-    from uet_trio.errors import UetError
+    from uet_trio import UetError
 
     reporter = _Reporter(quiet=quiet or as_json, verbose=verbose)
     options = {
@@ -217,8 +215,7 @@ async def _drive(
     """
     import trio
 
-    from uet_trio.running.engine import open_run
-    from uet_trio.running.executors.base import LocalRunner
+    from uet_trio import LocalRunner, open_run
 
     runner = LocalRunner()
     received: list[signal.Signals] = []
@@ -275,7 +272,7 @@ class _Reporter:
             self.progress.start(tasks)
 
     def event(self, event: Event) -> None:
-        from uet_trio.recording.events import EventKind
+        from uet_trio import EventKind
 
         kind = event.kind
         if kind is EventKind.ATTEMPT_FINISHED and event.task_id is not None:
@@ -316,7 +313,7 @@ class _Reporter:
             )
 
     def summary(self, result: RunResult, db: str) -> None:
-        from uet_trio.recording.states import TaskState
+        from uet_trio import TaskState
 
         counts = ", ".join(
             f"{result.count(state)} {state.value}"

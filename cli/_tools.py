@@ -21,6 +21,8 @@ def tools(db: str, workflow: str | None, as_json: bool) -> None:
     The router of each run starts from these numbers (unless ``uet run
     --fresh-routing``) and saves them back as it goes, per workflow.
     """
+    from uet_trio import ToolMetrics
+
     with open_store(db) as store:
         records = store.router_states()
     if workflow is not None:
@@ -28,17 +30,16 @@ def tools(db: str, workflow: str | None, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for record in records:
         for name, saved in sorted(record.state.get("tools", {}).items()):
-            successes = int(saved.get("successes", 0))
-            failures = int(saved.get("failures", 0))
-            finished = successes + failures
+            metrics = ToolMetrics()
+            metrics.restore(saved)
             rows.append(
                 {
                     "workflow": record.workflow,
                     "tool": name,
-                    "successes": successes,
-                    "failures": failures,
-                    "success_rate": successes / finished if finished else None,
-                    "avg_duration": saved.get("avg_duration"),
+                    "successes": metrics.successes,
+                    "failures": metrics.failures,
+                    "success_rate": metrics.success_rate,
+                    "avg_duration": metrics.avg_duration,
                     "updated_at": record.updated_at,
                 }
             )

@@ -129,8 +129,57 @@ def test_validate_and_plan(cli: CliRunner) -> None:
     assert first_level["greet-world"]["tool"] == "greeter"
     assert first_level["greet-world"]["argv"][-1] == "world"
     assert [entry["id"] for entry in plan["levels"][1]] == ["count"]
+    assert (first_level["greet-world"]["timeout"], first_level["greet-world"]["retries"]) == (30, 0)
     text = cli.invoke(main, ["plan", str(EXAMPLES / "hello.toml")]).output
     assert "level 1:" in text and "greet -> greeter" in text
+    assert "greet world  (timeout 30.00s)" in text
+
+
+def test_plan_shows_effective_timeout_and_retries(
+    cli: CliRunner, write_flow: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Each task's timeout and retries as a run resolves them: task, else tool, else workflow."""
+    flow = write_flow(
+        """
+        [workflow]
+        name = "effective"
+        retries = 1
+
+        [tools.t]
+        command = ["echo", "{x}"]
+        kinds = ["k"]
+        timeout = 5
+        retries = 2
+
+        [[tasks]]
+        id = "routed"
+        kind = "k"
+        params = { x = "1" }
+
+        [[tasks]]
+        id = "own"
+        command = ["true"]
+        timeout = 90
+        retries = 0
+
+        [[tasks]]
+        id = "bare"
+        command = ["true"]
+        """
+    )
+    db = str(tmp_path / "none.db")
+    result = cli.invoke(main, ["plan", "--json", str(flow), "--db", db])
+    assert result.exit_code == 0, result.output
+    entries = {entry["id"]: entry for entry in json.loads(result.output)["levels"][0]}
+    assert {task: (e["timeout"], e["retries"]) for task, e in entries.items()} == {
+        "routed": (5, 2),
+        "own": (90, 0),
+        "bare": (None, 1),
+    }
+    lines = cli.invoke(main, ["plan", str(flow), "--db", db]).output.splitlines()
+    assert "echo 1  (timeout 5.00s, 2 retries)" in lines[4]
+    assert lines[5].endswith("true  (timeout 1m30s)")
+    assert lines[6].endswith("true  (1 retry)")
 
 
 def test_storage_error_exits_4(write_flow: Callable[[str, str], Path], tmp_path: Path) -> None:
