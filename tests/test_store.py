@@ -13,6 +13,7 @@ from uet_trio import Event, EventKind, RunNotFound, Store, StoreError
 from uet_trio.recording.projection import (
     CHUNK_SIZES,
     READY_UPDATE,
+    RESUME_UPDATE,
     RUN_LAST_SEQ,
     RUN_UPDATE,
     TASK_PROJECTION,
@@ -169,7 +170,7 @@ class TestContract:
         assert (finished.status, finished.last_seq, finished.finished_at) == ("failed", 7, 1001.5)
 
     def test_a_batch_of_ready_events_only_readies_its_tasks(self, any_store: Store) -> None:
-        """A ready-only batch leaves a task as TASK_UPDATE would: ready, no longer finished."""
+        """A ready-only batch leaves a task as TASK_UPDATE would: ready."""
         any_store.create_run(new_run())
         events = events_of(
             [
@@ -178,20 +179,25 @@ class TestContract:
                 (EventKind.ATTEMPT_STARTED, "t0", 1, {"argv": ["false"]}),
                 (EventKind.ATTEMPT_FINISHED, "t0", 1, {"status": "failed", "exit_code": 1}),
                 (EventKind.TASK_FAILED, "t0", None, {"exit_code": 1}),
+                (EventKind.RUN_FINISHED, None, None, {"status": "failed"}),
+                (EventKind.RUN_RESUMED, None, None, {}),
                 (EventKind.TASK_READY, "t0", None, {}),
                 (EventKind.TASK_READY, "t1", None, {}),
             ]
         )
-        any_store.write_batch(events[:5], wall_start=1000.0)
+        any_store.write_batch(events[:6], wall_start=1000.0)
         (t0, t1) = any_store.tasks("r1")
         assert (t0.state, t0.exit_code, t0.finished_at) == ("failed", 1, 1001.0)
-        assert projection_for({e.kind for e in events[5:]}) == (READY_UPDATE, RUN_LAST_SEQ)
-        any_store.write_batch(events[5:], wall_start=1000.0)
+        any_store.write_batch(events[6:7], wall_start=1000.0)
+        (t0, t1) = any_store.tasks("r1")
+        assert (t0.state, t0.exit_code, t0.finished_at) == ("pending", None, None)
+        assert projection_for({e.kind for e in events[7:]}) == (READY_UPDATE, RUN_LAST_SEQ)
+        any_store.write_batch(events[7:], wall_start=1000.0)
         (t0, t1) = any_store.tasks("r1")
         assert (t0.state, t0.exit_code, t0.finished_at) == ("ready", None, None)
         assert (t0.attempts, t0.started_at) == (1, 1000.5)
         assert t1.state == "ready"
-        assert any_store.get_run("r1").last_seq == 7
+        assert any_store.get_run("r1").last_seq == 9
 
     def test_the_projection_follows_the_kinds_in_the_batch(self) -> None:
         """A statement runs when the batch holds a kind it reads; run events bring RUN_UPDATE."""
@@ -204,7 +210,13 @@ class TestContract:
         assert projection_for({ready, EventKind.TASK_SKIPPED}) == (task_update, RUN_LAST_SEQ)
         in_process = {EventKind.ATTEMPT_STARTED, EventKind.ATTEMPT_FINISHED}
         assert projection_for(in_process) == (insert, finish, task_update, RUN_LAST_SEQ)
-        assert projection_for(set(EventKind)) == (insert, spawn, finish, task_update, RUN_UPDATE)
+        everything = (RESUME_UPDATE, insert, spawn, finish, task_update, RUN_UPDATE)
+        assert projection_for(set(EventKind)) == everything
+        assert projection_for({EventKind.RUN_RESUMED, ready}) == (
+            RESUME_UPDATE,
+            READY_UPDATE,
+            RUN_UPDATE,
+        )
 
     def test_each_statement_reads_exactly_the_kinds_it_declares(self) -> None:
         """The kinds paired with a statement are the kinds its SQL names."""

@@ -31,13 +31,22 @@ from __future__ import annotations
 
 import functools
 import json.encoder
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
 
-from .events import Event, EventFields, EventKind
+from .events import (
+    PAYLOAD,
+    RUN_STATUS_AFTER,
+    TASK_STATE_AFTER,
+    DataField,
+    Event,
+    EventFields,
+    EventKind,
+)
+from .states import AttemptStatus, RunStatus, TaskState
 
 CHUNK_SIZES = (4096, 1024, 256, 64, 16, 4, 1)
 """Rows per ``INSERT`` statement: a batch is cut into the largest that fit,
@@ -188,112 +197,185 @@ def encode_events(events: Sequence[Event], wall_start: float) -> EventRows:
 
 _BATCH = "run_id = :run AND seq BETWEEN :first AND :last"
 
+
+def _listed(values: Iterable[str]) -> str:
+    """`values` (kinds or states, which need no escaping) as an SQL list: ``('a', 'b')``."""
+    return "(" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+def _value(field: DataField) -> str:
+    """The SQL that reads `field` of an event's data as an SQL value."""
+    return f"e.data->>'{field}'"
+
+
+def _copied(fields: Iterable[DataField]) -> str:
+    """``SET`` clauses copying each of `fields` into the column of the same name."""
+    return ",\n    ".join(f"{field} = {_value(field)}" for field in fields)
+
+
+_F = DataField
+_RUNNING = AttemptStatus.RUNNING
+_TASK_MOVES = tuple(TASK_STATE_AFTER)
+_TASK_ENDS = tuple(kind for kind, state in TASK_STATE_AFTER.items() if state.finished)
+_TASK_SUCCESSES = tuple(
+    kind for kind, state in TASK_STATE_AFTER.items() if state is TaskState.SUCCEEDED
+)
+_TASK_FINISHED = _listed(state for state in TaskState if state.finished)
+_RUN_FINISHED = _listed(status for status in RunStatus if status.finished)
+_RUN_REOPENS = (EventKind.RUN_RESUMED,)
+"""The run-level events that start a new part of a finished run (`RUN_STATUS_AFTER`)."""
+_RUN_ENDS = tuple(kind for kind, status in RUN_STATUS_AFTER.items() if status is None)
+
 ATTEMPT_INSERT = f"""
 INSERT OR IGNORE INTO attempts (run_id, task_id, attempt, tool, argv, status, started_at)
-SELECT :run, task_id, attempt, data->>'tool', data->'argv', 'running', at
+SELECT :run, task_id, attempt, data->>'{_F.TOOL}', data->'{_F.ARGV}', '{_RUNNING}', at
 FROM events
-WHERE {_BATCH} AND kind = 'attempt_started'
+WHERE {_BATCH} AND kind = '{EventKind.ATTEMPT_STARTED}'
 """
 """A row per attempt started in the batch."""
 
 ATTEMPT_SPAWN = f"""
 UPDATE attempts SET
-    pid = e.data->>'pid',
-    proc_start = e.data->>'proc_start',
-    worker = e.data->>'worker',
-    out_path = e.data->>'out_path',
-    out_offset = e.data->>'out_offset',
-    err_path = e.data->>'err_path',
-    err_offset = e.data->>'err_offset'
-FROM (SELECT task_id, attempt, data FROM events WHERE {_BATCH} AND kind = 'attempt_spawned') AS e
+    {_copied(DataField(field) for field in PAYLOAD[EventKind.ATTEMPT_SPAWNED].fields)}
+FROM (
+    SELECT task_id, attempt, data FROM events
+    WHERE {_BATCH} AND kind = '{EventKind.ATTEMPT_SPAWNED}'
+) AS e
 WHERE attempts.run_id = :run AND attempts.task_id = e.task_id AND attempts.attempt = e.attempt
+  AND attempts.status = '{_RUNNING}'
 """
-"""The process of each attempt spawned in the batch."""
+"""
+Where each attempt spawned in the batch runs: every field of
+``attempt_spawned`` is a column of the same name. A terminal attempt is final.
+"""
 
 ATTEMPT_FINISH = f"""
 UPDATE attempts SET
-    status = coalesce(e.data->>'status', 'lost'),
+    status = coalesce({_value(_F.STATUS)}, '{AttemptStatus.LOST}'),
     finished_at = e.at,
-    duration = e.data->>'duration',
-    exit_code = e.data->>'exit_code',
-    signal = e.data->>'signal',
-    timed_out = coalesce(e.data->>'timed_out', 0),
-    error = e.data->>'error',
-    result = nullif(e.data->'result', 'null'),
-    out_length = e.data->>'out_length',
-    err_length = e.data->>'err_length'
+    {_copied((_F.DURATION, _F.EXIT_CODE, _F.SIGNAL, _F.ERROR, _F.OUT_LENGTH, _F.ERR_LENGTH))},
+    timed_out = coalesce({_value(_F.TIMED_OUT)}, 0),
+    result = nullif(e.data->'{_F.RESULT}', 'null')
 FROM (
     SELECT task_id, attempt, data, at FROM events
-    WHERE {_BATCH} AND kind IN ('attempt_finished', 'attempt_lost')
+    WHERE {_BATCH} AND kind IN {_listed((EventKind.ATTEMPT_FINISHED, EventKind.ATTEMPT_LOST))}
 ) AS e
 WHERE attempts.run_id = :run AND attempts.task_id = e.task_id AND attempts.attempt = e.attempt
-  AND attempts.status = 'running'
+  AND attempts.status = '{_RUNNING}'
 """
 """How each attempt that ended in the batch ended; a terminal attempt is final."""
 
-_TERMINAL = "('task_succeeded', 'task_failed', 'task_skipped', 'task_cancelled')"
+
+def _started_before_end(column: str, condition: str = "") -> str:
+    """
+    `column` of the task's ``attempt_started`` events in the batch up to its
+    end (``t.seq``), for a task with events after its end.
+    """
+    return (
+        f"(SELECT {column} FROM events AS s WHERE s.run_id = :run "
+        "AND s.seq BETWEEN :first AND t.seq AND s.task_id = t.task_id "
+        f"AND s.kind = '{EventKind.ATTEMPT_STARTED}'{condition})"
+    )
+
 
 TASK_UPDATE = f"""
 UPDATE tasks SET
-    state = CASE WHEN last.kind = 'attempt_started' THEN 'running'
-                 ELSE substr(last.kind, 6) END,
+    state = CASE last.kind {
+    " ".join(f"WHEN '{kind}' THEN '{state}'" for kind, state in TASK_STATE_AFTER.items())
+} END,
     attempts = coalesce(g.started, attempts),
     tool = CASE WHEN g.started IS NULL OR tasks.kind IS NULL THEN tool ELSE (
         SELECT a.tool FROM attempts AS a
         WHERE a.run_id = :run AND a.task_id = g.task_id AND a.attempt = g.started) END,
     started_at = coalesce(g.first_start, started_at),
-    finished_at = CASE WHEN last.kind IN {_TERMINAL} THEN last.at
-                       WHEN g.readied THEN NULL ELSE finished_at END,
-    exit_code = CASE WHEN last.kind = 'task_succeeded' THEN 0
-                     WHEN last.kind IN {_TERMINAL} THEN last.data->>'exit_code'
-                     WHEN g.readied THEN NULL ELSE exit_code END
+    finished_at = CASE WHEN last.kind IN {_listed(_TASK_ENDS)} THEN last.at ELSE finished_at END,
+    exit_code = CASE WHEN last.kind IN {_listed(_TASK_SUCCESSES)} THEN 0
+                     WHEN last.kind IN {_listed(_TASK_ENDS)}
+                     THEN last.data->>'{_F.EXIT_CODE}'
+                     ELSE exit_code END
 FROM (
-    SELECT task_id,
-           max(seq) AS seq,
-           max(kind = 'task_ready') AS readied,
-           max(CASE WHEN kind = 'attempt_started' THEN attempt END) AS started,
-           min(CASE WHEN kind = 'attempt_started' AND attempt = 1 THEN at END) AS first_start
-    FROM events
-    WHERE {_BATCH}
-      AND kind IN ('attempt_started', 'task_ready', 'task_retry_wait', 'task_succeeded',
-                   'task_failed', 'task_skipped', 'task_cancelled')
-    GROUP BY task_id
+    SELECT task_id, seq,
+           CASE WHEN seq = latest THEN started
+                ELSE {_started_before_end("max(s.attempt)")} END AS started,
+           CASE WHEN seq = latest THEN first_start
+                ELSE {_started_before_end("min(s.at)", " AND s.attempt = 1")} END AS first_start
+    FROM (
+        SELECT task_id,
+               coalesce(min(CASE WHEN kind IN {_listed(_TASK_ENDS)} THEN seq END), max(seq)) AS seq,
+               max(seq) AS latest,
+               max(CASE WHEN kind = '{EventKind.ATTEMPT_STARTED}' THEN attempt END) AS started,
+               min(CASE WHEN kind = '{EventKind.ATTEMPT_STARTED}' AND attempt = 1 THEN at END)
+                   AS first_start
+        FROM events
+        WHERE {_BATCH} AND kind IN {_listed(_TASK_MOVES)}
+        GROUP BY task_id
+    ) AS t
 ) AS g
 JOIN events AS last ON last.run_id = :run AND last.seq = g.seq
-WHERE tasks.run_id = :run AND tasks.task_id = g.task_id
+WHERE tasks.run_id = :run AND tasks.task_id = g.task_id AND tasks.state NOT IN {_TASK_FINISHED}
 """
 """
-One row change per task in the batch: its state is that of its last event;
-the first attempt's start sets ``started_at``, the last attempt's tool sets
-``tool`` (looked up only for a task with a kind: no other has a tool); a
-terminal event sets the finish time and exit code (0 for
-``task_succeeded``, which carries no data), which a later ``task_ready`` (a
-retried or resumed task) clears.
+One row change per task in the batch, from `TASK_STATE_AFTER`: its state is
+that of its first event that ends it, or else of its last event; the first
+attempt's start sets ``started_at``, the last attempt's tool sets ``tool``
+(looked up only for a task with a kind: no other has a tool); an ending
+event sets the finish time and exit code (0 for a success, which carries no
+data). A finished task's row is final: neither a later batch nor the
+events after its end in the same batch change it (those are read again,
+only for such a task, to count its attempts up to its end).
+"""
+
+RESUME_UPDATE = f"""
+UPDATE tasks SET state = '{TaskState.PENDING}', finished_at = NULL, exit_code = NULL
+WHERE run_id = :run AND state != '{TaskState.SUCCEEDED}'
+"""
+"""
+The tasks of a run that is resumed (a batch with ``run_resumed``): every task
+not succeeded is pending again, as the scheduler resumes it, so that the new
+part of the run can move the tasks that had ended.
 """
 
 RUN_UPDATE = f"""
 UPDATE runs SET
     last_seq = max(last_seq, :last),
-    status = CASE r.kind WHEN 'run_finished' THEN r.data->>'status'
-                         WHEN 'run_started' THEN 'running'
-                         WHEN 'run_resumed' THEN 'running' ELSE status END,
-    started_at = coalesce((
-        SELECT at FROM events
-        WHERE {_BATCH} AND kind = 'run_started'), started_at),
-    finished_at = CASE r.kind WHEN 'run_finished' THEN r.at
-                              WHEN 'run_started' THEN NULL
-                              WHEN 'run_resumed' THEN NULL ELSE finished_at END,
-    owner_pid = CASE r.kind WHEN 'run_finished' THEN NULL ELSE owner_pid END,
-    owner_start = CASE r.kind WHEN 'run_finished' THEN NULL ELSE owner_start END
+    status = CASE WHEN NOT r.moves THEN status {
+    " ".join(
+        f"WHEN r.kind = '{kind}' THEN "
+        + (f"r.data->>'{_F.STATUS}'" if status is None else f"'{status}'")
+        for kind, status in RUN_STATUS_AFTER.items()
+    )
+} END,
+    started_at = coalesce(started_at, (
+        SELECT at FROM events WHERE {_BATCH} AND kind = '{EventKind.RUN_STARTED}')),
+    finished_at = CASE WHEN NOT r.moves THEN finished_at
+                       WHEN r.kind IN {_listed(_RUN_ENDS)} THEN r.at ELSE NULL END,
+    owner_pid = CASE WHEN r.moves AND r.kind IN {_listed(_RUN_ENDS)} THEN NULL
+                     ELSE owner_pid END,
+    owner_start = CASE WHEN r.moves AND r.kind IN {_listed(_RUN_ENDS)} THEN NULL
+                       ELSE owner_start END
 FROM (
-    SELECT kind, data, at, max(seq) FROM events
-    WHERE {_BATCH} AND kind IN ('run_started', 'run_resumed', 'run_finished')
+    SELECT e.kind, e.data, e.at,
+           b.reopened IS NOT NULL
+           OR (SELECT status FROM runs WHERE run_id = :run) NOT IN {_RUN_FINISHED} AS moves
+    FROM (
+        SELECT max(CASE WHEN kind IN {_listed(_RUN_REOPENS)} THEN seq END) AS reopened,
+               max(seq) AS latest
+        FROM events
+        WHERE {_BATCH} AND kind IN {_listed(RUN_STATUS_AFTER)}
+    ) AS b
+    JOIN events AS e ON e.run_id = :run AND e.seq = coalesce((
+        SELECT min(seq) FROM events
+        WHERE {_BATCH} AND kind IN {_listed(_RUN_ENDS)} AND seq > coalesce(b.reopened, 0)
+    ), b.latest)
 ) AS r
 WHERE runs.run_id = :run
 """
 """
-The run row: the highest sequence number recorded, and the status its last
-run-level event in the batch gives (started, resumed or finished).
+The run row, from `RUN_STATUS_AFTER`: the highest sequence number recorded
+(always: a resumed run numbers its events from it), and the status that the
+batch's first run-ending event gives, or else its last run-level event. A
+finished run's row is final, except that ``run_resumed`` starts it again
+(then the first end after the last resumption counts).
 """
 
 RUN_LAST_SEQ = "UPDATE runs SET last_seq = max(last_seq, :last) WHERE run_id = :run"
@@ -301,9 +383,9 @@ RUN_LAST_SEQ = "UPDATE runs SET last_seq = max(last_seq, :last) WHERE run_id = :
 sequence number changes, and the batch is not scanned for run events."""
 
 READY_UPDATE = f"""
-UPDATE tasks SET state = 'ready', finished_at = NULL, exit_code = NULL
-WHERE run_id = :run AND task_id IN (
-    SELECT task_id FROM events WHERE {_BATCH} AND kind = 'task_ready'
+UPDATE tasks SET state = '{TASK_STATE_AFTER[EventKind.TASK_READY]}'
+WHERE run_id = :run AND state NOT IN {_TASK_FINISHED} AND task_id IN (
+    SELECT task_id FROM events WHERE {_BATCH} AND kind = '{EventKind.TASK_READY}'
 )
 """
 """
@@ -317,27 +399,14 @@ TASK_PROJECTION: tuple[tuple[str, frozenset[EventKind]], ...] = (
     (ATTEMPT_INSERT, frozenset({EventKind.ATTEMPT_STARTED})),
     (ATTEMPT_SPAWN, frozenset({EventKind.ATTEMPT_SPAWNED})),
     (ATTEMPT_FINISH, frozenset({EventKind.ATTEMPT_FINISHED, EventKind.ATTEMPT_LOST})),
-    (
-        TASK_UPDATE,
-        frozenset(
-            {
-                EventKind.ATTEMPT_STARTED,
-                EventKind.TASK_READY,
-                EventKind.TASK_RETRY_WAIT,
-                EventKind.TASK_SUCCEEDED,
-                EventKind.TASK_FAILED,
-                EventKind.TASK_SKIPPED,
-                EventKind.TASK_CANCELLED,
-            }
-        ),
-    ),
+    (TASK_UPDATE, frozenset(TASK_STATE_AFTER)),
 )
 """
 The projection onto attempts and tasks, in order (the attempts before the
 tasks that read them), each statement with the kinds of event it reads.
 """
 
-_RUN_LEVEL = frozenset({EventKind.RUN_STARTED, EventKind.RUN_RESUMED, EventKind.RUN_FINISHED})
+_RUN_LEVEL = frozenset(RUN_STATUS_AFTER)
 _TASK_READS = frozenset().union(*(reads for _, reads in TASK_PROJECTION))
 _READY_ONLY = frozenset({EventKind.TASK_READY})
 
@@ -346,13 +415,15 @@ def projection_for(kinds: AbstractSet[EventKind]) -> tuple[str, ...]:
     """
     The statements that project a batch holding events of `kinds`, in order.
 
-    Onto attempts and tasks: each statement of `TASK_PROJECTION` that reads
-    one of `kinds`, or `READY_UPDATE` alone when ``task_ready`` is the only
-    kind among them that any of those statements reads. Onto the run:
+    Onto tasks, first: `RESUME_UPDATE` when the batch resumes the run. Onto
+    attempts and tasks: each statement of `TASK_PROJECTION` that reads one
+    of `kinds`, or `READY_UPDATE` alone when ``task_ready`` is the only kind
+    among them that any of those statements reads. Onto the run:
     `RUN_UPDATE` when the batch holds a run-level event, otherwise
     `RUN_LAST_SEQ`.
     """
+    resume = (RESUME_UPDATE,) if EventKind.RUN_RESUMED in kinds else ()
     run = RUN_UPDATE if kinds & _RUN_LEVEL else RUN_LAST_SEQ
     if kinds & _TASK_READS == _READY_ONLY:
-        return (READY_UPDATE, run)
-    return (*(statement for statement, reads in TASK_PROJECTION if kinds & reads), run)
+        return (*resume, READY_UPDATE, run)
+    return (*resume, *(statement for statement, reads in TASK_PROJECTION if kinds & reads), run)

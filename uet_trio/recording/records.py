@@ -2,7 +2,9 @@
 Records read from the store: one frozen class per table row, built with ``from_row``.
 
 Keeping rows as plain records lets the CLI, reports and tests work with them
-without a database; `NewRun` is what a run needs to be created.
+without a database; `NewRun` is what a run needs to be created. Statuses and
+states are read as their enums (`states`), which compare equal to the text
+stored.
 """
 
 from __future__ import annotations
@@ -14,9 +16,33 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from .states import AttemptStatus, RunStatus, TaskState
+
 
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
+
+
+_RUN_STATUSES = {status.value: status for status in RunStatus}
+_TASK_STATES = {state.value: state for state in TaskState}
+_ATTEMPT_STATUSES = {status.value: status for status in AttemptStatus}
+
+
+# Dictionary lookups rather than calls of the enums: several times cheaper,
+# for runs of tens of thousands of tasks. A member finds itself.
+def run_status(text: str) -> RunStatus:
+    """The `RunStatus` of a stored text (or of a member)."""
+    return _RUN_STATUSES[text]
+
+
+def task_state(text: str) -> TaskState:
+    """The `TaskState` of a stored text (or of a member)."""
+    return _TASK_STATES[text]
+
+
+def attempt_status(text: str) -> AttemptStatus:
+    """The `AttemptStatus` of a stored text (or of a member)."""
+    return _ATTEMPT_STATUSES[text]
 
 
 @attrs.frozen(kw_only=True)
@@ -28,7 +54,7 @@ class RunRecord:
     source: str | None
     base_dir: str | None
     spec_hash: str
-    status: str
+    status: RunStatus = attrs.field(converter=run_status)
     created_at: float
     started_at: float | None
     finished_at: float | None
@@ -53,7 +79,7 @@ class TaskRecord:
     task_id: str
     idx: int
     kind: str | None
-    state: str
+    state: TaskState = attrs.field(converter=task_state)
     attempts: int
     tool: str | None
     started_at: float | None
@@ -75,7 +101,7 @@ class AttemptRecord:
     attempt: int
     tool: str | None
     argv: list[str] | None
-    status: str
+    status: AttemptStatus = attrs.field(converter=attempt_status)
     started_at: float
     finished_at: float | None
     duration: float | None
@@ -130,13 +156,18 @@ class AttemptTiming(NamedTuple):
 
     task_id: str
     attempt: int
-    status: str
+    status: AttemptStatus
     started_at: float
     finished_at: float | None
     duration: float | None
     exit_code: int | None
     signal: int | None
     timed_out: int
+
+    @classmethod
+    def from_tuple(cls, row: tuple[Any, ...]) -> AttemptTiming:
+        """Build one from a row of those columns, in this order, with the status as text."""
+        return cls._make((row[0], row[1], attempt_status(row[2]), *row[3:]))
 
 
 @attrs.frozen(kw_only=True)
