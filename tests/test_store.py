@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from uet_trio import Event, EventKind, RunNotFound, Store, StoreError
+from uet_trio import Event, EventKind, RunConflict, RunNotFound, Store, StoreError
 from uet_trio.recording.projection import (
     CHUNK_SIZES,
     READY_UPDATE,
@@ -320,3 +320,61 @@ class TestFile:
             assert second.get_run("r1").status == "failed"
             second.create_run(new_run("r2"))
             assert first.resolve_run("r2") == "r2"
+
+
+class TestDeleteRun:
+    def logged_run(self, store: Store, log_dir: Path) -> list[Path]:
+        """A finished run whose attempt recorded two log files in `log_dir`."""
+        log_dir.mkdir()
+        files = [log_dir / "w0.out", log_dir / "w0.err"]
+        for file in files:
+            file.write_text("output\n")
+        store.create_run(
+            NewRun(run_id="r1", workflow="wf", task_ids=["t0", "t1"], log_dir=str(log_dir))
+        )
+        events = task_events()
+        spawned = {
+            "pid": 1,
+            "proc_start": None,
+            "worker": 0,
+            "out_path": str(files[0]),
+            "out_offset": 0,
+            "err_path": str(files[1]),
+            "err_offset": 0,
+        }
+        events.insert(3, events[3]._replace(kind=EventKind.ATTEMPT_SPAWNED, data=spawned))
+        store.write_batch(
+            [event._replace(seq=seq) for seq, event in enumerate(events, 1)], wall_start=0.0
+        )
+        return files
+
+    def test_rows_and_files_go_together(self, tmp_path: Path) -> None:
+        """The run's rows, its recorded files and its emptied log directory are removed."""
+        with Store.open(tmp_path / "u.db") as store:
+            files = self.logged_run(store, tmp_path / "logs")
+            assert store.runs_to_collect(keep=0) == [store.get_run("r1")]
+            assert store.delete_run("r1") == 2
+            assert not any(file.exists() for file in files)
+            assert not (tmp_path / "logs").exists()
+            with pytest.raises(RunNotFound):
+                store.get_run("r1")
+            assert store.events("r1") == []
+
+    def test_a_file_that_cannot_go_keeps_the_run_whole(self, tmp_path: Path) -> None:
+        """When a recorded file cannot be removed, the rows are rolled back."""
+        with Store.open(tmp_path / "u.db") as store:
+            files = self.logged_run(store, tmp_path / "logs")
+            files[0].unlink()
+            files[0].mkdir()
+            (files[0] / "inside").write_text("x")
+            with pytest.raises(StoreError, match="delete the run"):
+                store.delete_run("r1")
+            assert store.get_run("r1").status == "failed"
+            assert len(store.events("r1")) == 8
+
+    def test_an_unfinished_run_is_refused(self, any_store: Store) -> None:
+        """A run still pending or running is never deleted."""
+        any_store.create_run(new_run())
+        with pytest.raises(RunConflict, match="only finished runs"):
+            any_store.delete_run("r1")
+        assert any_store.runs_to_collect(keep=0) == []

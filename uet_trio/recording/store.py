@@ -39,6 +39,7 @@ from typing import Any
 from ..errors import RunConflict, RunNotFound
 from .connection import DEFAULT_BUSY_TIMEOUT, create_private, retry_busy, translated
 from .events import Event
+from .logs import remove_run_logs
 from .projection import EventRows, chunks, encode_events, projection_for
 from .queries import FINISHED_RUN, Queries
 from .records import NewRun, RunRecord
@@ -289,8 +290,6 @@ class Store(Queries):
                     (workflow, json.dumps(state, sort_keys=True), time.time()),
                 )
 
-    # ------------------------------------------------------------------ reads
-
     def delete_run(self, run_id: str) -> int:
         """
         Delete a finished run's rows and its attempts' log files; return how many files went.
@@ -298,7 +297,8 @@ class Store(Queries):
         One transaction: the log files are removed after the rows are deleted
         and before the commit, so a file that cannot be removed rolls the rows
         back and the run stays whole. Only the files the attempts recorded are
-        removed, then the run's log directory if that leaves it empty.
+        removed, then the run's log directory if that leaves it empty
+        (`logs.remove_run_logs`).
 
         Raises:
             RunNotFound: no such run.
@@ -324,15 +324,7 @@ class Store(Queries):
             }
             for table in ("events", "attempts", "tasks", "runs"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            removed = 0
-            for path in sorted(files):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                    removed += 1
-            if row["log_dir"]:
-                # Not empty (files this run did not record) or already gone: leave it.
-                with contextlib.suppress(OSError):
-                    os.rmdir(row["log_dir"])
+            removed = remove_run_logs(files, row["log_dir"])
         return removed
 
 
