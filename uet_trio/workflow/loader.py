@@ -11,54 +11,53 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import WorkflowError
-from .spec import RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+import attrs
 
-_WORKFLOW_KEYS = {
-    "name",
-    "max_workers",
-    "timeout",
-    "fail_fast",
-    "kill_grace",
-    "retries",
-    "backoff",
-    "retry_on",
-}
-_TOOL_KEYS = {
-    "command",
-    "kinds",
-    "timeout",
-    "env",
-    "cwd",
-    "shell",
-    "max_concurrency",
-    "retries",
-    "backoff",
-    "retry_on",
-}
-_TASK_KEYS = {
-    "id",
-    "command",
-    "kind",
-    "params",
-    "depends_on",
-    "priority",
-    "timeout",
-    "env",
-    "cwd",
-    "tool",
-    "continue_on_failure",
-    "retries",
-    "backoff",
-    "retry_on",
-}
-_ROUTING_KEYS = {"strategy", "tools"}
-_BACKOFF_KEYS = {"initial", "factor", "max", "jitter"}
-_TOP_KEYS = {"workflow", "tools", "routing", "tasks"}
+from ..errors import WorkflowError
+from .spec import RETRY_PATHS, RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+
+
+def _keys(cls: type, *, apart: Iterable[str], extra: Iterable[str] = ()) -> frozenset[str]:
+    """
+    The keys a table of `cls` may have in a file: its attrs field names.
+
+    Less the fields `apart` (spelled elsewhere in the file, or not at all),
+    plus `extra` keys that a file spells differently from the fields.
+    Derived from the class, so a field added to it is a key here too.
+    """
+    names = {field.name for field in attrs.fields(cls)}
+    apart = frozenset(apart)
+    unknown = apart - names
+    if unknown:
+        raise AssertionError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    return frozenset(names - apart) | frozenset(extra)
+
+
+_BACKOFF = "backoff."
+_BACKOFF_KEYS = tuple(path[len(_BACKOFF) :] for path in RETRY_PATHS if path.startswith(_BACKOFF))
+"""The keys of a ``backoff`` table, in the order they are checked."""
+_RETRY_KEYS = frozenset(path.partition(".")[0] for path in RETRY_PATHS)
+"""A `RetryPolicy` is spelled inline in its owner's table (``retries``, ``backoff``, ...)."""
+_WORKFLOW_KEYS = _keys(
+    WorkflowSpec,
+    # tasks, tools and routing are top-level tables; base_dir and source come
+    # from where the file is.
+    apart={"tasks", "tools", "routing", "base_dir", "source", "retry"},
+    extra=_RETRY_KEYS,
+)
+_TOOL_KEYS = _keys(ToolSpec, apart={"name", "retry"}, extra=_RETRY_KEYS)
+_TASK_KEYS = _keys(
+    TaskSpec,
+    # Secret params are marked inside params; callables exist only in Python.
+    apart={"secret_params", "call", "args", "retry"},
+    extra=_RETRY_KEYS,
+)
+_ROUTING_KEYS = _keys(RoutingRule, apart={"kind"})
+_TOP_KEYS = frozenset({"workflow", "tasks", "tools", "routing"})
 
 
 def load_workflow(path: str | Path) -> WorkflowSpec:
@@ -217,7 +216,7 @@ def _params(value: Any, task: str) -> tuple[dict[str, str], set[str]]:
     for key, item in table.items():
         field = f"params.{key}"
         if isinstance(item, Mapping):
-            _no_unknown(item, {"value", "secret"}, task, f"{field}.")
+            _no_unknown(item, ("value", "secret"), task, f"{field}.")
             if "value" not in item:
                 raise WorkflowError("a param table needs a value", task=task, field=field)
             if _typed(item.get("secret", False), bool, task, f"{field}.secret"):
@@ -232,7 +231,7 @@ def _params(value: Any, task: str) -> tuple[dict[str, str], set[str]]:
 
 
 def _retry(table: Mapping[str, Any], task: str | None, where: str) -> RetryPolicy | None:
-    if not {"retries", "backoff", "retry_on"} & set(table):
+    if not _RETRY_KEYS & table.keys():
         return None
     backoff = _table(table.get("backoff", {}), task, f"{where}backoff")
     _no_unknown(backoff, _BACKOFF_KEYS, task, f"{where}backoff.")
@@ -269,7 +268,9 @@ def _table(value: Any, task: str | None, field: str) -> Mapping[str, Any]:
     return value
 
 
-def _no_unknown(table: Mapping[str, Any], known: set[str], task: str | None, prefix: str) -> None:
+def _no_unknown(
+    table: Mapping[str, Any], known: Collection[str], task: str | None, prefix: str
+) -> None:
     for key in table:
         if key not in known:
             raise WorkflowError(
