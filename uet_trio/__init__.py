@@ -32,10 +32,6 @@ if TYPE_CHECKING:
     from .errors import StoreError as StoreError
     from .errors import UetError as UetError
     from .errors import WorkflowError as WorkflowError
-    from .prediction import PredictedStep as PredictedStep
-    from .prediction import Prediction as Prediction
-    from .prediction import predict as predict
-    from .prediction import run_durations as run_durations
     from .recording.events import Event as Event
     from .recording.events import EventKind as EventKind
     from .recording.events import Severity as Severity
@@ -62,6 +58,10 @@ if TYPE_CHECKING:
     from .running.engine import run_workflow as run_workflow
     from .running.executors.base import AttemptRunner as AttemptRunner
     from .running.executors.local import LocalRunner as LocalRunner
+    from .running.prediction import PredictedStep as PredictedStep
+    from .running.prediction import Prediction as Prediction
+    from .running.prediction import predict as predict
+    from .running.prediction import run_durations as run_durations
     from .running.preparation import new_run_id as new_run_id
     from .workflow.graph import TaskGraph as TaskGraph
     from .workflow.graph import compile_graph as compile_graph
@@ -90,10 +90,10 @@ _EXPORTS = {
     "StoreError": "errors",
     "UetError": "errors",
     "WorkflowError": "errors",
-    "PredictedStep": "prediction",
-    "Prediction": "prediction",
-    "predict": "prediction",
-    "run_durations": "prediction",
+    "PredictedStep": "running.prediction",
+    "Prediction": "running.prediction",
+    "predict": "running.prediction",
+    "run_durations": "running.prediction",
     "Event": "recording.events",
     "EventKind": "recording.events",
     "Severity": "recording.events",

@@ -63,8 +63,10 @@ class Settings:
         tool: ToolSpec | None = spec.tools[tool_name] if tool_name is not None else None
         argv = task.argv(tool)
         timeout = task.timeout
+        if timeout is None and tool is not None:
+            timeout = tool.timeout
         if timeout is None:
-            timeout = tool.timeout if tool is not None and tool.timeout is not None else spec.timeout
+            timeout = spec.timeout
         return TaskSettings(
             tool=tool_name,
             argv=argv,

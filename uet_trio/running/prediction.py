@@ -1,8 +1,8 @@
 """
 How long would a workflow take on N workers? A prediction from recorded durations.
 
-`predict` runs the workflow through the real engine and scheduler with
-`uet_trio.testing.FakeRunner` under a mock clock (`uet_trio.testing.simulate`),
+`predict` runs the workflow through the real engine and scheduler with the
+scripted `FakeRunner` under a mock clock (`uet_trio.running.simulation`),
 so nothing is executed and the answer comes at once, exactly the same every
 time. Each task takes the duration it took in a recorded run: one run's
 (`run_durations`), or else the median of the workflow's recent runs
@@ -10,10 +10,6 @@ time. Each task takes the duration it took in a recorded run: one run's
 that have one (`UNKNOWN_DURATION` when none has). Ready tasks are ordered as
 the next real run would order them, by the same critical-path weights.
 Retries are not replayed: every task succeeds on its first attempt.
-
-The module sits beside `uet_trio.testing`, above the running layer: it drives
-the engine with the testing fake runner, and nothing in the layers below may
-import the testing module.
 """
 
 from __future__ import annotations
@@ -23,10 +19,11 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from .recording.report import critical_path, parallelism
-from .recording.store import Store
-from .testing import FakeRunner, Outcome, simulate
-from .workflow.spec import WorkflowSpec
+from ..recording.report import critical_path, parallelism
+from ..recording.store import Store
+from ..workflow.spec import WorkflowSpec
+from .executors.scripted import FakeRunner, Outcome
+from .simulation import simulate
 
 UNKNOWN_DURATION = 1.0
 """Seconds a task takes when no task of the workflow has a recorded duration."""
