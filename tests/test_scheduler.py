@@ -16,7 +16,7 @@ import pytest
 from uet_trio.deciding.attempts import AttemptRequest, AttemptResult, Started
 from uet_trio.deciding.priority import DECLARED, ready_order
 from uet_trio.deciding.routing import Router
-from uet_trio.deciding.scheduler import Scheduler
+from uet_trio.deciding.scheduler import InvalidTransition, Scheduler
 from uet_trio.recording.events import EventKind
 from uet_trio.recording.records import TaskRecord
 from uet_trio.recording.states import RunStatus, TaskState
@@ -144,6 +144,16 @@ class TestDispatch:
         ((kind, task, attempt, data),) = s.outbox
         assert (kind, task, attempt) == (EventKind.ATTEMPT_SPAWNED, 0, 1)
         assert data == {"host": "h", "pid": 7}
+
+
+    def test_an_event_that_would_reopen_a_finished_task_is_an_error(self) -> None:
+        """States follow the decided events; a second result for a task is caught at once."""
+        s = scheduler(WorkflowSpec(name="w", tasks=chain("a")))
+        (request,) = started(s)
+        s.on_results([result(request, 1.0)], now=1.0)
+        assert s.states == [TaskState.SUCCEEDED]
+        with pytest.raises(InvalidTransition, match="task 'a', which has already succeeded"):
+            s.on_results([result(request, 2.0, exit_code=1)], now=2.0)
 
 
 class TestFailures:

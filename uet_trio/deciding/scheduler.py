@@ -27,7 +27,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..recording.events import EventKind
+from ..recording.events import TASK_STATE_AFTER, EventKind
 from ..recording.records import TaskRecord
 from ..recording.states import AttemptStatus, RunStatus, TaskState
 from ..recording.store import storable_text
@@ -41,6 +41,11 @@ Decided = tuple[EventKind, int | None, int | None, Mapping[str, Any]]
 """An event the scheduler decided: kind, task index (None: run-level), attempt, data."""
 
 _NO_DATA: Mapping[str, Any] = {}
+
+
+class InvalidTransition(RuntimeError):
+    """An event would move a task that has finished: the scheduler broke its own rules."""
+
 
 _BY_END = operator.attrgetter("ended", "index")
 """The order in which results of one round are taken: by end time, ties by declaration."""
@@ -195,7 +200,6 @@ class Scheduler:
         settings = self._settings.of(task, tool)
         self._attempts[i] += 1
         attempt = self._attempts[i]
-        self.states[i] = TaskState.RUNNING
         shown = settings.shown_argv
         self._emit(
             EventKind.ATTEMPT_STARTED,
@@ -255,7 +259,6 @@ class Scheduler:
                 self._ready.push(heapq.heappop(parked)[1])
         self._emit(EventKind.ATTEMPT_FINISHED, i, result.attempt, _finished_data(result))
         if ok:
-            self.states[i] = TaskState.SUCCEEDED
             self.unfinished -= 1
             self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt)
             self._release(i)
@@ -269,7 +272,6 @@ class Scheduler:
 
     def _make_ready(self, i: int) -> None:
         task = self.spec.tasks[i]
-        self.states[i] = TaskState.READY
         self._emit(EventKind.TASK_READY, i)
         if task.kind is not None and i not in self._tool_of:
             decision = self.router.choose(task)
@@ -304,7 +306,6 @@ class Scheduler:
             exit_code=result.exit_code, timed_out=result.timed_out
         ):
             delay = policy.delay(retry_number, self._rng.random())
-            self.states[i] = TaskState.RETRY_WAIT
             heapq.heappush(self._timers, (now + delay, i))
             self._emit(
                 EventKind.TASK_RETRY_WAIT,
@@ -332,7 +333,6 @@ class Scheduler:
 
     def _fail_task(self, i: int, result: AttemptResult) -> None:
         task = self.spec.tasks[i]
-        self.states[i] = TaskState.FAILED
         self.unfinished -= 1
         self._any_failed = True
         self._emit(
@@ -354,7 +354,6 @@ class Scheduler:
             return
         for j in self.graph.descendants(i):
             if self.states[j] is TaskState.PENDING:
-                self.states[j] = TaskState.SKIPPED
                 self.unfinished -= 1
                 self._emit(EventKind.TASK_SKIPPED, j, data={"upstream": task.id})
 
@@ -398,8 +397,8 @@ class Scheduler:
                         self._attempts[i],
                         {"status": AttemptStatus.CANCELLED},
                     )
-                state = self.states[i] = TaskState.CANCELLED
                 self._emit(EventKind.TASK_CANCELLED, i)
+                state = self.states[i]
             counts[state.value] = counts.get(state.value, 0) + 1
         self._emit(EventKind.RUN_FINISHED, data={"status": status.value, **counts})
         return status
@@ -411,6 +410,26 @@ class Scheduler:
         attempt: int | None = None,
         data: Mapping[str, Any] = _NO_DATA,
     ) -> None:
+        """
+        Decide an event: into the outbox, and the task's state as the event says.
+
+        Task states follow from the events alone (`TASK_STATE_AFTER`, the
+        table the store's projection is generated from too), so the
+        scheduler's states and the recorded ones cannot drift apart.
+
+        Raises:
+            InvalidTransition: the event would move a task out of a finished
+                state (a bug in the scheduler, caught where it happens).
+        """
+        if task is not None:
+            state = TASK_STATE_AFTER.get(kind)
+            if state is not None:
+                if self.states[task].finished:
+                    raise InvalidTransition(
+                        f"{kind} for task {self.graph.ids[task]!r}, "
+                        f"which has already {self.states[task]}"
+                    )
+                self.states[task] = state
         self.outbox.append((kind, task, attempt, data))
 
 
