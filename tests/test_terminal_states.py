@@ -7,7 +7,7 @@ memory, either in a later batch than the task's end or in the same one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,12 @@ LATE: dict[str, list[Row]] = {
         (EventKind.TASK_RETRY_WAIT, "t0", 1, {"delay": 1.0, "retry": 1}),
         (EventKind.TASK_READY, "t0", None, {}),
     ],
-    "every kind": [
-        (kind, "t0", 2, {"exit_code": 9}) for kind in TASK_STATE_AFTER if kind is not None
-    ],
+    "every kind": [(kind, "t0", 2, {"exit_code": 9}) for kind in TASK_STATE_AFTER],
 }
 """Events that come for t0 after it has ended."""
 
 
-def events_of(rows: list[Row], first: int = 1) -> list[Event]:
+def events_of(rows: Sequence[Row], first: int = 1) -> list[Event]:
     """(kind, task id, attempt, data) rows as events of run r1 from seq `first`."""
     return [
         Event(

@@ -220,7 +220,6 @@ _TASK_ENDS = tuple(kind for kind, state in TASK_STATE_AFTER.items() if state.fin
 _TASK_SUCCESSES = tuple(
     kind for kind, state in TASK_STATE_AFTER.items() if state is TaskState.SUCCEEDED
 )
-_TASK_FINISHED = _listed(state for state in TaskState if state.finished)
 _RUN_FINISHED = _listed(status for status in RunStatus if status.finished)
 _RUN_REOPENS = (EventKind.RUN_RESUMED,)
 """The run-level events that start a new part of a finished run (`RUN_STATUS_AFTER`)."""
@@ -266,6 +265,10 @@ WHERE attempts.run_id = :run AND attempts.task_id = e.task_id AND attempts.attem
 """How each attempt that ended in the batch ended; a terminal attempt is final."""
 
 
+_END_SEQ = "CASE kind " + " ".join(f"WHEN '{kind}' THEN seq" for kind in _TASK_ENDS) + " END"
+"""An event's sequence number if it ends its task, else NULL (cheaper per row than ``IN``)."""
+
+
 def _started_before_end(column: str, condition: str = "") -> str:
     """
     `column` of the task's ``attempt_started`` events in the batch up to its
@@ -301,7 +304,7 @@ FROM (
                 ELSE {_started_before_end("min(s.at)", " AND s.attempt = 1")} END AS first_start
     FROM (
         SELECT task_id,
-               coalesce(min(CASE WHEN kind IN {_listed(_TASK_ENDS)} THEN seq END), max(seq)) AS seq,
+               coalesce(min({_END_SEQ}), max(seq)) AS seq,
                max(seq) AS latest,
                max(CASE WHEN kind = '{EventKind.ATTEMPT_STARTED}' THEN attempt END) AS started,
                min(CASE WHEN kind = '{EventKind.ATTEMPT_STARTED}' AND attempt = 1 THEN at END)
@@ -312,7 +315,7 @@ FROM (
     ) AS t
 ) AS g
 JOIN events AS last ON last.run_id = :run AND last.seq = g.seq
-WHERE tasks.run_id = :run AND tasks.task_id = g.task_id AND tasks.state NOT IN {_TASK_FINISHED}
+WHERE tasks.run_id = :run AND tasks.task_id = g.task_id AND tasks.finished_at IS NULL
 """
 """
 One row change per task in the batch, from `TASK_STATE_AFTER`: its state is
@@ -322,7 +325,10 @@ attempt's start sets ``started_at``, the last attempt's tool sets ``tool``
 event sets the finish time and exit code (0 for a success, which carries no
 data). A finished task's row is final: neither a later batch nor the
 events after its end in the same batch change it (those are read again,
-only for such a task, to count its attempts up to its end).
+only for such a task, to count its attempts up to its end). A task has a
+finish time exactly when its state is a finished one (this statement sets
+both, `RESUME_UPDATE` clears both), and the row is tested by its finish
+time, which costs less per row than comparing its state with each finished one.
 """
 
 RESUME_UPDATE = f"""
@@ -384,15 +390,16 @@ sequence number changes, and the batch is not scanned for run events."""
 
 READY_UPDATE = f"""
 UPDATE tasks SET state = '{TASK_STATE_AFTER[EventKind.TASK_READY]}'
-WHERE run_id = :run AND state NOT IN {_TASK_FINISHED} AND task_id IN (
+WHERE run_id = :run AND finished_at IS NULL AND task_id IN (
     SELECT task_id FROM events WHERE {_BATCH} AND kind = '{EventKind.TASK_READY}'
 )
 """
 """
 The tasks of a batch in which ``task_ready`` is the only kind the task
 projection reads (a run's first level, all ready at once, with the routes
-chosen for it): each becomes ready, as `TASK_UPDATE` would make it,
-without grouping the batch by task (half the cost).
+chosen for it): each becomes ready, as `TASK_UPDATE` would make it
+(a finished task, one with a finish time, stays as it is), without
+grouping the batch by task (half the cost).
 """
 
 TASK_PROJECTION: tuple[tuple[str, frozenset[EventKind]], ...] = (
