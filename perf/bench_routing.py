@@ -177,7 +177,9 @@ async def _run(spec: WorkflowSpec, store: Store, real: bool = False) -> int:
     runner = None if real else w.NoopRunner()
     async with open_run(spec, store=store, runner=runner, fresh_routing=True) as run:
         pass
-    return run._persister.statistics().batches_written
+    statistics = run.statistics()
+    assert statistics is not None
+    return statistics.batches_written
 
 
 def _batches_per_run(spec: WorkflowSpec, real: bool = False) -> tuple[int, int]:

@@ -58,7 +58,7 @@ from ..workflow.spec import WorkflowSpec
 from .delivery import SUBSCRIBER_BUFFER, Delivery
 from .executors.base import AttemptRunner
 from .executors.local import LocalRunner
-from .persister import DEFAULT_CAPACITY, open_persister
+from .persister import DEFAULT_CAPACITY, Persister, PersisterStatistics, open_persister
 from .preparation import Prepared, prepare, reclaim_lost
 
 
@@ -206,6 +206,7 @@ class Run:
         self._error: BaseException | None = None
         self._lost = prepared.lost
         self._delivery = Delivery(self.run_id, self.graph.ids, prepared.last_seq)
+        self._persister: Persister | None = None
         self._router_saved = -1
 
     # -------------------------------------------------------- handle API
@@ -238,6 +239,10 @@ class Run:
         """The result once the run has ended, else None."""
         return self._result
 
+    def statistics(self) -> PersisterStatistics | None:
+        """The persister's counters so far (events, transactions); None before it starts."""
+        return self._persister.statistics() if self._persister is not None else None
+
     # -------------------------------------------------------- the task tree
 
     async def _main(self) -> None:
@@ -255,6 +260,7 @@ class Run:
                 capacity=DEFAULT_CAPACITY + len(self.graph.levels[0]),
                 flush_deadline=self.options.flush_deadline,
             ) as persister:
+                self._persister = persister
                 self._delivery.attach(persister, lambda: now() - self._clock_zero)
                 try:
                     await self._execute()

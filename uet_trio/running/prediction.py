@@ -7,26 +7,24 @@ so nothing is executed and the answer comes at once, exactly the same every
 time. Each task takes the duration it took in a recorded run: one run's
 (`run_durations`), or else the median of the workflow's recent runs
 (`Store.recent_durations`). Tasks with no record take the median of those
-that have one (`UNKNOWN_DURATION` when none has). Ready tasks are ordered as
-the next real run would order them, by the same critical-path weights.
+that have one, as `task_weights` weighs tasks for the dispatch order. Ready
+tasks are ordered as the next real run would order them.
 Retries are not replayed: every task succeeds on its first attempt.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 
 import attrs
 
+from ..deciding.priority import task_weights
 from ..recording.report import critical_path, parallelism
 from ..recording.store import Store
+from ..workflow.graph import compile_graph
 from ..workflow.spec import WorkflowSpec
 from .executors.scripted import FakeRunner, Outcome
 from .simulation import simulate
-
-UNKNOWN_DURATION = 1.0
-"""Seconds a task takes when no task of the workflow has a recorded duration."""
 
 
 @attrs.frozen(kw_only=True)
@@ -98,17 +96,24 @@ def predict(
             in a real run.
     """
     recent = history or {}
-    recorded = (
-        durations
+    samples = (
+        {task: [seconds] for task, seconds in durations.items()}
         if durations is not None
-        else {task: statistics.median(values) for task, values in recent.items() if values}
+        else recent
     )
-    known = [recorded[task.id] for task in spec.tasks if task.id in recorded]
-    fallback = statistics.median(known) if known else UNKNOWN_DURATION
-    given = {task.id: recorded.get(task.id, fallback) for task in spec.tasks}
+    graph = compile_graph(spec)
+    given = dict(zip(graph.ids, task_weights(graph, samples), strict=True))
+    recorded = {task for task, values in samples.items() if values}
     runner = FakeRunner({task_id: Outcome(seconds) for task_id, seconds in given.items()})
     with Store.memory() as store:
-        result = simulate(spec, runner, max_workers=workers, store=store, expected_durations=recent)
+        result = simulate(
+            spec,
+            runner,
+            max_workers=workers,
+            store=store,
+            graph=graph,
+            expected_durations=recent,
+        )
         record = store.get_run(result.run_id)
         steps = critical_path(
             store.tasks(result.run_id),
