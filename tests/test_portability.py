@@ -24,7 +24,7 @@ import pytest
 import trio
 
 from uet_trio.recording.logs import WorkerLogs
-from uet_trio.running.executors import procfs, spawn
+from uet_trio.running.executors import portable, procfs, spawn
 from uet_trio.running.executors.process import ProcessOutcome, run_attempt
 
 from .procs import alive, stat_fields
@@ -41,9 +41,9 @@ def logs(tmp_path: Path) -> Iterator[WorkerLogs]:
 
 
 @pytest.fixture
-def portable(monkeypatch: pytest.MonkeyPatch) -> None:
+def portable_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """The portable path, on a system whose ``os`` has no ``pidfd_open``."""
-    monkeypatch.setattr(spawn, "portable", True)
+    monkeypatch.setattr(portable, "IN_USE", True)
     monkeypatch.delattr(os, "pidfd_open")
 
 
@@ -69,12 +69,12 @@ def output(logs: WorkerLogs, outcome: ProcessOutcome) -> bytes:
 
 class TestChoice:
     def test_pidfds_are_used_where_they_work(self) -> None:
-        assert spawn._pidfds_work()
-        assert not spawn.portable
+        assert portable.pidfds_work()
+        assert not portable.IN_USE
 
     def test_no_pidfd_open_means_the_portable_path(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delattr(os, "pidfd_open")
-        assert not spawn._pidfds_work()
+        assert not portable.pidfds_work()
 
     @pytest.mark.parametrize("code", [errno.ENOSYS, errno.EPERM])
     def test_a_kernel_or_sandbox_that_refuses_pidfds(
@@ -86,11 +86,11 @@ class TestChoice:
             raise OSError(code, os.strerror(code))
 
         monkeypatch.setattr(os, "pidfd_open", refused)
-        assert not spawn._pidfds_work()
+        assert not portable.pidfds_work()
 
     def test_the_environment_can_ask_for_the_portable_path(self) -> None:
         """``UET_PORTABLE_SPAWN=1`` is read once, when the module is imported."""
-        probe = "from uet_trio.running.executors import spawn; print(spawn.portable)"
+        probe = "from uet_trio.running.executors import portable; print(portable.IN_USE)"
         for value, expected in (("1", "True"), ("0", "False")):
             done = subprocess.run(
                 [sys.executable, "-c", probe],
@@ -103,7 +103,7 @@ class TestChoice:
             assert done.stdout.strip() == expected
 
 
-@pytest.mark.usefixtures("portable")
+@pytest.mark.usefixtures("portable_path")
 class TestPortablePath:
     async def test_exit_codes_and_signals(self, logs: WorkerLogs) -> None:
         assert (await attempt(["true"], logs)).exit_code == 0
@@ -254,8 +254,8 @@ def test_a_whole_run_without_pidfd_open(tmp_path: Path) -> None:
         "import os, sys\n"
         "del os.pidfd_open\n"
         "import uet_trio_cli\n"
-        "from uet_trio.running.executors import spawn\n"
-        "assert spawn.portable\n"
+        "from uet_trio.running.executors import portable\n"
+        "assert portable.IN_USE\n"
         f"sys.argv = ['uet', 'run', {str(EXAMPLES / 'fanout.toml')!r}, '--workers', '4']\n"
         "uet_trio_cli.entry()\n"
     )

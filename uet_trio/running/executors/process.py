@@ -25,7 +25,7 @@ How an attempt runs:
 5. Spawn failures are attempt failures with the shell's codes: 127 for a
    missing command, 126 for one that cannot be executed.
 
-Where there are no pidfds (`spawn.portable`: macOS, other POSIX systems,
+Where there are no pidfds (`portable.IN_USE`: macOS, other POSIX systems,
 Linux before 5.3) the child is started and waited for by Trio instead, with
 the same group handling and one weaker guarantee; see `_run_portably`.
 
@@ -46,7 +46,7 @@ import attrs
 import trio
 
 from ...recording.logs import WorkerLogs
-from . import spawn
+from . import portable, spawn
 from .procfs import signal_group
 
 
@@ -134,7 +134,7 @@ async def run_attempt(
     except OSError as error:
         await trio.lowlevel.checkpoint()
         return ProcessOutcome(126, None, False, f"cannot open log files: {error}", 0, 0, 0, 0)
-    if spawn.portable:
+    if portable.IN_USE:
         return await _run_portably(
             argv, cwd, env, timeout, kill_grace, out_fd, err_fd, hurry, on_spawn
         )
@@ -189,7 +189,7 @@ async def _run_portably(
     on_spawn: Callable[[int, int | None, int, int], None] | None,
 ) -> ProcessOutcome:
     """
-    `run_attempt` without pidfds: the child is started by `spawn.start_portably`
+    `run_attempt` without pidfds: the child is started by `portable.start`
     and waited for with `trio.Process.wait`.
 
     The process group is handled as with pidfds: SIGTERM to the group on
@@ -208,7 +208,7 @@ async def _run_portably(
     made itself a group leader. That instant is not closed here; on a
     system with pidfds it is.
     """
-    started = await spawn.start_portably(argv, cwd, env, out_fd, err_fd)
+    started = await portable.start(argv, cwd, env, out_fd, err_fd)
     if isinstance(started, spawn.NotStarted):
         await trio.lowlevel.checkpoint()
         return _not_started(started)

@@ -22,11 +22,8 @@ offsets, opens the pidfd and reads the start time. The thread path is also
 taken while inline spawns keep the loop waiting too long (an oversubscribed
 machine, see `_SpawnStalls`).
 
-Both need pidfds (Linux >= 5.3). Without them (macOS, other POSIX systems,
-older kernels, a sandbox that refuses the call) every child is started by
-`start_portably` instead: `trio.lowlevel.open_process`, which is Popen in a
-worker thread, in a new session, and waited for by Trio. Which path runs is
-decided once, at import (`portable`).
+Both need pidfds (Linux >= 5.3); where there are none, `portable` starts
+children instead.
 
 A failure to start is not an error but a `NotStarted` with the shell's
 codes: 127 for a missing command or directory, 126 for one that cannot be
@@ -49,31 +46,6 @@ import trio
 from .procfs import open_descriptors, process_start_time, signal_group
 
 
-def _pidfds_work() -> bool:
-    """
-    Whether children can be watched through pidfds here.
-
-    ``os.pidfd_open`` is missing outside Linux and fails on kernels before
-    5.3 (ENOSYS) or under a seccomp filter that refuses it (EPERM): one
-    call on our own pid tells. ``UET_PORTABLE_SPAWN=1`` in the environment
-    chooses the portable path anyway.
-    """
-    if os.environ.get("UET_PORTABLE_SPAWN") == "1":
-        return False
-    pidfd_open = getattr(os, "pidfd_open", None)
-    if pidfd_open is None:
-        return False
-    try:
-        os.close(pidfd_open(os.getpid()))
-    except OSError:
-        return False
-    return True
-
-
-portable = not _pidfds_work()
-"""Whether attempts go through `start_portably` (no pidfds); decided once, at import."""
-
-
 class Started(NamedTuple):
     """A child that runs: unreaped, watched by `pidfd`."""
 
@@ -81,17 +53,6 @@ class Started(NamedTuple):
     pidfd: int
     start: int | None
     """Its start time in clock ticks since boot (see `procfs`), if known."""
-    out_offset: int
-    """The sizes of the worker's log files before the spawn."""
-    err_offset: int
-
-
-class PortableStarted(NamedTuple):
-    """A child started by `start_portably`: Trio waits for it, and reaps it."""
-
-    process: trio.Process
-    start: int | None
-    """Its start time in clock ticks since boot, where /proc tells (see `procfs`)."""
     out_offset: int
     """The sizes of the worker's log files before the spawn."""
     err_offset: int
@@ -128,43 +89,7 @@ async def start(
     return await trio.to_thread.run_sync(_spawn_in_thread, argv, cwd, env, out_fd, err_fd)
 
 
-async def start_portably(
-    argv: Sequence[str],
-    cwd: str | None,
-    env: Mapping[str, str] | None,
-    out_fd: int,
-    err_fd: int,
-) -> PortableStarted | NotStarted:
-    """
-    Start `argv` as `start` does, on any POSIX system: `trio.lowlevel.open_process`.
-
-    That is `subprocess.Popen` in a worker thread: a new session
-    (``start_new_session``), stdin /dev/null, only the three standard
-    descriptors inherited, default SIGPIPE and SIGXFSZ, the executable
-    searched in the child's PATH. Cancellation: as `start`.
-    """
-    await trio.lowlevel.checkpoint_if_cancelled()
-    offsets = _offsets(out_fd, err_fd)
-    if isinstance(offsets, NotStarted):
-        return offsets
-    out_offset, err_offset = offsets
-    try:
-        process = await trio.lowlevel.open_process(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out_fd,
-            stderr=err_fd,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
-    except OSError as error:
-        code, message = _spawn_error(error, argv, cwd)
-        return NotStarted(code, message, out_offset, err_offset)
-    return PortableStarted(process, process_start_time(process.pid), out_offset, err_offset)
-
-
-def _spawn_error(error: OSError, argv: Sequence[str], cwd: str | None) -> tuple[int, str]:
+def spawn_error(error: OSError, argv: Sequence[str], cwd: str | None) -> tuple[int, str]:
     if isinstance(error, FileNotFoundError):
         if cwd is not None and error.filename == cwd:
             return 127, f"working directory not found: {cwd}"
@@ -268,7 +193,7 @@ def _spawns_here(cwd: str | None) -> bool:
         return False
 
 
-def _offsets(out_fd: int, err_fd: int) -> tuple[int, int] | NotStarted:
+def log_offsets(out_fd: int, err_fd: int) -> tuple[int, int] | NotStarted:
     try:
         return os.fstat(out_fd).st_size, os.fstat(err_fd).st_size
     except OSError as error:
@@ -289,7 +214,7 @@ def _spawn_here(
     uses ``clone(CLONE_VM | CLONE_VFORK)``: its cost does not grow with our
     memory and it takes no thread hop.
     """
-    offsets = _offsets(out_fd, err_fd)
+    offsets = log_offsets(out_fd, err_fd)
     if isinstance(offsets, NotStarted):
         return offsets
     out_offset, err_offset = offsets
@@ -299,7 +224,7 @@ def _spawn_here(
     try:
         pid = _posix_spawn(argv, environment, actions)
     except OSError as error:
-        code, message = _spawn_error(error, argv, None)
+        code, message = spawn_error(error, argv, None)
         return NotStarted(code, message, out_offset, err_offset)
     after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
     start = _start_time_between(pid, before, after)
@@ -321,7 +246,7 @@ def _spawn_in_thread(
     same thread call reads the log offsets, opens the pidfd and reads the
     start time.
     """
-    offsets = _offsets(out_fd, err_fd)
+    offsets = log_offsets(out_fd, err_fd)
     if isinstance(offsets, NotStarted):
         return offsets
     out_offset, err_offset = offsets
@@ -336,7 +261,7 @@ def _spawn_in_thread(
             start_new_session=True,
         )
     except OSError as error:
-        code, message = _spawn_error(error, argv, cwd)
+        code, message = spawn_error(error, argv, cwd)
         return NotStarted(code, message, out_offset, err_offset)
     return _watched(Child(proc.pid, proc), process_start_time(proc.pid), out_offset, err_offset)
 
