@@ -90,6 +90,7 @@ async def start(
 
 
 def spawn_error(error: OSError, argv: Sequence[str], cwd: str | None) -> tuple[int, str]:
+    """The shell's exit code (127 or 126) and a message for a failed start."""
     if isinstance(error, FileNotFoundError):
         if cwd is not None and error.filename == cwd:
             return 127, f"working directory not found: {cwd}"
@@ -194,6 +195,7 @@ def _spawns_here(cwd: str | None) -> bool:
 
 
 def log_offsets(out_fd: int, err_fd: int) -> tuple[int, int] | NotStarted:
+    """The sizes of the worker's log files: where the next attempt's output begins."""
     try:
         return os.fstat(out_fd).st_size, os.fstat(err_fd).st_size
     except OSError as error:
