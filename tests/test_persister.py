@@ -135,7 +135,31 @@ async def test_the_channel_keeps_a_memory_channels_contract(store: Store) -> Non
 
 
 class TestPromptHandoffs:
-    """While a batch is written during a busy loop the GIL switch interval is short."""
+    """
+    With `short_switch_interval`, the GIL switch interval is short while a batch
+    is written during a busy loop; without it, it is never touched.
+    """
+
+    async def test_untouched_unless_asked_for(
+        self, store: Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store.create_run(new_run())
+        seen: list[float] = []
+        write_rows = store.write_rows
+
+        def observed(*args: Any, **kwargs: Any) -> None:
+            seen.append(sys.getswitchinterval())
+            write_rows(*args, **kwargs)
+
+        monkeypatch.setattr(store, "write_rows", observed)
+        before = sys.getswitchinterval()
+        with trio.fail_after(30):
+            async with open_persister(store, wall_start=0.0) as persister:
+                for seq in range(1, PROMPT_HANDOFF_BATCH + 1):
+                    persister.send_nowait(event(seq))
+        assert seen
+        assert all(interval == before for interval in seen)
+        assert len(store.events("r1")) == PROMPT_HANDOFF_BATCH
 
     async def test_short_for_the_first_and_large_batches_only_and_restored_after(
         self, store: Store, monkeypatch: pytest.MonkeyPatch
@@ -154,7 +178,9 @@ class TestPromptHandoffs:
         before = sys.getswitchinterval()
         large = PROMPT_HANDOFF_BATCH
         with trio.fail_after(30):
-            async with open_persister(store, wall_start=0.0, capacity=2 * large) as persister:
+            async with open_persister(
+                store, wall_start=0.0, capacity=2 * large, short_switch_interval=True
+            ) as persister:
                 persister.send_nowait(event(1))
                 await written.acquire()
                 for seq in range(2, large + 2):
@@ -200,7 +226,9 @@ class TestPromptHandoffs:
         monkeypatch.setattr(store, "write_rows", observed)
         before = sys.getswitchinterval()
         with pytest.raises(StoreError):
-            async with open_persister(store, wall_start=0.0) as persister:
+            async with open_persister(
+                store, wall_start=0.0, short_switch_interval=True
+            ) as persister:
                 for seq in range(1, PROMPT_HANDOFF_BATCH + 1):
                     persister.send_nowait(event(seq))
                 await trio.sleep_forever()

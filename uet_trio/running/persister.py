@@ -14,10 +14,12 @@ themselves and a lone event is durable within one commit's time; no flush
 timer sits on the hot path. By default the channel holds up to four
 batches (65,536 events, about 20 MiB encoded), so the scheduler runs on
 while a batch is written instead of stopping for it; a run adds room for
-its first level's ready events, which all come at once. While a batch is
-written while the loop is busy (the first batch, and any large one) the
-GIL switch interval is short (`_PromptHandoffs`), so the writer thread gets
-the GIL back promptly after each statement.
+its first level's ready events, which all come at once.
+
+A program that owns its process can ask for a short GIL switch interval
+while a batch is written during a busy loop (`short_switch_interval`), so
+the writer thread gets the GIL back promptly after each statement. The
+interval is process-wide, so nobody gets it without asking.
 
 The channel is that buffer, not a `trio.MemorySendChannel`: sending is an
 append (no task switch, no per-event bookkeeping) and taking a batch is one
@@ -80,7 +82,7 @@ PROMPT_HANDOFF_BATCH = 2048
 
 class _PromptHandoffs:
     """
-    A short GIL switch interval, process-wide, while any persister writes a large batch.
+    A short GIL switch interval, process-wide, while any persister that asked writes a large batch.
 
     The writer thread needs the GIL back after each statement of its
     transaction. CPython asks the holder to hand it over only when a waiting
@@ -91,6 +93,17 @@ class _PromptHandoffs:
     and the run waited on the disk. With an interval shorter than the loop's
     polls the request is made, and granted, within microseconds: 17,000-
     18,200 to 26,600-27,600 in-process tasks/s (docs/performance.md).
+
+    Why it is asked for, not always on. Measured in interleaved runs
+    on a shared, loaded 2-core machine (medians): 100,000 in-process tasks
+    (perf/bench_inprocess.py) ran 17,118 tasks/s with it and 14,237 without
+    (15 runs each; 1.12 as the median of per-pair ratios), and in the
+    quieter pairs 2.8-4.1 s against 4.8-7.3 s. A whole `uet run` of a
+    layered DAG of `true` with 8 workers gained nothing: 1000 tasks 1.225 s
+    with it, 1.160 s without (11 runs each), 5000 tasks 5.138 s and 4.848 s.
+    So an application that runs many in-process tasks in a process of its
+    own can ask for it; the `uet` command, whose runs spawn processes and
+    write small batches, does not.
 
     Only a write while the loop is busy, which is when the writer starves,
     gets it: a large batch (`PROMPT_HANDOFF_BATCH`; events piled up while
@@ -254,6 +267,7 @@ async def open_persister(
     capacity: int = DEFAULT_CAPACITY,
     max_batch: int = DEFAULT_MAX_BATCH,
     flush_deadline: float = DEFAULT_FLUSH_DEADLINE,
+    short_switch_interval: bool = False,
 ) -> AsyncIterator[Persister]:
     """
     Run a persister for one run while the block is open.
@@ -266,6 +280,12 @@ async def open_persister(
         capacity: channel size; a full channel applies backpressure.
         max_batch: most events per transaction.
         flush_deadline: seconds the final flush may take after a cancellation.
+        short_switch_interval: while the run's first batch or a large one is
+            written, set the interpreter's GIL switch interval to
+            `WRITER_SWITCH_INTERVAL` (see `_PromptHandoffs`). That setting is
+            process-wide, so only a program that owns its process should ask
+            for it; it pays for runs of many in-process tasks, not for runs
+            of external commands.
 
     Raises:
         StoreError: a write failed; events not yet committed are lost only
@@ -279,7 +299,15 @@ async def open_persister(
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
-                _persist, store, persister, shield, limiter, wall_start, router_state, max_batch
+                _persist,
+                store,
+                persister,
+                shield,
+                limiter,
+                wall_start,
+                router_state,
+                max_batch,
+                short_switch_interval,
             )
             try:
                 yield persister
@@ -311,10 +339,19 @@ async def _persist(
     wall_start: float,
     router_state: RouterSnapshot | None,
     max_batch: int,
+    short_switch_interval: bool,
 ) -> None:
     try:
         with shield:
-            await _write_batches(store, persister, limiter, wall_start, router_state, max_batch)
+            await _write_batches(
+                store,
+                persister,
+                limiter,
+                wall_start,
+                router_state,
+                max_batch,
+                short_switch_interval,
+            )
     finally:
         persister._stop()
     if shield.cancelled_caught:
@@ -331,15 +368,18 @@ async def _write_batches(
     wall_start: float,
     router_state: RouterSnapshot | None,
     max_batch: int,
+    short_switch_interval: bool,
 ) -> None:
     counters = persister._counters
     while (rows := await persister._take(max_batch, wall_start)) is not None:
         state = router_state() if router_state is not None else None
         write = functools.partial(store.write_rows, [rows], router_state=state)
+        # The first batch and a large one are written while the loop is busy.
         busy_loop = rows.count >= PROMPT_HANDOFF_BATCH or not counters["batches"]
+        handoffs = _prompt_handoffs if short_switch_interval and busy_loop else nullcontext()
         for delay in (*WRITE_RETRY_DELAYS, None):
             try:
-                with _prompt_handoffs if busy_loop else nullcontext():
+                with handoffs:
                     await trio.to_thread.run_sync(write, limiter=limiter)
                 break
             except StoreError as error:
