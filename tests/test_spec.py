@@ -18,9 +18,9 @@ import pytest
 from uet_trio.deciding.routing import check_routing
 from uet_trio.errors import WorkflowError
 from uet_trio.workflow import loader
+from uet_trio.workflow.frozen import FrozenMap
 from uet_trio.workflow.loader import parse_workflow
 from uet_trio.workflow.spec import (
-    FrozenMap,
     RetryPolicy,
     RoutingRule,
     TaskSpec,
