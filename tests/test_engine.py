@@ -191,6 +191,13 @@ class TestPrecompiledGraph:
         assert result.states["d"] is TaskState.SKIPPED  # b failed: its downstream is skipped
         assert result.states["g"] is TaskState.SUCCEEDED
 
+    async def test_an_unknown_option_is_refused_before_anything_is_recorded(
+        self, store: Store, tmp_path: Path
+    ) -> None:
+        with pytest.raises(TypeError, match=r"unknown run option\(s\): max_worker"):
+            await run_workflow(chain_spec(tmp_path), store=store, max_worker=3)  # type: ignore[call-arg]
+        assert store.list_runs() == []
+
     async def test_a_graph_of_another_workflow_is_refused(
         self, store: Store, tmp_path: Path
     ) -> None:

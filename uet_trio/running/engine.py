@@ -10,46 +10,35 @@ The task tree of a run::
                 ├── Run._loop           drives the scheduler
                 └── worker x N          one executor slot each: run attempts
 
-The loop. Every decision is the synchronous `Scheduler`'s; the loop awaits a
-result or the next retry timer, feeds the scheduler what happened, hands the
-events it decided to the persister and subscribers, and sends the requests
-it dispatches to idle workers over a channel of the workers' size (so it
-never blocks there). Workers send `Started` notices and `AttemptResult`s back
-on a channel sized so that a worker never waits on it.
+The loop awaits a result or the next retry timer, feeds the synchronous
+`Scheduler` what happened, has `Delivery` hand the events it decided to the
+persister and subscribers, and sends the requests it dispatches to idle
+workers over a channel of the workers' size (so it never blocks there).
+Workers answer on a channel sized so that a worker never waits on it.
 
-Events. `Delivery` numbers and time-stamps the scheduler's outbox and queues
-it for the persister and subscribers without waiting; what did not fit, the
-loop delivers (waiting for room: backpressure) before it next waits.
-
-Determinism. After waking, the loop takes every result already delivered
+Determinism: after waking, the loop takes every result already delivered
 and, while some busy worker has not reported, awaits `runner.settle()` and
-takes those too; the scheduler orders them canonically. With a scripted
-runner under a `MockClock` the event sequence therefore does not depend on
-the order in which Trio happens to wake tasks.
+takes those too; the scheduler orders them canonically, so under a
+`MockClock` the events do not depend on the order Trio wakes tasks in.
 
-Cancellation and shutdown order. Cancelling the scope around a run (Ctrl-C in
-the CLI, or an embedding application) cancels the `_execute` nursery:
-workers' attempts stop their process groups (SIGTERM, grace, SIGKILL) before
-they unwind. Then, in a shielded scope with a deadline, the scheduler
-records how the run ended and the backlog is delivered; leaving
-`open_persister` closes its channel and the persister writes everything
-queued, also under a deadline. ``fail_fast`` takes the same path from inside:
-the loop cancels the `_execute` nursery when the scheduler stops.
+Shutdown: cancelling the run's scope (Ctrl-C, an embedding application, or
+the loop itself under ``fail_fast``) stops the workers' attempts (SIGTERM,
+grace, SIGKILL); then, shielded and under a deadline, the scheduler records
+how the run ended, the backlog is delivered and the persister writes
+everything queued.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import attrs
 import trio
 
 from ..deciding.attempts import AttemptRequest, AttemptResult, Started
-from ..deciding.priority import CRITICAL
 from ..recording.events import Event
 from ..recording.states import RunStatus, TaskState
 from ..recording.store import Store
@@ -59,7 +48,7 @@ from .delivery import SUBSCRIBER_BUFFER, Delivery
 from .executors.base import AttemptRunner
 from .executors.local import LocalRunner
 from .persister import DEFAULT_CAPACITY, Persister, PersisterStatistics, open_persister
-from .preparation import Prepared, prepare, reclaim_lost
+from .preparation import Prepared, RunOptions, prepare, reclaim_lost
 
 
 @attrs.frozen
@@ -82,7 +71,9 @@ async def run_workflow(
     spec: WorkflowSpec,
     *,
     store: Store,
-    **options: Any,
+    graph: TaskGraph | None = None,
+    runner: AttemptRunner | None = None,
+    **options: Unpack[RunOptions],
 ) -> RunResult:
     """
     Run `spec` to the end and return its result.
@@ -90,7 +81,7 @@ async def run_workflow(
     Takes the same keyword options as `open_run`. Cancelling the caller's
     scope cancels the run (processes stopped, everything recorded).
     """
-    async with open_run(spec, store=store, **options) as run:
+    async with open_run(spec, store=store, graph=graph, runner=runner, **options) as run:
         pass
     assert run.result is not None
     return run.result
@@ -102,18 +93,8 @@ async def open_run(
     *,
     store: Store,
     graph: TaskGraph | None = None,
-    max_workers: int | None = None,
     runner: AttemptRunner | None = None,
-    log_root: Path | str | None = None,
-    run_id: str | None = None,
-    fail_fast: bool | None = None,
-    kill_grace: float | None = None,
-    seed: int | None = None,
-    resume: str | None = None,
-    force: bool = False,
-    fresh_routing: bool = False,
-    order: str = CRITICAL,
-    expected_durations: Mapping[str, Sequence[float]] | None = None,
+    **options: Unpack[RunOptions],
 ) -> AsyncIterator[Run]:
     """
     Start a run of `spec` in the background and yield its `Run` handle.
@@ -147,8 +128,13 @@ async def open_run(
         expected_durations: task durations that weigh the ``critical`` order
             instead of those recorded in the store (a simulation uses them to
             order tasks the way a real run after the recorded one would).
+        short_switch_interval: while the persister writes a large batch,
+            shorten the interpreter's GIL switch interval (process-wide:
+            only for a program that owns its process; it speeds up runs of
+            many in-process tasks, not runs of commands).
 
     Raises:
+        TypeError: an option that `RunOptions` does not name.
         WorkflowError: the workflow has a cycle, or a setting is out of range.
         ValueError: `graph` was not compiled from `spec`.
         RunNotFound, RunConflict: `resume` names no run, or one owned by a
@@ -159,22 +145,7 @@ async def open_run(
         graph = compile_graph(spec)
     elif graph.ids != tuple(task.id for task in spec.tasks):
         raise ValueError("the graph was not compiled from this workflow")
-    prepared = await prepare(
-        spec,
-        graph,
-        store,
-        max_workers=max_workers,
-        log_root=Path(log_root) if log_root is not None else None,
-        run_id=run_id,
-        fail_fast=fail_fast,
-        kill_grace=kill_grace,
-        seed=seed,
-        resume=resume,
-        force=force,
-        fresh_routing=fresh_routing,
-        order=order,
-        expected_durations=expected_durations,
-    )
+    prepared = await prepare(spec, graph, store, options)
     run = Run(prepared, store, runner or LocalRunner())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run._main)
@@ -199,7 +170,7 @@ class Run:
         self.router = scheduler.router
         self.store = store
         self.runner = runner
-        self.options = prepared.options
+        self.settings = prepared.settings
         self.status = RunStatus.PENDING
         self._done = trio.Event()
         self._result: RunResult | None = None
@@ -258,14 +229,15 @@ class Run:
                 # them on top of the usual bound lets the workers start
                 # without waiting for the disk to take them.
                 capacity=DEFAULT_CAPACITY + len(self.graph.levels[0]),
-                flush_deadline=self.options.flush_deadline,
+                flush_deadline=self.settings.flush_deadline,
+                short_switch_interval=self.settings.short_switch_interval,
             ) as persister:
                 self._persister = persister
                 self._delivery.attach(persister, lambda: now() - self._clock_zero)
                 try:
                     await self._execute()
                 finally:
-                    with trio.move_on_after(self.options.flush_deadline, shield=True):
+                    with trio.move_on_after(self.settings.flush_deadline, shield=True):
                         await self._finish()
         except Exception as error:
             self._error = error
@@ -282,7 +254,7 @@ class Run:
         return self.spec.name, self.router.snapshot()
 
     async def _execute(self) -> None:
-        workers = self.options.max_workers
+        workers = self.settings.max_workers
         jobs_send, jobs_receive = trio.open_memory_channel[AttemptRequest](workers)
         # A worker has at most one Started and one result outstanding.
         results_send, results_receive = trio.open_memory_channel[AttemptResult | Started](
@@ -310,7 +282,7 @@ class Run:
             with suppress(trio.BrokenResourceError):
                 results.send_nowait(notice)
 
-        async with jobs, results, self.runner.slot(n, self.options.log_dir) as run_attempt:
+        async with jobs, results, self.runner.slot(n, self.settings.log_dir) as run_attempt:
             async for request in jobs:
                 # Never full (see _execute), so no extra pass of the loop.
                 results.send_nowait(await run_attempt(request, report))
@@ -322,7 +294,7 @@ class Run:
     ) -> None:
         scheduler = self.scheduler
         delivery = self._delivery
-        workers = self.options.max_workers
+        workers = self.settings.max_workers
         async with jobs, results:
             scheduler.start(await reclaim_lost(self.runner, self._lost))
             # Let the persister take the start on its own before the flood of

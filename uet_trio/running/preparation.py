@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import attrs
 import trio
@@ -53,9 +53,26 @@ def new_run_id() -> str:
     return f"{stamp}.{int(now % 1 * 1000):03d}-{secrets.token_hex(2)}"
 
 
+class RunOptions(TypedDict, total=False):
+    """What a caller may set for one run beyond the workflow itself (see `open_run`)."""
+
+    max_workers: int | None
+    log_root: Path | str | None
+    run_id: str | None
+    fail_fast: bool | None
+    kill_grace: float | None
+    seed: int | None
+    resume: str | None
+    force: bool
+    fresh_routing: bool
+    order: str
+    expected_durations: Mapping[str, Sequence[float]] | None
+    short_switch_interval: bool
+
+
 @attrs.frozen(kw_only=True)
-class RunOptions:
-    """Settings of one run that are not part of the workflow itself."""
+class RunSettings:
+    """A run's options resolved against the workflow and the store: what the engine uses."""
 
     max_workers: int
     fail_fast: bool
@@ -63,9 +80,7 @@ class RunOptions:
     log_dir: Path | None
     seed: int
     flush_deadline: float = DEFAULT_FLUSH_DEADLINE
-    fresh_routing: bool = False
-    order: str = CRITICAL
-    """How ready tasks of equal priority are ordered: ``critical`` or ``declared``."""
+    short_switch_interval: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -73,7 +88,7 @@ class Prepared:
     """A run ready to start: its scheduler and what the engine needs besides."""
 
     scheduler: Scheduler
-    options: RunOptions
+    settings: RunSettings
     last_seq: int = 0
     """The last event number already recorded (a resumed run numbers on from it)."""
     lost: Sequence[AttemptRecord] = ()
@@ -81,49 +96,49 @@ class Prepared:
 
 
 async def prepare(
-    spec: WorkflowSpec,
-    graph: TaskGraph,
-    store: Store,
-    *,
-    max_workers: int | None,
-    log_root: Path | None,
-    run_id: str | None,
-    fail_fast: bool | None,
-    kill_grace: float | None,
-    seed: int | None,
-    resume: str | None,
-    force: bool,
-    fresh_routing: bool,
-    order: str,
-    expected_durations: Mapping[str, Sequence[float]] | None,
+    spec: WorkflowSpec, graph: TaskGraph, store: Store, options: RunOptions
 ) -> Prepared:
-    """Resolve a run's options and create (or take over) its rows; see `open_run`."""
-    workers = max_workers or spec.max_workers or os.cpu_count() or 1
+    """
+    Resolve a run's options and create (or take over) its rows; see `open_run`.
+
+    Raises:
+        TypeError: an option that `RunOptions` does not name.
+    """
+    unknown = options.keys() - RunOptions.__annotations__.keys()
+    if unknown:
+        raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
+    workers = options.get("max_workers") or spec.max_workers or os.cpu_count() or 1
     if workers < 1:
         raise WorkflowError(f"max_workers must be positive, got {workers}", field="max_workers")
+    order = options.get("order", CRITICAL)
     if order not in ORDERS:
         raise WorkflowError(
             f"unknown order {order!r} (choose from {', '.join(ORDERS)})", field="order"
         )
+    resume = options.get("resume")
+    run_id = options.get("run_id")
+    fail_fast = options.get("fail_fast")
+    kill_grace = options.get("kill_grace")
+    seed = options.get("seed")
+    given_root = options.get("log_root")
+    log_root = Path(given_root) if given_root is not None else default_log_root(store.path)
     the_id = resume or run_id or new_run_id()
-    if log_root is None:
-        log_root = default_log_root(store.path)
-    options = RunOptions(
+    settings = RunSettings(
         max_workers=workers,
         fail_fast=spec.fail_fast if fail_fast is None else fail_fast,
         kill_grace=spec.kill_grace if kill_grace is None else kill_grace,
         log_dir=run_log_dir(log_root, the_id) if log_root is not None else None,
         seed=seed if seed is not None else _seed_from(the_id),
-        fresh_routing=fresh_routing,
-        order=order,
+        short_switch_interval=options.get("short_switch_interval", False),
     )
-    rng = random.Random(options.seed)
+    rng = random.Random(settings.seed)
     router = Router(spec, rng=rng)
-    if not fresh_routing:
+    if not options.get("fresh_routing", False):
         saved = await _in_thread(store.load_router_state, spec.name)
         if saved is not None:
             router.restore(saved)
     durations: Mapping[str, Sequence[float]] = {}
+    expected_durations = options.get("expected_durations")
     if expected_durations is not None:
         durations = expected_durations
     elif order == CRITICAL:
@@ -137,13 +152,13 @@ async def prepare(
         rng=rng,
         environ=dict(os.environ),
         workers=workers,
-        fail_fast=options.fail_fast,
-        kill_grace=options.kill_grace,
+        fail_fast=settings.fail_fast,
+        kill_grace=settings.kill_grace,
     )
     if resume is None:
-        await _in_thread(store.create_run, _new_run_record(spec, graph, the_id, options))
-        return Prepared(scheduler=scheduler, options=options)
-    return await _in_thread(_take_over, store, scheduler, options, force)
+        await _in_thread(store.create_run, _new_run_record(spec, graph, the_id, settings))
+        return Prepared(scheduler=scheduler, settings=settings)
+    return await _in_thread(_take_over, store, scheduler, settings, options.get("force", False))
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -151,7 +166,7 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _new_run_record(
-    spec: WorkflowSpec, graph: TaskGraph, run_id: str, options: RunOptions
+    spec: WorkflowSpec, graph: TaskGraph, run_id: str, settings: RunSettings
 ) -> NewRun:
     return NewRun(
         run_id=run_id,
@@ -159,8 +174,8 @@ def _new_run_record(
         source=spec.source,
         base_dir=str(spec.base_dir),
         spec_hash=spec.fingerprint(),
-        max_workers=options.max_workers,
-        log_dir=str(options.log_dir) if options.log_dir else "",
+        max_workers=settings.max_workers,
+        log_dir=str(settings.log_dir) if settings.log_dir else "",
         owner_pid=os.getpid(),
         owner_start=process_start_time(os.getpid()),
         task_ids=graph.ids,
@@ -168,7 +183,7 @@ def _new_run_record(
     )
 
 
-def _take_over(store: Store, scheduler: Scheduler, options: RunOptions, force: bool) -> Prepared:
+def _take_over(store: Store, scheduler: Scheduler, settings: RunSettings, force: bool) -> Prepared:
     """Claim a recorded run, keep its succeeded tasks, note attempts a dead runner left running."""
     run_id = scheduler.run_id
     record = store.get_run(run_id)
@@ -185,7 +200,7 @@ def _take_over(store: Store, scheduler: Scheduler, options: RunOptions, force: b
     )
     scheduler.resume(store.tasks(run_id))
     lost = [a for a in store.attempts(run_id) if a.status == AttemptStatus.RUNNING]
-    return Prepared(scheduler=scheduler, options=options, last_seq=record.last_seq, lost=lost)
+    return Prepared(scheduler=scheduler, settings=settings, last_seq=record.last_seq, lost=lost)
 
 
 async def reclaim_lost(
