@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .errors import StoreError as StoreError
     from .errors import UetError as UetError
     from .errors import WorkflowError as WorkflowError
+    from .recording.events import DataField as DataField
     from .recording.events import Event as Event
     from .recording.events import EventKind as EventKind
     from .recording.events import Severity as Severity
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from .recording.report import parallelism as parallelism
     from .recording.report import path_seconds as path_seconds
     from .recording.report import run_wall as run_wall
+    from .recording.states import AttemptStatus as AttemptStatus
     from .recording.states import RunStatus as RunStatus
     from .recording.states import TaskState as TaskState
     from .recording.store import Store as Store
@@ -94,6 +96,7 @@ _EXPORTS = {
     "Prediction": "running.prediction",
     "predict": "running.prediction",
     "run_durations": "running.prediction",
+    "DataField": "recording.events",
     "Event": "recording.events",
     "EventKind": "recording.events",
     "Severity": "recording.events",
@@ -111,6 +114,7 @@ _EXPORTS = {
     "parallelism": "recording.report",
     "path_seconds": "recording.report",
     "run_wall": "recording.report",
+    "AttemptStatus": "recording.states",
     "RunStatus": "recording.states",
     "TaskState": "recording.states",
     "Store": "recording.store",

@@ -45,6 +45,13 @@ def attempt_status(text: str) -> AttemptStatus:
     return _ATTEMPT_STATUSES[text]
 
 
+def _span(started_at: float | None, finished_at: float | None) -> float | None:
+    """``finished_at - started_at``, or None if either is missing."""
+    if started_at is None or finished_at is None:
+        return None
+    return finished_at - started_at
+
+
 @attrs.frozen(kw_only=True)
 class RunRecord:
     """One row of ``runs``."""
@@ -64,6 +71,11 @@ class RunRecord:
     owner_pid: int | None
     owner_start: int | None
     last_seq: int
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish; None until the run has both started and finished."""
+        return _span(self.started_at, self.finished_at)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
@@ -85,6 +97,15 @@ class TaskRecord:
     started_at: float | None
     finished_at: float | None
     exit_code: int | None
+
+    @property
+    def duration(self) -> float | None:
+        """
+        Seconds from the task's start to its end; None until it has both.
+
+        For a retried task this spans its attempts and the waits between them.
+        """
+        return _span(self.started_at, self.finished_at)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TaskRecord:
