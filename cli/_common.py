@@ -18,8 +18,6 @@ DEFAULT_DB = ".uet/uet.db"
 
 STATUSES = tuple(status.value for status in RunStatus)
 """Every run status, in the order a run moves through them."""
-FINISHED = tuple(status.value for status in RunStatus if status.finished)
-"""Run statuses after which nothing changes."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._common import (
-    FINISHED,
     db_option,
     open_store,
     resolve_run,
@@ -89,7 +88,7 @@ def _poll(
     while True:
         # Read the status before the events: run_finished is committed with the
         # final status, so a finished status guarantees this read sees every event.
-        finished = store.get_run(run_id).status in FINISHED
+        finished = store.get_run(run_id).status.finished
         batch = fetch(after)
         if batch:
             after = last_seq(batch[-1])
@@ -209,7 +208,7 @@ def logs(
         written = 0
         try:
             while True:
-                finished = store.get_run(run_id).status in FINISHED
+                finished = store.get_run(run_id).status.finished
                 record = store.find_attempt(run_id, task, attempt)
                 if record is None and (finished or not follow):
                     which = f"attempt {attempt}" if attempt is not None else "attempts"
@@ -218,7 +217,7 @@ def logs(
                     data = read_output(record, stderr=stderr, skip=written)
                     written += len(data)
                     _write_output(data)
-                    ended = record.finished_at is not None or record.status != "running"
+                    ended = record.finished_at is not None or record.status.finished
                     if ended or finished or not follow:
                         return
                 time.sleep(FOLLOW_INTERVAL)

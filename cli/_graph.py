@@ -6,20 +6,22 @@ import re
 
 import click
 
+from uet_trio import TaskState
+
 from ._common import (
     db_option,
     open_store,
 )
 
 GRAPH_FILLS = {
-    "succeeded": "#b7e1a1",
-    "failed": "#f4a6a6",
-    "cancelled": "#f9d88c",
-    "skipped": "#e0e0e0",
-    "running": "#a6c8f4",
-    "retry_wait": "#e3c8f4",
-    "ready": "#fff3b0",
-    "pending": "#ffffff",
+    TaskState.SUCCEEDED: "#b7e1a1",
+    TaskState.FAILED: "#f4a6a6",
+    TaskState.CANCELLED: "#f9d88c",
+    TaskState.SKIPPED: "#e0e0e0",
+    TaskState.RUNNING: "#a6c8f4",
+    TaskState.RETRY_WAIT: "#e3c8f4",
+    TaskState.READY: "#fff3b0",
+    TaskState.PENDING: "#ffffff",
 }
 
 
@@ -39,7 +41,7 @@ def graph(flow: str, fmt: str, run: str | None, db: str) -> None:
     from uet_trio import open_workflow
 
     spec, compiled = open_workflow(flow)
-    states: dict[str, str] = {}
+    states: dict[str, TaskState] = {}
     if run is not None:
         with open_store(db) as store:
             run_id = store.resolve_run(run)
@@ -59,7 +61,7 @@ def _mermaid_text(text: str) -> str:
 
 
 def _mermaid(
-    name: str, ids: tuple[str, ...], edges: list[tuple[str, str]], states: dict[str, str]
+    name: str, ids: tuple[str, ...], edges: list[tuple[str, str]], states: dict[str, TaskState]
 ) -> str:
     node = {task_id: f"t{i}" for i, task_id in enumerate(ids)}
     lines = ["flowchart LR", f"  %% workflow {_mermaid_text(name)}"]
@@ -79,7 +81,7 @@ def _dot_id(text: str) -> str:
 
 
 def _dot(
-    name: str, ids: tuple[str, ...], edges: list[tuple[str, str]], states: dict[str, str]
+    name: str, ids: tuple[str, ...], edges: list[tuple[str, str]], states: dict[str, TaskState]
 ) -> str:
     lines = [
         f"digraph {_dot_id(name)} {{",

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from uet_trio import TaskState
+
 from ._common import (
-    FINISHED,
     STATUSES,
     colour,
     db_option,
@@ -30,14 +31,15 @@ from ._common import (
 if TYPE_CHECKING:
     from uet_trio import AttemptTiming, RunRecord
 
-STATE_COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "cancelled": "yellow",
-    "skipped": "yellow",
-    "running": "blue",
-    "retry_wait": "magenta",
+STATE_COLOURS: dict[str, str] = {
+    TaskState.SUCCEEDED: "green",
+    TaskState.FAILED: "red",
+    TaskState.CANCELLED: "yellow",
+    TaskState.SKIPPED: "yellow",
+    TaskState.RUNNING: "blue",
+    TaskState.RETRY_WAIT: "magenta",
 }
+"""Colours of task states; a run's statuses share their text, so they find theirs here too."""
 
 
 def _when(timestamp: float | None) -> str:
@@ -90,11 +92,6 @@ def runs(db: str, limit: int, status: str | None, as_json: bool) -> None:
 
 
 def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
-    duration = (
-        record.finished_at - record.started_at
-        if record.finished_at is not None and record.started_at is not None
-        else None
-    )
     return {
         "run_id": record.run_id,
         "workflow": record.workflow,
@@ -102,12 +99,12 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
         "created_at": record.created_at,
         "started_at": record.started_at,
         "finished_at": record.finished_at,
-        "duration": duration,
+        "duration": record.duration,
         "tasks": record.task_count,
-        "succeeded": counts.get("succeeded", 0),
-        "failed": counts.get("failed", 0),
-        "skipped": counts.get("skipped", 0),
-        "cancelled": counts.get("cancelled", 0),
+        "succeeded": counts.get(TaskState.SUCCEEDED, 0),
+        "failed": counts.get(TaskState.FAILED, 0),
+        "skipped": counts.get(TaskState.SKIPPED, 0),
+        "cancelled": counts.get(TaskState.CANCELLED, 0),
         "counts": counts,
     }
 
@@ -147,7 +144,7 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
         failed = [
             found
             for task in tasks
-            if task.state == "failed"
+            if task.state is TaskState.FAILED
             and (found := store.find_attempt(run_id, task.task_id)) is not None
         ]
     now = time.time()
@@ -155,7 +152,7 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
     for timing in attempts:
         last_attempt[timing.task_id] = timing
     wall = run_wall(record.started_at, record.finished_at, now=now)
-    busy = busy_seconds(attempts, now=None if record.status in FINISHED else now)
+    busy = busy_seconds(attempts, now=None if record.status.finished else now)
     path = critical_path(tasks, causes, run_started=record.started_at)
     counts: dict[str, int] = {}
     task_rows = []
@@ -170,11 +167,7 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
                 "tool": task.tool,
                 "started_at": task.started_at,
                 "finished_at": task.finished_at,
-                "duration": (
-                    task.finished_at - task.started_at
-                    if task.finished_at is not None and task.started_at is not None
-                    else None
-                ),
+                "duration": task.duration,
                 "exit_code": attempt.exit_code if attempt is not None else task.exit_code,
                 "signal": attempt.signal if attempt is not None else None,
                 "timed_out": bool(attempt.timed_out) if attempt is not None else False,

@@ -63,14 +63,14 @@ class ProgressLine:
 
     def event(self, event: Event) -> None:
         """Count one event of the run; cheap, never draws."""
-        from uet_trio import EventKind
+        from uet_trio import DataField, EventKind
 
         kind = event.kind
         if kind is EventKind.ATTEMPT_STARTED:
             self.running += 1
         elif kind is EventKind.ATTEMPT_FINISHED:
             self.running = max(0, self.running - 1)
-            duration = event.data.get("duration")
+            duration = event.data.get(DataField.DURATION)
             if duration is not None:
                 self.busy += duration
                 self.measured += 1
@@ -80,8 +80,8 @@ class ProgressLine:
         elif kind in (EventKind.TASK_SUCCEEDED, EventKind.TASK_SKIPPED, EventKind.TASK_CANCELLED):
             self.done += 1
         elif kind is EventKind.RUN_STARTED or kind is EventKind.RUN_RESUMED:
-            self.workers = max(1, int(event.data.get("workers") or 1))
-            self.done += int(event.data.get("kept") or 0)
+            self.workers = max(1, int(event.data.get(DataField.WORKERS) or 1))
+            self.done += int(event.data.get(DataField.KEPT) or 0)
         else:
             return
         self._dirty = True

@@ -76,7 +76,7 @@ def run(
     **options: Any,
 ) -> None:
     """Run the workflow in FLOW (TOML or JSON)."""
-    from uet_trio import open_workflow
+    from uet_trio import RunStatus, open_workflow
 
     with _interrupt_exits(ctx):
         spec, graph = open_workflow(flow)
@@ -84,7 +84,7 @@ def run(
         store = open_store(options["db"], check=True)
         with store:
             resume = store.resolve_run(retry_failed) if retry_failed else None
-            if resume is not None and store.get_run(resume).status == "succeeded":
+            if resume is not None and store.get_run(resume).status is RunStatus.SUCCEEDED:
                 click.echo(f"run {resume} already succeeded; nothing to retry")
                 ctx.exit(0)
             ctx.exit(
@@ -108,12 +108,12 @@ def run(
 @click.pass_context
 def resume(ctx: click.Context, /, run: str | None, last: bool, **options: Any) -> None:
     """Finish RUN (an id or unique prefix): keep what succeeded, run the rest."""
-    from uet_trio import RunConflict, open_workflow
+    from uet_trio import RunConflict, RunStatus, open_workflow
 
     with _interrupt_exits(ctx), open_store(options["db"], check=True) as store:
         run_id = resolve_run(store, run, last)
         record = store.get_run(run_id)
-        if record.status == "succeeded":
+        if record.status is RunStatus.SUCCEEDED:
             click.echo(f"run {run_id} already succeeded; nothing to resume")
             ctx.exit(0)
         if record.source is None:
@@ -155,7 +155,7 @@ def _execute(
 ) -> int:
     import trio
 
-    from uet_trio import UetError
+    from uet_trio import RunStatus, UetError
 
     reporter = _Reporter(quiet=quiet or as_json, verbose=verbose)
     options = {
@@ -193,7 +193,7 @@ def _execute(
         reporter.summary(result, db)
     if signum is not None:
         return EXIT_FOR_SIGNAL[signum]
-    return 0 if result.status.value == "succeeded" else 1
+    return 0 if result.status is RunStatus.SUCCEEDED else 1
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
@@ -272,11 +272,11 @@ class _Reporter:
             self.progress.start(tasks)
 
     def event(self, event: Event) -> None:
-        from uet_trio import EventKind
+        from uet_trio import DataField, EventKind
 
         kind = event.kind
         if kind is EventKind.ATTEMPT_FINISHED and event.task_id is not None:
-            self.durations[event.task_id] = event.data.get("duration") or 0.0
+            self.durations[event.task_id] = event.data.get(DataField.DURATION) or 0.0
         if self.quiet:
             return
         if self.progress is not None:
@@ -292,41 +292,41 @@ class _Reporter:
             self._echo(f"  {label('ok', 'green')} {task}  {seconds(self.durations.get(task))}")
         elif kind is EventKind.TASK_FAILED:
             data = event.data
-            if data.get("timed_out"):
+            if data.get(DataField.TIMED_OUT):
                 why = "timed out"
-            elif data.get("error"):
-                why = str(data["error"])
-            elif data.get("signal"):
-                why = f"killed by signal {data['signal']}"
+            elif data.get(DataField.ERROR):
+                why = str(data[DataField.ERROR])
+            elif data.get(DataField.SIGNAL):
+                why = f"killed by signal {data[DataField.SIGNAL]}"
             else:
-                why = f"exit {data.get('exit_code')}"
+                why = f"exit {data.get(DataField.EXIT_CODE)}"
             attempts = event.attempt
             suffix = f" after {attempts} attempts" if attempts and attempts > 1 else ""
             self._echo(f"  {label('FAILED', 'red')} {task}  {why}{suffix}")
         elif kind is EventKind.TASK_SKIPPED:
-            upstream = event.data["upstream"]
+            upstream = event.data[DataField.UPSTREAM]
             self._echo(f"  {label('skipped', 'yellow')} {task}  (upstream {upstream} failed)")
         elif kind is EventKind.TASK_RETRY_WAIT:
             self._echo(
                 f"  {label('retry', 'yellow')} {task}  attempt {event.attempt} failed; "
-                f"retrying in {seconds(event.data['delay'])}"
+                f"retrying in {seconds(event.data[DataField.DELAY])}"
             )
 
     def summary(self, result: RunResult, db: str) -> None:
-        from uet_trio import TaskState
+        from uet_trio import RunStatus, TaskState
 
         counts = ", ".join(
             f"{result.count(state)} {state.value}"
             for state in TaskState
             if result.count(state) or state is TaskState.SUCCEEDED
         )
-        status = result.status.value
-        shade = {"succeeded": "green", "failed": "red"}.get(status, "yellow")
+        status = result.status
+        shade = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red"}.get(status, "yellow")
         click.echo(
-            f"run {result.run_id} {colour(status, shade)} in "
+            f"run {result.run_id} {colour(status.value, shade)} in "
             f"{seconds(time.monotonic() - self.started_at)}: {counts}"
         )
-        if status != "succeeded":
+        if status is not RunStatus.SUCCEEDED:
             click.echo(f"  details: uet show {result.run_id} --db {db}")
 
 

@@ -745,6 +745,21 @@ def _task(task_id: str, idx: int, start: float | None, end: float | None) -> Tas
 
 
 class TestReport:
+    def test_record_durations(self, filled: Filled) -> None:
+        """A run's and a task's duration is finish minus start, None until both are known."""
+        assert _task("a", 0, 100.0, 102.5).duration == 2.5
+        assert _task("a", 0, 100.0, None).duration is None
+        assert _task("a", 0, None, None).duration is None
+        with Store.open(filled.db) as store:
+            run = store.get_run(filled.failed)
+            tasks = store.tasks(filled.failed)
+        assert run.started_at is not None and run.finished_at is not None
+        assert run.duration == run.finished_at - run.started_at
+        shown = invoke_json("show", filled.failed, "--db", filled.db, "--json")
+        assert shown["run"]["duration"] == run.duration
+        assert [row["duration"] for row in shown["tasks"]] == [task.duration for task in tasks]
+        assert {task.task_id for task in tasks if task.duration is None} == {"after-broken"}
+
     def test_critical_path_follows_the_releasing_task(self) -> None:
         """The path ends at the last task to finish and walks back through what released it."""
         tasks = [
