@@ -46,9 +46,9 @@ def simulate(
     from uet_trio import open_workflow, predict
 
     spec, _ = open_workflow(flow)
-    workers = workers or spec.max_workers or os.cpu_count() or 1
     durations, history = _recorded(spec, db, durations_run)
     prediction = predict(spec, workers=workers, durations=durations, history=history)
+    workers = prediction.workers
     if durations_run is not None:
         source = "run " + durations_run
     else:

@@ -24,6 +24,7 @@ from ..recording.store import Store
 from ..workflow.graph import compile_graph
 from ..workflow.spec import WorkflowSpec
 from .executors.scripted import FakeRunner, Outcome
+from .preparation import worker_count
 from .simulation import simulate
 
 
@@ -77,7 +78,7 @@ def run_durations(store: Store, run_id: str) -> dict[str, float]:
 def predict(
     spec: WorkflowSpec,
     *,
-    workers: int,
+    workers: int | None = None,
     durations: Mapping[str, float] | None = None,
     history: Mapping[str, Sequence[float]] | None = None,
 ) -> Prediction:
@@ -88,13 +89,15 @@ def predict(
 
     Args:
         spec: the workflow.
-        workers: how many attempts may run at once.
+        workers: how many attempts may run at once (default: as a real run
+            would have, `worker_count`).
         durations: seconds each task takes, by task id (from `run_durations`);
             None: the median of each task's `history`.
         history: recent successful attempt durations per task id
             (`Store.recent_durations`); they also order the ready tasks, as
             in a real run.
     """
+    workers = worker_count(spec, workers)
     recent = history or {}
     samples = (
         {task: [seconds] for task, seconds in durations.items()}

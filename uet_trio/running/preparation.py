@@ -95,6 +95,11 @@ class Prepared:
     """Attempts a dead runner left recorded as running (resume only)."""
 
 
+def worker_count(spec: WorkflowSpec, requested: int | None = None) -> int:
+    """How many attempts a run has going at once: as asked, else the workflow's, else the CPUs."""
+    return requested or spec.max_workers or os.cpu_count() or 1
+
+
 async def prepare(
     spec: WorkflowSpec, graph: TaskGraph, store: Store, options: RunOptions
 ) -> Prepared:
@@ -107,7 +112,7 @@ async def prepare(
     unknown = options.keys() - RunOptions.__annotations__.keys()
     if unknown:
         raise TypeError(f"unknown run option(s): {', '.join(sorted(unknown))}")
-    workers = options.get("max_workers") or spec.max_workers or os.cpu_count() or 1
+    workers = worker_count(spec, options.get("max_workers"))
     if workers < 1:
         raise WorkflowError(f"max_workers must be positive, got {workers}", field="max_workers")
     order = options.get("order", CRITICAL)
