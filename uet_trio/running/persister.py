@@ -94,16 +94,16 @@ class _PromptHandoffs:
     polls the request is made, and granted, within microseconds: 17,000-
     18,200 to 26,600-27,600 in-process tasks/s (docs/performance.md).
 
-    Why it is asked for, not always on. Measured in interleaved runs
-    on a shared, loaded 2-core machine (medians): 100,000 in-process tasks
-    (perf/bench_inprocess.py) ran 17,118 tasks/s with it and 14,237 without
-    (15 runs each; 1.12 as the median of per-pair ratios), and in the
-    quieter pairs 2.8-4.1 s against 4.8-7.3 s. A whole `uet run` of a
-    layered DAG of `true` with 8 workers gained nothing: 1000 tasks 1.225 s
-    with it, 1.160 s without (11 runs each), 5000 tasks 5.138 s and 4.848 s.
-    So an application that runs many in-process tasks in a process of its
-    own can ask for it; the `uet` command, whose runs spawn processes and
-    write small batches, does not.
+    Why it is asked for, not always on. In interleaved runs on a 2-core
+    machine (13 each, medians), 100,000 in-process tasks
+    (perf/bench_inprocess.py) ran 34,332 tasks/s with it and 24,816 without
+    (1.38x; quicker in 12 of the 13 pairs). A whole `uet run` of a layered
+    DAG of tasks of `true` on 8 workers gained nothing: 1000 tasks took
+    0.908 s with it and 0.897 s without; 5000 tasks, in 11 pairs while the
+    machine was loaded, 5.138 s with it and 4.848 s without. So an
+    application that runs many in-process tasks in a process of its own can
+    ask for it; the `uet` command, whose runs spawn processes and write
+    small batches, does not.
 
     Only a write while the loop is busy, which is when the writer starves,
     gets it: a large batch (`PROMPT_HANDOFF_BATCH`; events piled up while
