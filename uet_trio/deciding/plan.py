@@ -166,7 +166,7 @@ def plan_workflow(
                     reason=decision.reason if decision is not None else None,
                     argv=effective.shown_argv,
                     timeout=effective.timeout,
-                    retries=effective.retry.retries,
+                    retries=settings.retry(task, effective.tool).retries,
                     path=path[i],
                 )
             )

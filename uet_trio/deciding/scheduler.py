@@ -43,6 +43,10 @@ Decided = tuple[EventKind, int | None, int | None, Mapping[str, Any]]
 _NO_DATA: Mapping[str, Any] = {}
 
 
+_STATE_AFTER = dict(TASK_STATE_AFTER)
+"""`TASK_STATE_AFTER` as a plain dict: looked up for every event decided."""
+
+
 class InvalidTransition(RuntimeError):
     """An event would move a task that has finished: the scheduler broke its own rules."""
 
@@ -299,7 +303,7 @@ class Scheduler:
     def _fail_attempt(self, i: int, result: AttemptResult, now: float) -> None:
         task = self.spec.tasks[i]
         tool = self._tool_of.get(i)
-        policy = self._settings.of(task, tool).retry
+        policy = self._settings.retry(task, tool)
         self._tries_on_tool[i] += 1
         retry_number = self._tries_on_tool[i]
         if retry_number <= policy.retries and policy.allows(
@@ -422,7 +426,7 @@ class Scheduler:
                 state (a bug in the scheduler, caught where it happens).
         """
         if task is not None:
-            state = TASK_STATE_AFTER.get(kind)
+            state = _STATE_AFTER.get(kind)
             if state is not None:
                 if self.states[task].finished:
                     raise InvalidTransition(

@@ -41,8 +41,6 @@ class TaskSettings:
     """The task's environment variables, on top of the tool's."""
     timeout: float | None
     """Seconds an attempt may take (None: no limit)."""
-    retry: RetryPolicy
-    """When a failed attempt is tried again."""
 
 
 class Settings:
@@ -75,10 +73,18 @@ class Settings:
             tool_env=tool.env if tool is not None else {},
             task_env=task.env,
             timeout=timeout,
-            retry=task.retry
-            or (tool.retry if tool is not None else None)
-            or spec.retry
-            or NO_RETRY,
+        )
+
+    def retry(self, task: TaskSpec, tool_name: str | None) -> RetryPolicy:
+        """
+        When a failed attempt of `task` on `tool_name` is tried again.
+
+        Apart from `of`: only a failure needs it, so an attempt that
+        succeeds never resolves it.
+        """
+        tool = self.spec.tools[tool_name] if tool_name is not None else None
+        return (
+            task.retry or (tool.retry if tool is not None else None) or self.spec.retry or NO_RETRY
         )
 
     def _cwd(self, chosen: str | None) -> str:
