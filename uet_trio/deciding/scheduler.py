@@ -24,6 +24,7 @@ import heapq
 import json
 import operator
 import random
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,9 @@ _NO_DATA: Mapping[str, Any] = {}
 
 _STATE_AFTER = dict(TASK_STATE_AFTER)
 """`TASK_STATE_AFTER` as a plain dict: looked up for every event decided."""
+
+_FINISHED = frozenset(state for state in TaskState if state.finished)
+"""The finished task states, as a set to test every decided event against."""
 
 
 class InvalidTransition(RuntimeError):
@@ -261,7 +265,7 @@ class Scheduler:
             parked = self._parked.get(tool)
             if parked:
                 self._ready.push(heapq.heappop(parked)[1])
-        self._emit(EventKind.ATTEMPT_FINISHED, i, result.attempt, _finished_data(result))
+        self._emit(EventKind.ATTEMPT_FINISHED, i, result.attempt, _finished_data(result, ok))
         if ok:
             self.unfinished -= 1
             self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt)
@@ -391,9 +395,8 @@ class Scheduler:
             status = RunStatus.FAILED if self._any_failed else RunStatus.SUCCEEDED
         else:
             status = RunStatus.CANCELLED
-        counts: dict[str, int] = {}
         for i, state in enumerate(self.states):
-            if not state.finished:
+            if state not in _FINISHED:
                 if state is TaskState.RUNNING:
                     self._emit(
                         EventKind.ATTEMPT_FINISHED,
@@ -402,8 +405,7 @@ class Scheduler:
                         {"status": AttemptStatus.CANCELLED},
                     )
                 self._emit(EventKind.TASK_CANCELLED, i)
-                state = self.states[i]
-            counts[state.value] = counts.get(state.value, 0) + 1
+        counts = {state.value: n for state, n in Counter(self.states).items()}
         self._emit(EventKind.RUN_FINISHED, data={"status": status.value, **counts})
         return status
 
@@ -428,7 +430,7 @@ class Scheduler:
         if task is not None:
             state = _STATE_AFTER.get(kind)
             if state is not None:
-                if self.states[task].finished:
+                if self.states[task] in _FINISHED:
                     raise InvalidTransition(
                         f"{kind} for task {self.graph.ids[task]!r}, "
                         f"which has already {self.states[task]}"
@@ -437,14 +439,13 @@ class Scheduler:
         self.outbox.append((kind, task, attempt, data))
 
 
-def _finished_data(result: AttemptResult) -> dict[str, Any]:
+def _finished_data(result: AttemptResult, ok: bool) -> dict[str, Any]:
     """
     The data of an ``attempt_finished`` event.
 
     A signal, a timeout, an error and a callable's value are recorded only
     when there is one (the projection reads them as NULL and 0).
     """
-    ok = result.ok
     data: dict[str, Any] = {
         "status": AttemptStatus.SUCCEEDED
         if ok
