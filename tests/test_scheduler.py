@@ -2,13 +2,14 @@
 The scheduler on its own: plain calls in, requests and decided events out.
 
 No event loop and no clock: each test feeds results with the time they
-arrive at and reads the outbox, so retry, fallback, skip and fail-fast
+arrive at and reads the events it decided, so retry, fallback, skip and fail-fast
 orders are checked exactly.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -23,13 +24,26 @@ from uet_trio.recording.states import RunStatus, TaskState
 from uet_trio.workflow.graph import compile_graph
 from uet_trio.workflow.spec import RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
 
+Decided = tuple[EventKind, int | None, int | None, Mapping[str, Any]]
+
+
+class Recording(Scheduler):
+    """A scheduler whose decided events collect in `outbox` (`begin` starts it so)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outbox: list[Decided] = []
+
+    def begin(self, lost: Sequence[tuple[str, int, bool]] = ()) -> None:
+        self.start(lambda *event: self.outbox.append(event), lost)
+
 
 def scheduler(
     spec: WorkflowSpec, *, workers: int = 4, fail_fast: bool = False, seed: int = 0
-) -> Scheduler:
+) -> Recording:
     graph = compile_graph(spec)
     rng = random.Random(seed)
-    return Scheduler(
+    return Recording(
         spec,
         graph,
         run_id="r",
@@ -43,7 +57,7 @@ def scheduler(
     )
 
 
-def take(s: Scheduler) -> list[tuple[str, str | None, int | None]]:
+def take(s: Recording) -> list[tuple[str, str | None, int | None]]:
     """The outbox as (kind, task id, attempt), emptied."""
     ids = s.graph.ids
     events = [(kind.value, ids[i] if i is not None else None, a) for kind, i, a, _ in s.outbox]
@@ -62,9 +76,9 @@ def result(request: AttemptRequest, at: float, exit_code: int = 0, **extra: Any)
     )
 
 
-def started(s: Scheduler) -> list[AttemptRequest]:
+def started(s: Recording) -> list[AttemptRequest]:
     """Start the run and dispatch what is ready at once; the outbox is emptied."""
-    s.start()
+    s.begin()
     s.ready_roots()
     requests = s.dispatch(len(s.graph))
     take(s)
@@ -81,7 +95,7 @@ def chain(*ids: str, **task: Any) -> list[TaskSpec]:
 class TestDispatch:
     def test_start_ready_dispatch_and_success(self) -> None:
         s = scheduler(WorkflowSpec(name="w", tasks=chain("a", "b")))
-        s.start()
+        s.begin()
         assert take(s) == [("run_started", None, None)]
         s.ready_roots()
         assert take(s) == [("task_ready", "a", None)]
@@ -107,7 +121,7 @@ class TestDispatch:
             name="w", tasks=[TaskSpec(id=f"t{n}", command=["true"]) for n in range(5)]
         )
         s = scheduler(spec)
-        s.start()
+        s.begin()
         s.ready_roots()
         assert [r.task_id for r in s.dispatch(2)] == ["t0", "t1"]
         assert [r.task_id for r in s.dispatch(0)] == []
@@ -144,7 +158,6 @@ class TestDispatch:
         ((kind, task, attempt, data),) = s.outbox
         assert (kind, task, attempt) == (EventKind.ATTEMPT_SPAWNED, 0, 1)
         assert data == {"host": "h", "pid": 7}
-
 
     def test_an_event_that_would_reopen_a_finished_task_is_an_error(self) -> None:
         """States follow the decided events; a second result for a task is caught at once."""
@@ -210,7 +223,7 @@ class TestFailures:
     def test_fail_fast_stops_dispatching_and_cancels_the_rest(self) -> None:
         spec = WorkflowSpec(name="w", tasks=[TaskSpec(id=t, command=["true"]) for t in "abc"])
         s = scheduler(spec, workers=2, fail_fast=True)
-        s.start()
+        s.begin()
         s.ready_roots()
         a, _ = s.dispatch(2)
         take(s)
@@ -237,7 +250,7 @@ class TestFailures:
             tasks=[TaskSpec(id="a", kind="k")],
         )
         s = scheduler(spec)
-        s.start()
+        s.begin()
         s.ready_roots()
         assert [(k, d.get("tool")) for k, _, _, d in s.outbox][-1] == ("route_chosen", "one")
         take(s)
@@ -268,7 +281,7 @@ class TestFailures:
             tasks=[TaskSpec(id=t, kind="k") for t in "ab"],
         )
         s = scheduler(spec)
-        s.start()
+        s.begin()
         s.ready_roots()
         (a,) = s.dispatch(4)
         assert s.dispatch(4) == []
@@ -298,7 +311,7 @@ class TestResume:
         s.resume(
             [record("a", "succeeded", 1), record("b", "running", 2), record("gone", "failed", 1)]
         )
-        s.start(lost=[("b", 2, True)])
+        s.begin(lost=[("b", 2, True)])
         assert take(s) == [("run_resumed", None, None), ("attempt_lost", "b", 2)]
         s.ready_roots()
         (request,) = s.dispatch(4)

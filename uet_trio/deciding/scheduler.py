@@ -3,8 +3,9 @@ The scheduler: every decision of one run, as plain synchronous code.
 
 It never awaits, sleeps or reads a clock: the engine feeds it what happened
 (attempt start notices and results, with the current time) and asks it what
-to do next (`dispatch`), and every event it decides goes to its `outbox`,
-which the engine drains to the persister and subscribers. So retries,
+to do next (`dispatch`), and every event it decides goes, as it is decided,
+to the sink the engine gave `start` (the engine's delivery to the persister
+and subscribers, which never blocks; a list in tests). So retries,
 fallbacks, skips and fail-fast can be tested with plain calls, and the same
 inputs always give the same events.
 
@@ -25,7 +26,7 @@ import json
 import operator
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..recording.events import TASK_STATE_AFTER, EventKind
@@ -38,8 +39,8 @@ from .attempts import AttemptRequest, AttemptResult, Started
 from .routing import RouteDecision, Router
 from .settings import Settings
 
-Decided = tuple[EventKind, int | None, int | None, Mapping[str, Any]]
-"""An event the scheduler decided: kind, task index (None: run-level), attempt, data."""
+Emit = Callable[[EventKind, int | None, int | None, Mapping[str, Any]], None]
+"""Where decided events go: called with kind, task index (None: run-level), attempt, data."""
 
 _NO_DATA: Mapping[str, Any] = {}
 
@@ -49,6 +50,12 @@ _STATE_AFTER = dict(TASK_STATE_AFTER)
 
 _FINISHED = frozenset(state for state in TaskState if state.finished)
 """The finished task states, as a set to test every decided event against."""
+
+
+def _not_started(
+    kind: EventKind, task: int | None, attempt: int | None, data: Mapping[str, Any]
+) -> None:
+    raise RuntimeError(f"{kind} decided before the scheduler was started")
 
 
 class InvalidTransition(RuntimeError):
@@ -94,8 +101,7 @@ class Scheduler:
         self.graph = graph
         self.run_id = run_id
         self.router = router
-        self.outbox: list[Decided] = []
-        """Events decided and not yet taken by the engine, in order."""
+        self._send: Emit = _not_started
         n = len(graph)
         self.states = [TaskState.PENDING] * n
         """Each task's state, by declaration index."""
@@ -139,13 +145,16 @@ class Scheduler:
                 self.unfinished -= 1
         self._resumed = True
 
-    def start(self, lost: Sequence[tuple[str, int, bool]] = ()) -> None:
+    def start(self, emit: Emit, lost: Sequence[tuple[str, int, bool]] = ()) -> None:
         """
         Record the run's start (or resumption, with the attempts a dead runner left).
 
-        `lost` holds (task id, attempt, whether its processes were stopped)
-        for each attempt recorded as running when the run was taken over.
+        From now on every decided event is passed to `emit`, in order, as it
+        is decided; it must not block. `lost` holds (task id, attempt,
+        whether its processes were stopped) for each attempt recorded as
+        running when the run was taken over.
         """
+        self._send = emit
         if not self._resumed:
             self._emit(
                 EventKind.RUN_STARTED,
@@ -381,20 +390,26 @@ class Scheduler:
 
     # -------------------------------------------------------- end
 
-    def finish(self) -> RunStatus:
+    @property
+    def outcome(self) -> RunStatus:
         """
-        Decide how the run ended and record it: every unfinished task is
-        cancelled (its running attempt with it), then ``run_finished``.
+        How the run ends if it ends now.
 
         A run whose tasks all finished succeeded or failed; one stopped by
         ``fail_fast`` failed; any other (the engine was cancelled) was cancelled.
         """
         if self.stopping:
-            status = RunStatus.FAILED
-        elif self.unfinished == 0:
-            status = RunStatus.FAILED if self._any_failed else RunStatus.SUCCEEDED
-        else:
-            status = RunStatus.CANCELLED
+            return RunStatus.FAILED
+        if self.unfinished == 0:
+            return RunStatus.FAILED if self._any_failed else RunStatus.SUCCEEDED
+        return RunStatus.CANCELLED
+
+    def finish(self) -> RunStatus:
+        """
+        Record how the run ended (`outcome`): every unfinished task is
+        cancelled (its running attempt with it), then ``run_finished``.
+        """
+        status = self.outcome
         for i, state in enumerate(self.states):
             if state not in _FINISHED:
                 if state is TaskState.RUNNING:
@@ -417,7 +432,7 @@ class Scheduler:
         data: Mapping[str, Any] = _NO_DATA,
     ) -> None:
         """
-        Decide an event: into the outbox, and the task's state as the event says.
+        Decide an event: to the sink, and the task's state as the event says.
 
         Task states follow from the events alone (`TASK_STATE_AFTER`, the
         table the store's projection is generated from too), so the
@@ -436,7 +451,7 @@ class Scheduler:
                         f"which has already {self.states[task]}"
                     )
                 self.states[task] = state
-        self.outbox.append((kind, task, attempt, data))
+        self._send(kind, task, attempt, data)
 
 
 def _finished_data(result: AttemptResult, ok: bool) -> dict[str, Any]:

@@ -1,24 +1,27 @@
 """
 Delivering a run's events: numbered, in order, to the persister and subscribers.
 
-The scheduler decides events into its outbox; `Delivery.take` numbers them,
-stamps them with the run clock's time and queues them without waiting:
-straight into the persister's channel, as plain tuples of their fields,
-while it has room and nobody subscribes; otherwise into a backlog that
-`deliver` hands on, in order and waiting for room (backpressure, never
-dropping), before the run loop next waits. Subscribers get the same `Event`
-objects, each through its own bounded channel.
+The scheduler passes each event to `Delivery.decided` as it decides it;
+that numbers it, stamps it with the run clock's time and queues it without
+waiting: straight into the persister's channel, as a plain tuple of its
+fields, while it has room and nobody subscribes; otherwise into a backlog
+that `deliver` hands on, in order and waiting for room (backpressure, never
+dropping), before the run loop next waits. Queued at once, an event is
+encoded into the persister's buffer at once: nothing of it stays alive for
+the garbage collector to scan, even when a step decides 100,000 events.
+Subscribers get the same `Event` objects, each through its own bounded
+channel.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import trio
 
-from ..deciding.scheduler import Decided
-from ..recording.events import Event, EventFields
+from ..recording.events import Event, EventFields, EventKind
 from .persister import Persister
 
 SUBSCRIBER_BUFFER = 1024
@@ -75,37 +78,29 @@ class Delivery:
         """Whether the backlog holds events `deliver` has yet to hand on."""
         return bool(self._backlog)
 
-    def take(self, outbox: list[Decided]) -> None:
-        """Number, stamp and queue the events of `outbox` (emptied), without waiting."""
-        if not outbox:
-            return
+    def decided(
+        self, kind: EventKind, task: int | None, attempt: int | None, data: Mapping[str, Any]
+    ) -> None:
+        """Number, stamp and queue one event the scheduler decided, without waiting."""
         assert self._persister is not None
-        at = self._clock()
-        run_id = self._run_id
-        ids = self._task_ids
-        backlog = self._backlog
-        direct = not backlog and not self._subscribers
-        seq = self._seq
-        for kind, task, attempt, data in outbox:
-            seq += 1
-            event: EventFields = (
-                run_id,
-                seq,
-                kind,
-                at,
-                ids[task] if task is not None else None,
-                attempt,
-                data,
-            )
-            if direct:
-                try:
-                    self._persister.send_nowait(event)
-                    continue
-                except trio.WouldBlock:
-                    direct = False
-            backlog.append(Event._make(event))
-        self._seq = seq
-        outbox.clear()
+        self._seq += 1
+        event: EventFields = (
+            self._run_id,
+            self._seq,
+            kind,
+            self._clock(),
+            self._task_ids[task] if task is not None else None,
+            attempt,
+            data,
+        )
+        if not self._backlog and not self._subscribers:
+            try:
+                self._persister.send_nowait(event)
+            except trio.WouldBlock:
+                pass
+            else:
+                return
+        self._backlog.append(Event._make(event))
 
     async def deliver(self) -> None:
         """Hand the backlog on in order: to the persister (waiting for room), then subscribers."""

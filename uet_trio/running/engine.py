@@ -296,11 +296,10 @@ class Run:
         delivery = self._delivery
         workers = self.settings.max_workers
         async with jobs, results:
-            scheduler.start(await reclaim_lost(self.runner, self._lost))
+            scheduler.start(delivery.decided, await reclaim_lost(self.runner, self._lost))
             # Let the persister take the start on its own before the flood of
             # ready events: the run is recorded as running at once, whatever
             # happens to the larger batches after it.
-            delivery.take(scheduler.outbox)
             await delivery.deliver()
             await trio.lowlevel.checkpoint()
             scheduler.ready_roots()
@@ -309,7 +308,6 @@ class Run:
                 for request in scheduler.dispatch(workers - busy):
                     jobs.send_nowait(request)
                     busy += 1
-                delivery.take(scheduler.outbox)
                 if not scheduler.unfinished:
                     return
                 if delivery.pending:
@@ -338,7 +336,6 @@ class Run:
                 if scheduler.stopping:
                     # Cancelled only now, after the whole round: results that
                     # arrived with the failure are real outcomes.
-                    delivery.take(scheduler.outbox)
                     self._run_scope.cancel()
                     return
                 scheduler.due(now)
@@ -346,11 +343,10 @@ class Run:
     async def _finish(self) -> None:
         """Record how the run ended: what is unfinished is cancelled, then `run_finished`."""
         scheduler = self.scheduler
-        delivery = self._delivery
-        status = scheduler.finish()
+        status = scheduler.outcome
         try:
-            delivery.take(scheduler.outbox)
-            await delivery.deliver()
+            scheduler.finish()
+            await self._delivery.deliver()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # The persister died (its error is re-raised by open_persister).
             pass
