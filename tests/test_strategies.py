@@ -12,7 +12,6 @@ from uet_trio.deciding.strategies import (
     STRATEGIES,
     RouteDecision,
     Strategy,
-    StrategyContext,
     ToolMetrics,
     register,
 )
@@ -115,13 +114,7 @@ class Draw(Strategy):
 
     name = "test_draw"
 
-    def __init__(
-        self,
-        candidates: tuple[str, ...],
-        metrics: Mapping[str, ToolMetrics],
-        context: StrategyContext,
-    ) -> None:
-        super().__init__(candidates, metrics, context)
+    def prepare(self) -> None:
         self.by_tool = self.decisions("drawn")
 
     def choose(self) -> RouteDecision:

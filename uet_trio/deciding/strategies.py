@@ -140,8 +140,8 @@ class Strategy(abc.ABC):
     """
     One kind's strategy over its candidate tools (at least one).
 
-    Subclasses set `name`, build their decisions in `__init__` (after calling
-    this one) and implement `choose` and `choose_excluding`.
+    Subclasses set `name`, build their decisions in `prepare` (called once,
+    when the router is built) and implement `choose` and `choose_excluding`.
 
     Attributes:
         candidates: the tool names, in the rule's order.
@@ -171,6 +171,11 @@ class Strategy(abc.ABC):
         self.context = context
         self.position = 0
         self.changes = 0
+        self.prepare()
+
+    @abc.abstractmethod
+    def prepare(self) -> None:
+        """Build the decisions `choose` returns, once, when the router is built."""
 
     def decisions(self, reason: str) -> dict[str, RouteDecision]:
         """One prebuilt decision per candidate for `reason`: tool -> decision."""
@@ -222,14 +227,8 @@ class First(Strategy):
     name = "first"
     reason: ClassVar[str] = FIRST_CANDIDATE
 
-    def __init__(
-        self,
-        candidates: tuple[str, ...],
-        metrics: Mapping[str, ToolMetrics],
-        context: StrategyContext,
-    ) -> None:
-        super().__init__(candidates, metrics, context)
-        self.decision = RouteDecision(candidates[0], self.name, candidates, self.reason)
+    def prepare(self) -> None:
+        self.decision = RouteDecision(self.candidates[0], self.name, self.candidates, self.reason)
 
     def choose(self) -> RouteDecision:
         return self.decision
@@ -259,16 +258,10 @@ class RoundRobin(Strategy):
 
     name = "round_robin"
 
-    def __init__(
-        self,
-        candidates: tuple[str, ...],
-        metrics: Mapping[str, ToolMetrics],
-        context: StrategyContext,
-    ) -> None:
-        super().__init__(candidates, metrics, context)
+    def prepare(self) -> None:
         self.turns = tuple(
-            RouteDecision(tool, self.name, candidates, _turn(turn, len(candidates)))
-            for turn, tool in enumerate(candidates)
+            RouteDecision(tool, self.name, self.candidates, _turn(turn, len(self.candidates)))
+            for turn, tool in enumerate(self.candidates)
         )
 
     def choose(self) -> RouteDecision:
@@ -304,13 +297,7 @@ class LeastLoaded(Strategy):
 
     name = "least_loaded"
 
-    def __init__(
-        self,
-        candidates: tuple[str, ...],
-        metrics: Mapping[str, ToolMetrics],
-        context: StrategyContext,
-    ) -> None:
-        super().__init__(candidates, metrics, context)
+    def prepare(self) -> None:
         self.by_tool = self.decisions(LEAST_LOADED)
 
     def choose(self) -> RouteDecision:
@@ -348,13 +335,7 @@ class Fastest(Strategy):
 
     name = "fastest"
 
-    def __init__(
-        self,
-        candidates: tuple[str, ...],
-        metrics: Mapping[str, ToolMetrics],
-        context: StrategyContext,
-    ) -> None:
-        super().__init__(candidates, metrics, context)
+    def prepare(self) -> None:
         self.by_reason = {
             reason: self.decisions(reason) for reason in (EXPLORING, FASTEST, BEST_RATE)
         }
