@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .recording.events import Event as Event
     from .recording.events import EventKind as EventKind
     from .recording.events import Severity as Severity
+    from .recording.logs import LogUnavailable as LogUnavailable
     from .recording.logs import read_output as read_output
     from .recording.logs import tail_lines as tail_lines
     from .recording.records import AttemptRecord as AttemptRecord
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from .running.engine import run_workflow as run_workflow
     from .running.executors.base import AttemptRunner as AttemptRunner
     from .running.executors.local import LocalRunner as LocalRunner
+    from .running.ownership import run_crashed as run_crashed
     from .running.prediction import PredictedStep as PredictedStep
     from .running.prediction import Prediction as Prediction
     from .running.prediction import predict as predict
@@ -100,6 +102,7 @@ _EXPORTS = {
     "Event": "recording.events",
     "EventKind": "recording.events",
     "Severity": "recording.events",
+    "LogUnavailable": "recording.logs",
     "read_output": "recording.logs",
     "tail_lines": "recording.logs",
     "AttemptRecord": "recording.records",
@@ -124,6 +127,7 @@ _EXPORTS = {
     "run_workflow": "running.engine",
     "AttemptRunner": "running.executors.base",
     "LocalRunner": "running.executors.local",
+    "run_crashed": "running.ownership",
     "new_run_id": "running.preparation",
     "TaskGraph": "workflow.graph",
     "compile_graph": "workflow.graph",

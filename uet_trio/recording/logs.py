@@ -8,6 +8,8 @@ the offset where its output starts and (once it has ended) its length. An
 attempt's output is exactly that byte range; while the attempt still runs,
 its worker writes nothing else, so its output so far is everything from the
 offset to the end of the file (`read_output`, `output_size`, `tail_lines`).
+A file deleted or truncated since is reported (`LogUnavailable`, with the
+bytes recorded and still available), never read as empty output.
 Deleting a run removes the files its attempts recorded (`remove_run_logs`).
 Plain file I/O, no Trio.
 """
@@ -21,6 +23,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..errors import UetError
 from .records import AttemptRecord
 
 
@@ -176,6 +179,40 @@ def stream_location(attempt: AttemptRecord, *, stderr: bool) -> tuple[str, int, 
     return path, offset, length
 
 
+class LogUnavailable(UetError):
+    """
+    An attempt's recorded output is no longer in its log file.
+
+    The store recorded where the output lies (file, offset, length), but the
+    file is gone (`missing`) or now ends before the recorded range does
+    (truncated). `recorded` is the length the store holds (None while the
+    attempt runs, before its length is known) and `available` how many of
+    those bytes the file still holds (0 when it is missing). Reading on
+    would show wrong or no bytes as the attempt's output, so readers raise
+    this instead; it is a storage problem, exit status 4.
+    """
+
+    exit_code = 4
+
+    def __init__(self, path: str, *, recorded: int | None, available: int, missing: bool) -> None:
+        self.path = path
+        self.recorded = recorded
+        self.available = available
+        self.missing = missing
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        if self.missing:
+            recorded = "" if self.recorded is None else f" ({self.recorded} bytes recorded)"
+            return f"log missing: {self.path}{recorded}"
+        if self.recorded is None:
+            return f"log truncated: {self.path} now ends before the output it held"
+        return (
+            f"log truncated: {self.recorded} bytes recorded, {self.available} available "
+            f"({self.path})"
+        )
+
+
 def read_output(
     attempt: AttemptRecord, *, stderr: bool = False, skip: int = 0, limit: int | None = None
 ) -> bytes:
@@ -183,25 +220,46 @@ def read_output(
     The attempt's captured stdout (or stderr), from byte `skip` of it on.
 
     Reads at most `limit` bytes (all when None). An attempt with no log file
-    or a log file that is gone reads as empty.
+    (it never spawned, or ran in-process) or that recorded no output reads
+    as empty.
+
+    Raises:
+        LogUnavailable: the log file is gone, or holds fewer bytes than the
+            store recorded (of a running attempt: fewer than already read).
     """
     location = stream_location(attempt, stderr=stderr)
     if location is None:
         return b""
     path, offset, length = location
+    if length == 0:
+        return b""
     try:
         with open(path, "rb") as file:
+            _check_size(path, offset, length, os.fstat(file.fileno()).st_size, skip)
             file.seek(offset + skip)
             wanted = -1 if length is None else max(0, length - skip)
             if limit is not None:
                 wanted = limit if wanted < 0 else min(wanted, limit)
             return file.read(wanted)
     except FileNotFoundError:
-        return b""
+        raise LogUnavailable(path, recorded=length, available=0, missing=True) from None
+
+
+def _check_size(path: str, offset: int, length: int | None, size: int, skip: int) -> None:
+    """Raise `LogUnavailable` if a file of `size` bytes cannot hold the recorded range."""
+    needed = offset + (skip if length is None else max(length, skip))
+    if size < needed:
+        raise LogUnavailable(path, recorded=length, available=max(0, size - offset), missing=False)
 
 
 def output_size(attempt: AttemptRecord, *, stderr: bool = False) -> int:
-    """How many bytes the stream holds: its recorded length, or so far while it runs."""
+    """
+    How many bytes the stream holds: its recorded length, or so far while it runs.
+
+    Raises:
+        LogUnavailable: the attempt still runs and its log file is gone or
+            ends before its output starts.
+    """
     location = stream_location(attempt, stderr=stderr)
     if location is None:
         return 0
@@ -209,13 +267,20 @@ def output_size(attempt: AttemptRecord, *, stderr: bool = False) -> int:
     if length is not None:
         return length
     try:
-        return max(0, os.stat(path).st_size - offset)
+        size = os.stat(path).st_size
     except FileNotFoundError:
-        return 0
+        raise LogUnavailable(path, recorded=None, available=0, missing=True) from None
+    _check_size(path, offset, None, size, 0)
+    return size - offset
 
 
 def tail_lines(attempt: AttemptRecord, count: int, *, stderr: bool = True) -> list[str]:
-    """The last `count` lines of a stream, decoded for display (bad bytes replaced)."""
+    """
+    The last `count` lines of a stream, decoded for display (bad bytes replaced).
+
+    Raises:
+        LogUnavailable: as `read_output`.
+    """
     size = output_size(attempt, stderr=stderr)
     skip = max(0, size - TAIL_BYTES)
     data = read_output(attempt, stderr=stderr, skip=skip, limit=size - skip)
