@@ -17,9 +17,11 @@ Plain file I/O, no Trio.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import resource
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -65,6 +67,28 @@ def _safe_name(name: str) -> str:
     return f"{cleaned[:80] or '_'}-{digest}"
 
 
+SEGMENT_BYTES = 1 << 30
+"""
+Size at which a worker's log file is closed and its next segment started.
+
+Checked between attempts, so one attempt's output is never split across
+files; a file can exceed it by the output of the attempt that crossed it.
+When the process has a file-size limit (``RLIMIT_FSIZE``, ``ulimit -f``)
+the threshold is half that limit (`segment_limit`): an attempt that starts
+in a file below it still has at least as many bytes of room, so a task with
+small output is not killed (SIGXFSZ) because an earlier task of the same
+worker filled the shared file.
+"""
+
+
+def segment_limit() -> int:
+    """The size at which `WorkerLogs` starts a new segment, given this process's limits."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return SEGMENT_BYTES
+    return max(1, min(SEGMENT_BYTES, soft // 2))
+
+
 class WorkerLogs:
     """
     The append-only stdout/stderr files of one worker in one run.
@@ -76,15 +100,36 @@ class WorkerLogs:
     to it, also with ``O_NOFOLLOW``. Without a directory (a run recorded in
     an in-memory store and given no log root) output goes to ``/dev/null``.
     `close()` closes both.
+
+    Segments: the files are ``w<N>.out``/``w<N>.err``, then
+    ``w<N>.1.out``/``w<N>.1.err``, ``w<N>.2.out``... Once either file of the
+    pair has reached `segment_limit()` at the end of an attempt (`ended`),
+    the next attempt opens the next pair; the old pair stays open until the
+    new one is, and is kept when the new one cannot be created. A segment
+    is created only when an attempt is about to write to it, so every file
+    is one an attempt recorded (`out_path`, `err_path` name the segment in
+    use), and `remove_run_logs` finds them all. A pair already at the limit
+    when first opened (a resumed run) is skipped the same way.
     """
 
     def __init__(self, directory: Path | None, worker: int) -> None:
         self.directory = directory
         self.worker = worker
+        self.segment = 0
+        """The number of the segment in use (0: ``w<N>.out``), or the next one to open."""
+        self.limit = segment_limit()
         self._fds: tuple[int, int] | None = None
-        # Reported with every spawn: built once, not per attempt.
-        self._out_path = os.devnull if directory is None else str(directory / f"w{worker}.out")
-        self._err_path = os.devnull if directory is None else str(directory / f"w{worker}.err")
+        # Kept open while the next segment is being opened: used again if it cannot be.
+        self._previous: tuple[int, int, int] | None = None
+        # Reported with every spawn: built once per segment, not per attempt.
+        self._out_path, self._err_path = self._paths(0)
+
+    def _paths(self, segment: int) -> tuple[str, str]:
+        """The (stdout, stderr) paths of `segment`; names made of digits only, never input."""
+        if self.directory is None:
+            return os.devnull, os.devnull
+        stem = f"w{self.worker}" if segment == 0 else f"w{self.worker}.{segment}"
+        return str(self.directory / f"{stem}.out"), str(self.directory / f"{stem}.err")
 
     @property
     def out_path(self) -> str:
@@ -99,37 +144,126 @@ class WorkerLogs:
         The (stdout, stderr) descriptors, opening the files if needed.
 
         Raises:
-            OSError: the directory or files cannot be created or opened.
+            OSError: the directory or files cannot be created or opened
+                (and there is no earlier segment to keep writing to).
         """
-        if self._fds is None:
-            if self.directory is None:
-                out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-                self._fds = (out, os.dup(out))
-                return self._fds
+        fds = self._fds
+        if fds is None:
+            fds = self._fds = self._open()
+        return fds
+
+    def _open(self) -> tuple[int, int]:
+        """Open the segment in use, or the first after it below the limit."""
+        if self.directory is None:
+            out = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+            return out, os.dup(out)
+        try:
             self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.directory.mkdir(mode=0o700, exist_ok=True)
             directory = os.open(
                 self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
             )
             try:
-                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-                out = os.open(Path(self.out_path).name, flags, 0o600, dir_fd=directory)
-                try:
-                    err = os.open(Path(self.err_path).name, flags, 0o600, dir_fd=directory)
-                except BaseException:
-                    os.close(out)
-                    raise
+                fds = self._open_segment(directory)
             finally:
                 os.close(directory)
-            self._fds = (out, err)
-        return self._fds
+        except OSError:
+            if self._previous is None:
+                raise
+            # The old segment is over the limit but still takes output.
+            segment, out, err = self._previous
+            self._previous = None
+            self.segment = segment
+            return out, err
+        if self._previous is not None:
+            _, old_out, old_err = self._previous
+            self._previous = None
+            os.close(old_out)
+            os.close(old_err)
+        return fds
+
+    def _open_segment(self, directory: int) -> tuple[int, int]:
+        """Open the first pair from `self.segment` on whose files are below the limit."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        while True:
+            out_path, err_path = self._paths(self.segment)
+            out = os.open(Path(out_path).name, flags, 0o600, dir_fd=directory)
+            try:
+                err = os.open(Path(err_path).name, flags, 0o600, dir_fd=directory)
+            except BaseException:
+                os.close(out)
+                raise
+            if os.fstat(out).st_size < self.limit and os.fstat(err).st_size < self.limit:
+                self._out_path, self._err_path = out_path, err_path
+                return out, err
+            os.close(out)
+            os.close(err)
+            self.segment += 1
+
+    def ended(self, out_size: int, err_size: int) -> None:
+        """
+        An attempt has ended and left the files at these sizes: rotate if one is at the limit.
+
+        The sizes are the ones the caller already read to measure the
+        attempt's output, so the check costs no system call.
+        """
+        if (out_size >= self.limit or err_size >= self.limit) and self._fds is not None:
+            out, err = self._fds
+            self._previous = (self.segment, out, err)
+            self._fds = None
+            self.segment += 1
+
+    def write_failure(self, out_size: int, err_size: int) -> str | None:
+        """
+        Why a failed attempt's output may not have reached its log files, if a reason is visible.
+
+        The child writes straight to these descriptors, so its failed writes
+        are never seen here; this looks, after the attempt, for the state
+        that makes them fail. Call it only for an attempt that failed, with
+        the files' sizes after it:
+
+        - a file at or past this process's ``RLIMIT_FSIZE`` (the child
+          inherits it): writes fail with ``EFBIG`` or the child is killed by
+          SIGXFSZ: "File too large";
+        - the file system holding the files read-only (``ST_RDONLY``, e.g.
+          remounted so after an I/O error): "Read-only file system";
+        - no space available to unprivileged users on that file system
+          (``f_bavail`` 0, one ``fstatvfs``): "No space left on device".
+
+        Not detected: an ``EIO`` or ``EDQUOT`` (quota) the child met on a
+        file system that looks healthy afterwards, space freed again before
+        the check, and limits the child set on itself. A task that failed
+        for a reason of its own while the volume was also full is reported
+        as above: its output may be missing, which is what the message says.
+        """
+        if self.directory is None or self._fds is None:
+            return None
+        code: int | None = None
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft != resource.RLIM_INFINITY and max(out_size, err_size) >= soft >= 0:
+            code = errno.EFBIG
+        else:
+            try:
+                stats = os.fstatvfs(self._fds[0])
+            except OSError:
+                return None
+            if stats.f_flag & os.ST_RDONLY:
+                code = errno.EROFS
+            elif stats.f_bavail == 0:
+                code = errno.ENOSPC
+        return None if code is None else f"cannot write task log: {os.strerror(code)}"
 
     def close(self) -> None:
-        """Close the files if they were opened."""
+        """Close the files if they were opened (and a previous segment still held open)."""
         if self._fds is not None:
             for fd in self._fds:
                 os.close(fd)
             self._fds = None
+        if self._previous is not None:
+            _, out, err = self._previous
+            self._previous = None
+            os.close(out)
+            os.close(err)
 
 
 def remove_run_logs(paths: Iterable[str], log_dir: str | None) -> int:

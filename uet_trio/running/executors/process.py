@@ -60,7 +60,10 @@ class ProcessOutcome:
     """The signal that killed the process, if one did."""
     timed_out: bool
     error: str | None
-    """Why the command could not run (spawn failure, log file failure), if it could not."""
+    """
+    Why the command could not run (spawn failure, log files that cannot be
+    opened), or why its output could not be written (`WorkerLogs.write_failure`).
+    """
     out_offset: int
     out_length: int
     err_offset: int
@@ -136,7 +139,7 @@ async def run_attempt(
         return ProcessOutcome(126, None, False, f"cannot open log files: {error}", 0, 0, 0, 0)
     if portable.IN_USE:
         return await _run_portably(
-            argv, cwd, env, timeout, kill_grace, out_fd, err_fd, hurry, on_spawn
+            argv, cwd, env, timeout, kill_grace, logs, out_fd, err_fd, hurry, on_spawn
         )
     # A pending cancellation arrives at the first checkpoint inside the try
     # below, whose cleanup stops the new group.
@@ -174,7 +177,7 @@ async def run_attempt(
             signal_group(pid, signal.SIGKILL)
             status = child.reap()  # the leader has exited: this does not block
             os.close(pidfd)
-    return _ended(status, timed_out, out_fd, out_offset, err_fd, err_offset)
+    return _ended(status, timed_out, logs, out_fd, out_offset, err_fd, err_offset)
 
 
 async def _run_portably(
@@ -183,6 +186,7 @@ async def _run_portably(
     env: Mapping[str, str] | None,
     timeout: float | None,
     kill_grace: float,
+    logs: WorkerLogs,
     out_fd: int,
     err_fd: int,
     hurry: trio.Event | None,
@@ -235,7 +239,7 @@ async def _run_portably(
     # Reaped by the wait above: no checkpoint is needed (nor wanted) to read it.
     status = process.returncode
     assert status is not None
-    return _ended(status, timed_out, out_fd, out_offset, err_fd, err_offset)
+    return _ended(status, timed_out, logs, out_fd, out_offset, err_fd, err_offset)
 
 
 def _not_started(started: spawn.NotStarted) -> ProcessOutcome:
@@ -253,18 +257,37 @@ def _not_started(started: spawn.NotStarted) -> ProcessOutcome:
 
 
 def _ended(
-    status: int, timed_out: bool, out_fd: int, out_offset: int, err_fd: int, err_offset: int
+    status: int,
+    timed_out: bool,
+    logs: WorkerLogs,
+    out_fd: int,
+    out_offset: int,
+    err_fd: int,
+    err_offset: int,
 ) -> ProcessOutcome:
-    """The outcome of an attempt whose leader ended with `status` (minus a signal number)."""
+    """
+    The outcome of an attempt whose leader ended with `status` (minus a signal number).
+
+    A failed attempt (not a timeout) whose log files could not take its
+    output, as far as `WorkerLogs.write_failure` can tell, gets that as its
+    ``error``; a success stays a success. The files' sizes, read here to
+    measure the output, also tell the logs whether to start a new segment.
+    """
+    out_size = os.fstat(out_fd).st_size
+    err_size = os.fstat(err_fd).st_size
+    error = None
+    if status != 0 and not timed_out:
+        error = logs.write_failure(out_size, err_size)
+    logs.ended(out_size, err_size)
     return ProcessOutcome(
         exit_code=status if status >= 0 else None,
         signal=-status if status < 0 else None,
         timed_out=timed_out,
-        error=None,
+        error=error,
         out_offset=out_offset,
-        out_length=os.fstat(out_fd).st_size - out_offset,
+        out_length=out_size - out_offset,
         err_offset=err_offset,
-        err_length=os.fstat(err_fd).st_size - err_offset,
+        err_length=err_size - err_offset,
     )
 
 
