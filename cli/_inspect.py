@@ -29,7 +29,19 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from uet_trio import AttemptTiming, RunRecord
+    from uet_trio import AttemptRecord, AttemptTiming, RunRecord
+
+CRASHED = "crashed"
+"""What the views show as the status of a run whose runner is gone (`uet_trio.run_crashed`)."""
+
+
+def crashed_message(record: RunRecord) -> str:
+    """What a crashed run needs said: whose death left it, and how to finish it."""
+    return (
+        f"run {record.run_id} crashed (its runner, pid {record.owner_pid}, is gone); "
+        f"resume it with `uet resume {record.run_id}`"
+    )
+
 
 STATE_COLOURS: dict[str, str] = {
     TaskState.SUCCEEDED: "green",
@@ -38,6 +50,7 @@ STATE_COLOURS: dict[str, str] = {
     TaskState.SKIPPED: "yellow",
     TaskState.RUNNING: "blue",
     TaskState.RETRY_WAIT: "magenta",
+    CRASHED: "red",
 }
 """Colours of task states; a run's statuses share their text, so they find theirs here too."""
 
@@ -83,8 +96,9 @@ def runs(db: str, limit: int, status: str | None, as_json: bool) -> None:
         f"{'OK':>5}  {'FAILED':>6}  {'SKIPPED':>7}"
     )
     for row in rows:
+        status = CRASHED if row["crashed"] else row["status"]
         click.echo(
-            f"{row['run_id']:<20}  {_pad(_shade(row['status']), row['status'], 9)}  "
+            f"{row['run_id']:<20}  {_pad(_shade(status), status, 9)}  "
             f"{row['workflow']:<20}  {_when(row['started_at']):<19}  "
             f"{seconds(row['duration']):>8}  {row['succeeded']:>5}  {row['failed']:>6}  "
             f"{row['skipped']:>7}"
@@ -92,10 +106,14 @@ def runs(db: str, limit: int, status: str | None, as_json: bool) -> None:
 
 
 def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
+    """A run as `uet runs --json` gives it; ``crashed`` beside the status the store holds."""
+    from uet_trio import run_crashed
+
     return {
         "run_id": record.run_id,
         "workflow": record.workflow,
         "status": record.status,
+        "crashed": run_crashed(record),
         "created_at": record.created_at,
         "started_at": record.started_at,
         "finished_at": record.finished_at,
@@ -132,7 +150,6 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
         parallelism,
         path_seconds,
         run_wall,
-        tail_lines,
     )
 
     with open_store(db) as store:
@@ -173,16 +190,11 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
                 "timed_out": bool(attempt.timed_out) if attempt is not None else False,
             }
         )
-    failures = [
-        {
-            "task_id": attempt.task_id,
-            "attempt": attempt.attempt,
-            "stderr_tail": tail_lines(attempt, tail),
-        }
-        for attempt in failed
-    ]
+    failures = [_failure(attempt, tail) for attempt in failed]
+    run_row = _run_row(record, counts) | {"max_workers": record.max_workers}
+    run_row["crash"] = crashed_message(record) if run_row["crashed"] else None
     document = {
-        "run": _run_row(record, counts) | {"max_workers": record.max_workers},
+        "run": run_row,
         "tasks": task_rows,
         "failures": failures,
         "critical_path": {
@@ -209,12 +221,31 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
     sys.stdout.flush()
 
 
+def _failure(attempt: AttemptRecord, tail: int) -> dict[str, Any]:
+    """A failed task's entry in `uet show`: its stderr's last lines, or why they cannot be read."""
+    from uet_trio import LogUnavailable, tail_lines
+
+    try:
+        lines, unavailable = tail_lines(attempt, tail), None
+    except LogUnavailable as error:
+        lines, unavailable = [], str(error)
+    return {
+        "task_id": attempt.task_id,
+        "attempt": attempt.attempt,
+        "stderr_tail": lines,
+        "stderr_unavailable": unavailable,
+    }
+
+
 def _show_lines(document: dict[str, Any], wall: float | None) -> list[str]:
     """The human view of `uet show`, line by line (written at once: 10,000 echoes are slow)."""
     lines: list[str] = []
     echo = lines.append
     run = document["run"]
-    echo(f"run {run['run_id']}  {run['workflow']}  {_shade(run['status'])}")
+    status = CRASHED if run["crashed"] else run["status"]
+    echo(f"run {run['run_id']}  {run['workflow']}  {_shade(status)}")
+    if run["crash"]:
+        echo(f"  {run['crash']}")
     achieved = document["parallelism"]
     echo(
         f"  started {_when(run['started_at'])}  wall {seconds(wall)}  "
@@ -243,7 +274,8 @@ def _show_lines(document: dict[str, Any], wall: float | None) -> list[str]:
             f"  {colour('failed', 'red')} {failure['task_id']} (attempt {failure['attempt']}), "
             "last lines of stderr:"
         )
-        for line in failure["stderr_tail"] or ["(no stderr)"]:
+        unavailable = failure["stderr_unavailable"]
+        for line in failure["stderr_tail"] or [f"({unavailable or 'no stderr'})"]:
             echo(f"    | {line}")
     path = document["critical_path"]
     steps = path["steps"]

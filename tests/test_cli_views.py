@@ -291,7 +291,12 @@ class TestShow:
         assert tasks["after-broken"]["duration"] is None
         assert tasks["slow"]["duration"] >= 0.3
         assert document["failures"] == [
-            {"task_id": "broken", "attempt": 1, "stderr_tail": ["line one", 'line "two"']}
+            {
+                "task_id": "broken",
+                "attempt": 1,
+                "stderr_tail": ["line one", 'line "two"'],
+                "stderr_unavailable": None,
+            }
         ]
         path = document["critical_path"]
         assert [step["task_id"] for step in path["steps"]] == ["slow", "flaky", "broken"]
