@@ -222,7 +222,10 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
 
 
 def _failure(attempt: AttemptRecord, tail: int) -> dict[str, Any]:
-    """A failed task's entry in `uet show`: its stderr's last lines, or why they cannot be read."""
+    """
+    A failed task's entry in `uet show`: the attempt's error (such as a log it
+    could not write), its stderr's last lines, or why they cannot be read.
+    """
     from uet_trio import LogUnavailable, tail_lines
 
     try:
@@ -232,6 +235,7 @@ def _failure(attempt: AttemptRecord, tail: int) -> dict[str, Any]:
     return {
         "task_id": attempt.task_id,
         "attempt": attempt.attempt,
+        "error": attempt.error,
         "stderr_tail": lines,
         "stderr_unavailable": unavailable,
     }
@@ -274,6 +278,8 @@ def _show_lines(document: dict[str, Any], wall: float | None) -> list[str]:
             f"  {colour('failed', 'red')} {failure['task_id']} (attempt {failure['attempt']}), "
             "last lines of stderr:"
         )
+        if failure["error"]:
+            echo(f"    error: {failure['error']}")
         unavailable = failure["stderr_unavailable"]
         for line in failure["stderr_tail"] or [f"({unavailable or 'no stderr'})"]:
             echo(f"    | {line}")

@@ -294,6 +294,7 @@ class TestShow:
             {
                 "task_id": "broken",
                 "attempt": 1,
+                "error": None,
                 "stderr_tail": ["line one", 'line "two"'],
                 "stderr_unavailable": None,
             }
