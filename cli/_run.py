@@ -215,8 +215,11 @@ async def _drive(
     """
     import trio
 
-    from uet_trio import LocalRunner, open_run
+    from uet_trio import LocalRunner, become_subreaper, open_run
 
+    # Orphaned descendants of the tasks (daemons that called setsid) are
+    # re-parented to this process, and stopped with their attempt.
+    become_subreaper()
     runner = LocalRunner()
     received: list[signal.Signals] = []
     active: Run | None = None

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .running.engine import run_workflow as run_workflow
     from .running.executors.base import AttemptRunner as AttemptRunner
     from .running.executors.local import LocalRunner as LocalRunner
+    from .running.executors.subreaper import become_subreaper as become_subreaper
     from .running.ownership import run_crashed as run_crashed
     from .running.prediction import PredictedStep as PredictedStep
     from .running.prediction import Prediction as Prediction
@@ -127,6 +128,7 @@ _EXPORTS = {
     "run_workflow": "running.engine",
     "AttemptRunner": "running.executors.base",
     "LocalRunner": "running.executors.local",
+    "become_subreaper": "running.executors.subreaper",
     "run_crashed": "running.ownership",
     "new_run_id": "running.preparation",
     "TaskGraph": "workflow.graph",

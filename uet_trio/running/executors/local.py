@@ -91,6 +91,7 @@ class LocalRunner:
             logs=logs,
             hurry=self._hurry,
             on_spawn=spawned,
+            key=request.idempotency_key,
         )
         return AttemptResult(
             index=request.index,

@@ -30,7 +30,13 @@ Linux before 5.3) the child is started and waited for by Trio instead, with
 the same group handling and one weaker guarantee; see `_run_portably`.
 
 A process that calls ``setsid`` itself leaves our group and is out of reach of
-group signals; only cgroups can contain that.
+group signals. When this process is a child subreaper (the ``uet`` command
+makes itself one; see `subreaper`), such escapees are re-parented to us as
+their parents exit, and once the group is swept, `subreaper.sweep` SIGKILLs
+and reaps those that carry the attempt's ``UET_IDEMPOTENCY_KEY`` or belong
+to its session, while the unreaped leader still holds the session's id.
+Without a subreaper (an embedding application that did not opt in, or the
+portable path) they outlive the attempt.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import attrs
 import trio
 
 from ...recording.logs import WorkerLogs
-from . import portable, spawn
+from . import portable, spawn, subreaper
 from .procfs import signal_group
 
 
@@ -110,6 +116,7 @@ async def run_attempt(
     logs: WorkerLogs,
     hurry: trio.Event | None = None,
     on_spawn: Callable[[int, int | None, int, int], None] | None = None,
+    key: str | None = None,
 ) -> ProcessOutcome:
     """
     Run `argv` once and return how it ended.
@@ -123,6 +130,9 @@ async def run_attempt(
         hurry: when set, any grace period in progress ends at once (SIGKILL).
         on_spawn: called with (pid, start time, stdout offset, stderr offset)
             as soon as the child exists.
+        key: the attempt's ``UET_IDEMPOTENCY_KEY``; given, and while this
+            process is a subreaper, the attempt's processes that left its
+            group are stopped and reaped when it ends (`subreaper.sweep`).
 
     Cancellation:
         The process group is stopped (SIGTERM, grace, SIGKILL) and reaped,
@@ -149,6 +159,7 @@ async def run_attempt(
         return _not_started(started)
     child, pidfd, start, out_offset, err_offset = started
     pid = child.pid
+    subreaper.leaders.add(pid)
     timed_out = False
     # Whether the leader is known to have exited; when it is, the cleanup
     # below needs no extra poll of the pidfd (one syscall fewer per attempt).
@@ -175,8 +186,13 @@ async def run_attempt(
             # The leader has exited but is not reaped, so its pgid is still
             # ours: sweep background grandchildren before reaping it.
             signal_group(pid, signal.SIGKILL)
-            status = child.reap()  # the leader has exited: this does not block
-            os.close(pidfd)
+            try:
+                if key is not None and subreaper.is_subreaper():
+                    await subreaper.sweep(pid, key)
+            finally:
+                subreaper.leaders.discard(pid)
+                status = child.reap()  # the leader has exited: this does not block
+                os.close(pidfd)
     return _ended(status, timed_out, logs, out_fd, out_offset, err_fd, err_offset)
 
 

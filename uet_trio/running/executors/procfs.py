@@ -55,6 +55,17 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19]) if fields is not None else None
 
 
+def parent_and_session(pid: int) -> tuple[int, int] | None:
+    """
+    The parent pid and session id of `pid` (/proc stat fields 4 and 6), or None.
+
+    A zombie keeps both until it is reaped; `subreaper` tells an attempt's
+    orphans by them.
+    """
+    fields = _stat_fields(pid)
+    return (int(fields[1]), int(fields[3])) if fields is not None else None
+
+
 def process_alive(pid: int, start: int | None) -> bool:
     """
     Whether `pid` is running and (when `start` is known) is the same process.
