@@ -21,7 +21,11 @@ Why it is written the way it is:
   the ``runs``, ``tasks`` and ``attempts`` tables, so the tables can never
   disagree with the event log. Rows are read back as `records` classes.
   ``INSERT OR IGNORE`` on the natural keys makes a retried batch idempotent.
-- Errors become `StoreError` naming the file and what to do (`connection`).
+- A write that fails transiently (a lock held past the busy timeout, a
+  passing I/O error) is tried again as a whole transaction a few times with
+  backoff, sleeping in the calling thread (`connection.retrying`); what still
+  fails, and every other error, becomes `StoreError` naming the file and
+  what to do (`connection`).
 """
 
 from __future__ import annotations
@@ -32,12 +36,18 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import RunConflict, RunNotFound
-from .connection import DEFAULT_BUSY_TIMEOUT, create_private, retry_busy, translated
+from .connection import (
+    DEFAULT_BUSY_TIMEOUT,
+    create_private,
+    retry_busy,
+    retrying,
+    translated,
+)
 from .events import Event
 from .logs import remove_run_logs
 from .projection import EventRows, chunks, encode_events, projection_for
@@ -47,6 +57,8 @@ from .schema import SCHEMA_VERSION, check_version, migrate
 from .states import RunStatus, TaskState
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "SCHEMA_VERSION", "Store", "storable_text"]
+
+T = TypeVar("T")
 
 
 class Store(Queries):
@@ -62,6 +74,8 @@ class Store(Queries):
     def __init__(self, connection: sqlite3.Connection, path: str) -> None:
         self._conn = connection
         self.path = path
+        self.retries = 0
+        """Write transactions tried again after a transient error, since opening."""
 
     # ------------------------------------------------------------------ opening
 
@@ -151,25 +165,56 @@ class Store(Queries):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction; rolled back on any error."""
+    def _transaction(self, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        """
+        Run `body` in one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction and return its result.
+
+        Any error rolls the transaction back. A transient SQLite error (a
+        lock, a passing I/O error: `connection.transient`) runs the whole
+        transaction again, a few times with backoff (`connection.retrying`);
+        every write is idempotent, so that can neither lose nor double a
+        row. What still fails becomes a `StoreError`.
+        """
         conn = self._conn
-        with translated(self.path, action):
+
+        def once() -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
+                result = body(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    # After an I/O error SQLite may have rolled back already,
+                    # or may refuse; the error that matters is the first.
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
+            return result
+
+        with translated(self.path, action):
+            return retrying(once, on_retry=self._count_retry)
+
+    def _count_retry(self) -> None:
+        self.retries += 1
 
     # ------------------------------------------------------------------ writes
 
     def create_run(self, run: NewRun) -> None:
-        """Insert the run row and one ``pending`` row per task, in one transaction."""
-        with self._write("record the new run") as conn:
+        """
+        Insert the run row and one ``pending`` row per task, in one transaction.
+
+        Tried again after a transient error like every write: a try whose
+        COMMIT landed although it reported an error is recognised by its
+        creation time and owner, so the run is neither doubled nor refused.
+        """
+        created_at = time.time()
+
+        def insert(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT created_at, owner_pid FROM runs WHERE run_id = ?", (run.run_id,)
+            ).fetchone()
+            if row is not None and tuple(row) == (created_at, run.owner_pid):
+                return
             conn.execute(
                 "INSERT INTO runs (run_id, workflow, source, base_dir, spec_hash, status, "
                 "created_at, max_workers, task_count, log_dir, owner_pid, owner_start) "
@@ -181,7 +226,7 @@ class Store(Queries):
                     storable_text(run.base_dir),
                     run.spec_hash,
                     RunStatus.PENDING.value,
-                    time.time(),
+                    created_at,
                     run.max_workers,
                     len(run.task_ids),
                     storable_text(run.log_dir),
@@ -202,6 +247,8 @@ class Store(Queries):
                     params += (ids[i], i, kinds[i])
                 conn.execute(_task_insert(size), params)
 
+        self._transaction("record the new run", insert)
+
     def claim_run(
         self,
         run_id: str,
@@ -217,7 +264,8 @@ class Store(Queries):
             RunNotFound: no such run.
             RunConflict: a live process (per `owner_alive`) owns it.
         """
-        with self._write("take the run") as conn:
+
+        def claim(conn: sqlite3.Connection) -> None:
             row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFound(f"no run {run_id!r} in {self.path}")
@@ -232,6 +280,8 @@ class Store(Queries):
                 "UPDATE runs SET owner_pid = ?, owner_start = ? WHERE run_id = ?",
                 (owner_pid, owner_start, run_id),
             )
+
+        self._transaction("take the run", claim)
         return self.get_run(run_id)
 
     def write_batch(
@@ -268,7 +318,8 @@ class Store(Queries):
         """
         if not rows and router_state is None:
             return
-        with self._write("record events") as conn:
+
+        def record(conn: sqlite3.Connection) -> None:
             for chunk in rows:
                 for sql, params in chunk.statements:
                     conn.execute(sql, params)
@@ -290,6 +341,8 @@ class Store(Queries):
                     (workflow, json.dumps(state, sort_keys=True), time.time()),
                 )
 
+        self._transaction("record events", record)
+
     def delete_run(self, run_id: str) -> int:
         """
         Delete a finished run's rows and its attempts' log files; return how many files went.
@@ -304,11 +357,18 @@ class Store(Queries):
             RunNotFound: no such run.
             RunConflict: the run has not finished.
         """
-        with self._write("delete the run") as conn:
+        removed = 0
+        tried = False
+
+        def delete(conn: sqlite3.Connection) -> None:
+            nonlocal removed, tried
             row = conn.execute(
                 "SELECT status, log_dir FROM runs WHERE run_id = ?", (run_id,)
             ).fetchone()
             if row is None:
+                if tried:
+                    # The COMMIT of an earlier try landed although it reported an error.
+                    return
                 raise RunNotFound(f"no run {run_id!r} in {self.path}")
             if row["status"] not in FINISHED_RUN:
                 raise RunConflict(
@@ -324,7 +384,12 @@ class Store(Queries):
             }
             for table in ("events", "attempts", "tasks", "runs"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            removed = remove_run_logs(files, row["log_dir"])
+            # A try that removed files and then failed to commit is tried
+            # again; its files are gone by then and not counted twice.
+            tried = True
+            removed += remove_run_logs(files, row["log_dir"])
+
+        self._transaction("delete the run", delete)
         return removed
 
 

@@ -29,10 +29,12 @@ written. It keeps a memory channel's contract: bounded, `send` waits for room
 and is cancellation-atomic, `send_nowait` raises `trio.WouldBlock` when full,
 and senders see `trio.BrokenResourceError` once the persister is gone.
 
-Errors. A batch refused because another process held the database locked
-past the busy timeout is written again after a short pause (a few times);
-that is safe because a batch is one transaction and every row has a natural
-key. Any other error, or a lock that outlasts the retries, ends the run with
+Errors. A batch refused transiently (another process held the database
+locked past the busy timeout, or a passing I/O error) is written again by
+the store itself, in the same thread call, after short pauses, under the
+one retry policy of every write (`recording.connection.retrying`); that is
+safe because a batch is one transaction and every row has a natural key.
+Any other error, or a fault that outlasts the retries, ends the run with
 `StoreError`.
 
 Cancellation. The loop runs inside its own shielded cancel scope, so
@@ -67,8 +69,6 @@ from ..recording.store import Store
 DEFAULT_CAPACITY = 65536
 DEFAULT_MAX_BATCH = 16384
 DEFAULT_FLUSH_DEADLINE = 10.0
-WRITE_RETRY_DELAYS = (0.1, 0.3, 1.0)
-"""Seconds to wait before writing a batch again after a transient error (a lock)."""
 WRITER_SWITCH_INTERVAL = 5e-6
 """
 Seconds: the interpreter's GIL switch interval while a batch is written during
@@ -377,19 +377,10 @@ async def _write_batches(
         # The first batch and a large one are written while the loop is busy.
         busy_loop = rows.count >= PROMPT_HANDOFF_BATCH or not counters["batches"]
         handoffs = _prompt_handoffs if short_switch_interval and busy_loop else nullcontext()
-        for delay in (*WRITE_RETRY_DELAYS, None):
-            try:
-                with handoffs:
-                    await trio.to_thread.run_sync(write, limiter=limiter)
-                break
-            except StoreError as error:
-                # A batch is one transaction and every row has a natural key
-                # (INSERT OR IGNORE), so writing it again can neither lose nor
-                # duplicate an event, even if the failed attempt committed.
-                if not error.transient or delay is None:
-                    raise
-                counters["retries"] += 1
-                await trio.sleep(delay)
+        retries = store.retries
+        with handoffs:
+            await trio.to_thread.run_sync(write, limiter=limiter)
+        counters["retries"] += store.retries - retries
         counters["events"] += rows.count
         counters["batches"] += 1
         counters["largest"] = max(counters["largest"], rows.count)
