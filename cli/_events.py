@@ -4,7 +4,10 @@
 ``--json`` prints one JSON document, ``--jsonl`` one object per line. The
 ``--follow`` options poll the store, which another ``uet`` process is
 writing, until the run has finished; each poll is one short read
-transaction, so it never holds up the writer.
+transaction, so it never holds up the writer. A run whose runner is gone
+never finishes by itself, so a follow stops there with exit 3
+(`uet_trio.run_crashed`). An attempt's output that its log file no longer
+holds is `uet_trio.LogUnavailable`, which the root group reports (exit 4).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -23,11 +26,12 @@ from ._common import (
     open_store,
     resolve_run,
 )
+from ._inspect import crashed_message
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from uet_trio import EventRecord, Store
+    from uet_trio import EventRecord, RunRecord, Store
 
 FOLLOW_INTERVAL = 0.2
 """Seconds between polls of the store while following a run."""
@@ -88,14 +92,37 @@ def _poll(
     while True:
         # Read the status before the events: run_finished is committed with the
         # final status, so a finished status guarantees this read sees every event.
-        finished = store.get_run(run_id).status.finished
+        # Likewise a runner found dead before the read has committed all it ever will.
+        record = store.get_run(run_id)
+        finished = record.status.finished
+        crashed = follow and not finished and _crashed(store, record)
         batch = fetch(after)
         if batch:
             after = last_seq(batch[-1])
             yield batch
         if not follow or finished:
             return
+        if crashed:
+            _stop_crashed(record)
         time.sleep(FOLLOW_INTERVAL)
+
+
+def _crashed(store: Store, record: RunRecord) -> bool:
+    """
+    Whether the followed run is crashed, `record` having been read just now.
+
+    Read again before saying so: a runner that ended normally since `record`
+    was read has recorded the run's end first, and a resumer has claimed it.
+    """
+    from uet_trio import run_crashed
+
+    return run_crashed(record) and run_crashed(store.get_run(record.run_id))
+
+
+def _stop_crashed(record: RunRecord) -> NoReturn:
+    """End a follow whose run will never finish by itself: say so, exit 3."""
+    click.echo(f"uet: {crashed_message(record)}", err=True)
+    sys.exit(3)
 
 
 @click.command()
@@ -208,7 +235,9 @@ def logs(
         written = 0
         try:
             while True:
-                finished = store.get_run(run_id).status.finished
+                run_record = store.get_run(run_id)
+                finished = run_record.status.finished
+                crashed = follow and not finished and _crashed(store, run_record)
                 record = store.find_attempt(run_id, task, attempt)
                 if record is None and (finished or not follow):
                     which = f"attempt {attempt}" if attempt is not None else "attempts"
@@ -220,6 +249,8 @@ def logs(
                     ended = record.finished_at is not None or record.status.finished
                     if ended or finished or not follow:
                         return
+                if crashed:
+                    _stop_crashed(run_record)
                 time.sleep(FOLLOW_INTERVAL)
         except KeyboardInterrupt:
             sys.exit(130)
