@@ -343,7 +343,7 @@ class LogUnavailable(UetError):
             return f"log truncated: {self.path} now ends before the output it held"
         return (
             f"log truncated: {self.recorded} bytes recorded, {self.available} available "
-            f"({self.path})"
+            f"in {self.path}"
         )
 
 
