@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from uet_trio.recording.logs import (
+    SEGMENT_BYTES,
     WorkerLogs,
     default_log_root,
     remove_run_logs,
     run_log_dir,
+    segment_limit,
 )
 
 HOSTILE_IDS = [
@@ -146,3 +149,128 @@ class TestRemoveRunLogs:
         logs = WorkerLogs(None, 0)
         assert remove_run_logs([logs.out_path, logs.err_path], None) == 0
         assert null.exists()
+
+
+def _fake_file_size_limit(monkeypatch: pytest.MonkeyPatch, soft: int) -> None:
+    """Make `resource.getrlimit` report `soft` as this process's RLIMIT_FSIZE."""
+    real = resource.getrlimit
+
+    def getrlimit(which: int) -> tuple[int, int]:
+        if which == resource.RLIMIT_FSIZE:
+            return soft, resource.RLIM_INFINITY
+        return real(which)
+
+    monkeypatch.setattr(resource, "getrlimit", getrlimit)
+
+
+class TestSegments:
+    """A worker's log files are rotated between attempts once one reaches the limit."""
+
+    def test_below_the_limit_the_same_files_stay_open(self, tmp_path: Path) -> None:
+        logs = WorkerLogs(tmp_path / "r1", 0)
+        logs.limit = 10
+        fds = logs.fds()
+        os.write(fds[0], b"12345")
+        logs.ended(5, 0)
+        assert logs.fds() == fds
+        assert Path(logs.out_path).name == "w0.out"
+        logs.close()
+        assert sorted(os.listdir(tmp_path / "r1")) == ["w0.err", "w0.out"]
+
+    def test_at_the_limit_the_next_attempt_opens_the_next_segment(self, tmp_path: Path) -> None:
+        """Either file at the limit rotates both; the old ones keep their bytes."""
+        directory = tmp_path / "r1"
+        logs = WorkerLogs(directory, 3)
+        logs.limit = 10
+        out, err = logs.fds()
+        os.write(out, b"0123456789")
+        logs.ended(10, 0)
+        assert Path(logs.out_path).name == "w3.out"  # not opened until an attempt needs it
+        assert sorted(os.listdir(directory)) == ["w3.err", "w3.out"]
+        new_out, new_err = logs.fds()
+        assert (Path(logs.out_path).name, Path(logs.err_path).name) == ("w3.1.out", "w3.1.err")
+        os.write(new_err, b"e" * 12)
+        logs.ended(0, 12)
+        logs.fds()
+        assert (Path(logs.out_path).name, Path(logs.err_path).name) == ("w3.2.out", "w3.2.err")
+        logs.close()
+        assert (directory / "w3.out").read_bytes() == b"0123456789"
+        assert (directory / "w3.1.err").read_bytes() == b"e" * 12
+        for name in os.listdir(directory):
+            assert os.stat(directory / name).st_mode & 0o777 == 0o600
+        for fd in (out, err, new_out, new_err):
+            with pytest.raises(OSError, match="Bad file descriptor"):
+                os.fstat(fd)
+
+    def test_a_segment_already_at_the_limit_is_skipped_when_opened(self, tmp_path: Path) -> None:
+        """A resumed run's worker does not append to a full segment of the earlier session."""
+        directory = tmp_path / "r1"
+        directory.mkdir(mode=0o700)
+        (directory / "w0.out").write_bytes(b"x" * 10)
+        (directory / "w0.1.err").write_bytes(b"y" * 10)
+        logs = WorkerLogs(directory, 0)
+        logs.limit = 10
+        logs.fds()
+        assert Path(logs.out_path).name == "w0.2.out"
+        logs.close()
+
+    def test_a_next_segment_that_cannot_be_opened_keeps_the_current_one(
+        self, tmp_path: Path
+    ) -> None:
+        """A symlink planted at the next segment is not followed; output stays in the old file."""
+        directory = tmp_path / "r1"
+        victim = tmp_path / "victim"
+        victim.write_text("precious\n")
+        logs = WorkerLogs(directory, 0)
+        logs.limit = 10
+        fds = logs.fds()
+        (directory / "w0.1.out").symlink_to(victim)
+        logs.ended(10, 0)
+        assert logs.fds() == fds
+        assert Path(logs.out_path).name == "w0.out"
+        os.unlink(directory / "w0.1.out")
+        logs.ended(10, 0)  # tried again after the next attempt
+        assert logs.fds() != fds
+        assert Path(logs.out_path).name == "w0.1.out"
+        logs.close()
+        assert victim.read_text() == "precious\n"
+
+    def test_no_directory_never_rotates(self) -> None:
+        logs = WorkerLogs(None, 0)
+        logs.limit = 1
+        fds = logs.fds()
+        logs.ended(0, 0)
+        assert logs.fds() == fds
+        assert logs.out_path == os.devnull
+        logs.close()
+
+    def test_the_limit_is_half_the_file_size_limit(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """So a file below it has as much room again before writes fail (SIGXFSZ)."""
+        _fake_file_size_limit(monkeypatch, 1 << 20)
+        assert segment_limit() == 1 << 19
+        assert WorkerLogs(None, 0).limit == 1 << 19
+        _fake_file_size_limit(monkeypatch, resource.RLIM_INFINITY)
+        assert segment_limit() == SEGMENT_BYTES
+        _fake_file_size_limit(monkeypatch, 1 << 62)
+        assert segment_limit() == SEGMENT_BYTES
+
+
+class TestWriteFailure:
+    """What a failed attempt's error says about its log files."""
+
+    def test_a_healthy_log_says_nothing(self, tmp_path: Path) -> None:
+        logs = WorkerLogs(tmp_path / "r1", 0)
+        logs.fds()
+        assert logs.write_failure(0, 0) is None
+        logs.close()
+        assert WorkerLogs(None, 0).write_failure(0, 0) is None
+
+    def test_a_file_at_the_file_size_limit_is_too_large(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        logs = WorkerLogs(tmp_path / "r1", 0)
+        logs.fds()
+        _fake_file_size_limit(monkeypatch, 100)
+        assert logs.write_failure(99, 0) is None
+        assert logs.write_failure(0, 100) == "cannot write task log: File too large"
+        logs.close()
