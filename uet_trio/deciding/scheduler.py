@@ -218,12 +218,10 @@ class Scheduler:
         self._attempts[i] += 1
         attempt = self._attempts[i]
         shown = settings.shown_argv
-        self._emit(
-            EventKind.ATTEMPT_STARTED,
-            i,
-            attempt,
-            {"tool": tool, "argv": list(shown) if shown is not None else None},
-        )
+        data: dict[str, Any] = {"tool": tool, "argv": list(shown) if shown is not None else None}
+        if settings.argv_bytes is not None:
+            data["argv_bytes"] = settings.argv_bytes
+        self._emit(EventKind.ATTEMPT_STARTED, i, attempt, data)
         return AttemptRequest(
             run_id=self.run_id,
             task_id=task.id,

@@ -17,6 +17,49 @@ from ..workflow.spec import RetryPolicy, TaskSpec, ToolSpec, WorkflowSpec
 NO_RETRY = RetryPolicy()
 """The policy of a task for which nothing sets one: never retry."""
 
+SHOWN_ARG_BYTES = 4096
+"""Most UTF-8 bytes of one argument as recorded or shown (`bounded_argv`)."""
+SHOWN_ARGV_BYTES = 65536
+"""Most UTF-8 bytes of all arguments as recorded or shown, markers aside (`bounded_argv`)."""
+
+
+def bounded_argv(argv: tuple[str, ...]) -> tuple[tuple[str, ...], int | None]:
+    """
+    `argv` bounded for recording and showing, and its full size in bytes if it was cut.
+
+    A command may be megabytes long (the kernel refuses one past its limit;
+    the attempt then fails with 126), but every attempt's argv is stored
+    twice (in its ``attempt_started`` event and its ``attempts`` row), so
+    only a prefix is kept: each argument at most `SHOWN_ARG_BYTES`, cut
+    ones ending in ``...[N bytes]`` (N its full size), and arguments after
+    `SHOWN_ARGV_BYTES` in all replaced by one ``...[K more arguments]``.
+    Returns (argv, None) when nothing was cut, which is the common case and
+    is decided from the lengths alone. The executed command is never cut.
+    """
+    if sum(map(len, argv)) * 4 <= SHOWN_ARG_BYTES:
+        return argv, None  # four bytes per character at most: nothing to cut
+    encoded = [arg.encode("utf-8", "surrogateescape") for arg in argv]
+    sizes = [len(arg) for arg in encoded]
+    total = sum(sizes)
+    if max(sizes) <= SHOWN_ARG_BYTES and total <= SHOWN_ARGV_BYTES:
+        return argv, None
+    shown: list[str] = []
+    kept = 0
+    for i, (arg, data) in enumerate(zip(argv, encoded, strict=True)):
+        if kept >= SHOWN_ARGV_BYTES:
+            shown.append(f"...[{len(argv) - i} more arguments]")
+            break
+        room = min(SHOWN_ARG_BYTES, SHOWN_ARGV_BYTES - kept)
+        if len(data) <= room:
+            shown.append(arg)
+            kept += len(data)
+        else:
+            # A character cut in two decodes to escapes, as undecodable bytes do.
+            prefix = data[:room].decode("utf-8", "surrogateescape")
+            shown.append(f"{prefix}...[{len(data)} bytes]")
+            kept += room
+    return tuple(shown), total
+
 
 @attrs.define(kw_only=True)
 class TaskSettings:
@@ -32,7 +75,12 @@ class TaskSettings:
     argv: tuple[str, ...] | None
     """The command (None for a callable task)."""
     shown_argv: tuple[str, ...] | None
-    """The command as it may be recorded or shown: secret params appear as ``***``."""
+    """
+    The command as it may be recorded or shown: secret params appear as
+    ``***``, and a huge command is cut to a prefix (`bounded_argv`).
+    """
+    argv_bytes: int | None
+    """The full size in bytes of the shown command when `shown_argv` was cut, else None."""
     cwd: str
     """The working directory: the task's or tool's ``cwd``, relative to the workflow's directory."""
     tool_env: Mapping[str, str]
@@ -65,10 +113,15 @@ class Settings:
             timeout = tool.timeout
         if timeout is None:
             timeout = spec.timeout
+        shown = task.argv(tool, redact=True) if task.secret_params else argv
+        argv_bytes = None
+        if shown is not None:
+            shown, argv_bytes = bounded_argv(shown)
         return TaskSettings(
             tool=tool_name,
             argv=argv,
-            shown_argv=task.argv(tool, redact=True) if task.secret_params else argv,
+            shown_argv=shown,
+            argv_bytes=argv_bytes,
             cwd=self._cwd(task.cwd or (tool.cwd if tool is not None else None)),
             tool_env=tool.env if tool is not None else {},
             task_env=task.env,

@@ -129,6 +129,7 @@ class DataField(enum.StrEnum):
     REASON = "reason"
     FALLBACK_FROM = "fallback_from"
     ARGV = "argv"
+    ARGV_BYTES = "argv_bytes"
     PID = "pid"
     PROC_START = "proc_start"
     WORKER = "worker"
@@ -220,7 +221,11 @@ PAYLOAD: Mapping[EventKind, Payload] = MappingProxyType(
             {_F.TOOL: str, _F.STRATEGY: str, _F.CANDIDATES: list, _F.REASON: str},
             {_F.FALLBACK_FROM: str},
         ),
-        EventKind.ATTEMPT_STARTED: Payload({_F.TOOL: (str, NoneType), _F.ARGV: (list, NoneType)}),
+        EventKind.ATTEMPT_STARTED: Payload(
+            {_F.TOOL: (str, NoneType), _F.ARGV: (list, NoneType)},
+            # The full size of a command whose argv was recorded cut short.
+            {_F.ARGV_BYTES: int},
+        ),
         EventKind.ATTEMPT_SPAWNED: Payload(_LOCATION),
         EventKind.ATTEMPT_FINISHED: Payload(
             {_F.STATUS: str},
