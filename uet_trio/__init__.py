@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .recording.logs import LogUnavailable as LogUnavailable
     from .recording.logs import read_output as read_output
     from .recording.logs import tail_lines as tail_lines
+    from .recording.permissions import writable_by_others as writable_by_others
     from .recording.records import AttemptRecord as AttemptRecord
     from .recording.records import AttemptTiming as AttemptTiming
     from .recording.records import EventRecord as EventRecord
@@ -106,6 +107,7 @@ _EXPORTS = {
     "LogUnavailable": "recording.logs",
     "read_output": "recording.logs",
     "tail_lines": "recording.logs",
+    "writable_by_others": "recording.permissions",
     "AttemptRecord": "recording.records",
     "AttemptTiming": "recording.records",
     "EventRecord": "recording.records",
