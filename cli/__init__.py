@@ -4,7 +4,10 @@ The ``uet`` command line.
 This package parses arguments, calls `uet_trio`, and renders what it returns;
 it holds no runtime logic. Each module adds one group of commands. Library
 errors become exit codes in exactly one place, `UetGroup.invoke`: 2 for a bad
-workflow or usage, 3 for a run that cannot be taken, 4 for storage errors.
+workflow or usage, 3 for a run that cannot be taken, 4 for storage errors,
+and 141 (128 + SIGPIPE, as a Unix tool killed by the closed pipe) for a view
+whose reader went away (``uet events | head``). Output goes through
+`_common.echo`, which drops what a stream that went away can no longer take.
 Modules import `uet_trio` inside their commands, so ``uet --help`` stays fast.
 The ``uet`` script is `entry`, which runs `main` and exits quickly.
 """
@@ -12,15 +15,23 @@ The ``uet`` script is `entry`, which runs `main` and exits quickly.
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 import click
 
 from . import _events, _gc, _graph, _inspect, _plan, _run, _simulate, _tools
+from ._common import echo, flush_standard_streams, hold_standard_streams, silence
+
+EXIT_PIPE = 141
+"""A view's reader went away: 128 + SIGPIPE, what the shell reports for ``seq | head``."""
 
 
 class UetGroup(click.Group):
-    """The root group: turns `uet_trio.UetError` into a message and its exit code."""
+    """
+    The root group: turns `uet_trio.UetError` into a message and its exit code,
+    and a reader that went away into a quiet stop.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         from uet_trio import UetError
@@ -28,8 +39,15 @@ class UetGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UetError as error:
-            click.echo(f"uet: error: {error}", err=True)
+            echo(f"uet: error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except BrokenPipeError:
+            # A view command (uet events, logs, runs, show) printing to a pipe
+            # nobody reads any more: stop, without a traceback. `uet run`
+            # never gets here: its output goes through `echo`, which drops it.
+            silence(err=False)
+            silence(err=True)
+            ctx.exit(EXIT_PIPE)
 
 
 @click.group(cls=UetGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,8 +71,21 @@ def entry() -> None:
     imported (40-50 ms at the end of `uet run`), for memory the operating
     system takes back anyway. Nothing is lost by it: output is flushed at exit as
     before, and the store closes its connection when a command ends.
+
+    Standard streams closed at start are held on os.devnull first, and both
+    output streams are flushed here, where a stream that went away is
+    silenced, rather than in Python's own flush at exit, which would print
+    "Exception ignored" and exit 120. click prints its own messages (usage
+    errors) outside `UetGroup.invoke`; one written to a pipe nobody reads
+    exits `EXIT_PIPE`, as a Unix tool killed by SIGPIPE while writing it would.
     """
+    hold_standard_streams()
     try:
         main()
+    except BrokenPipeError:
+        silence(err=False)
+        silence(err=True)
+        sys.exit(EXIT_PIPE)
     finally:
+        flush_standard_streams()
         gc.freeze()

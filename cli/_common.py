@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,10 +36,26 @@ def db_option(function: F) -> F:
     )(function)
 
 
-def open_store(path: str, *, check: bool = False) -> Store:
-    """Open the store at `path` (raises `StoreError`, which the root group reports)."""
-    from uet_trio import Store
+def open_store(path: str, *, check: bool = False, writes: bool = False) -> Store:
+    """
+    Open the store at `path` (raises `StoreError`, which the root group reports).
 
+    `writes`: the command will write (``run``, ``resume``, ``gc``), so it
+    first warns on stderr about each directory of the store or its logs
+    that other users could write to (`uet_trio.writable_by_others`). A
+    warning, not a refusal: a shared directory is often one the user cannot
+    change (a mounted volume, a scratch area), and the run is as safe as
+    before; the warning says what to fix.
+    """
+    from uet_trio import Store, writable_by_others
+
+    if writes:
+        for directory in writable_by_others(path):
+            click.echo(
+                f"uet: warning: {directory} is writable by other users; anyone there could "
+                f"replace the database or plant a symlink; chmod o-w {directory}",
+                err=True,
+            )
     return Store.open(path, check=check)
 
 
@@ -55,12 +72,86 @@ def resolve_run(store: Store, run: str | None, last: bool) -> str:
 
 def echo_json(document: Any) -> None:
     """Print one JSON document."""
-    click.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+    echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """
+    Print `message` to stdout (or stderr), or drop it if that stream has gone away.
+
+    Output is a view of the work, never part of it: a reader that closed its
+    pipe (``uet run | head -1``) or a terminal that hung up must not stop a
+    run. The first write that fails silences the stream for the rest of the
+    process (`silence`), so everything printed after it is dropped, cheaply
+    and without an error.
+    """
+    try:
+        click.echo(message, err=err, nl=nl)
+    except OSError:
+        silence(err=err)
+
+
+def silence(*, err: bool) -> None:
+    """
+    Send whatever stdout (or stderr) still gets to os.devnull, for the rest of the process.
+
+    The stream's descriptor is pointed at os.devnull (the Python docs' advice
+    for a broken pipe), so the same stream object keeps working: later
+    writes, and the flush of its buffer as the process ends, succeed instead
+    of raising BrokenPipeError or printing "Exception ignored". A stream
+    without a descriptor of its own is replaced by an os.devnull file.
+    """
+    name = "stderr" if err else "stdout"
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, getattr(sys, name).fileno())
+    except (AttributeError, OSError, ValueError):
+        setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+    finally:
+        os.close(null)
+
+
+def hold_standard_streams() -> None:
+    """
+    Give every standard descriptor that is closed at start os.devnull.
+
+    Started with one closed (``uet run >&-``), Python leaves sys.stdout (or
+    stdin, stderr) None, and the next file uet opened would take the free
+    descriptor: a log file on descriptor 2 would collect what is written to
+    stderr. Holding those descriptors on os.devnull drops that output instead,
+    and the commands print as if to any stream.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))  # noqa: SIM115
+
+
+def flush_standard_streams() -> None:
+    """
+    Flush stdout and stderr before the process ends, silencing any that went away.
+
+    Otherwise Python's own flush at exit would meet the broken pipe, print
+    "Exception ignored ... BrokenPipeError" and set the exit status to 120.
+    """
+    for err in (False, True):
+        stream = sys.stderr if err else sys.stdout
+        try:
+            if stream is not None:
+                stream.flush()
+        except OSError:
+            silence(err=err)
 
 
 def colour(text: str, fg: str) -> str:
     """`text` in colour when stdout is a terminal, plain otherwise."""
-    if sys.stdout.isatty():
+    if sys.stdout is not None and sys.stdout.isatty():
         return click.style(text, fg=fg)
     return text
 

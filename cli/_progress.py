@@ -11,7 +11,10 @@ updates counters, so a busy run pays a few additions per event; drawing
 happens in a separate Trio task that redraws at most `FRAME` times a second,
 and only when something changed (or once a second, to advance the clock). It
 is created only when stdout is a terminal; lines printed while it is shown go
-through `ProgressLine.echo`, which clears it first so the two never mix.
+through `ProgressLine.echo`, which clears it first so the two never mix. A
+terminal that goes away (it hung up, or was closed) fails the next write: the
+stream is silenced (`_common.silence`) and the line is neither drawn nor
+printed again, while the run goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from ._common import seconds
+from ._common import seconds, silence
 
 if TYPE_CHECKING:
     from uet_trio import Event
@@ -49,11 +52,13 @@ class ProgressLine:
         self._dirty = True
         self._shown = False
         self._drawn_at = 0.0
+        self._gone = False
 
     @classmethod
     def for_stdout(cls) -> ProgressLine | None:
         """A progress line on stdout if stdout is a terminal, else None."""
-        return cls(sys.stdout) if sys.stdout.isatty() else None
+        stdout = sys.stdout
+        return cls(stdout) if stdout is not None and stdout.isatty() else None
 
     def start(self, total: int) -> None:
         """The run has `total` tasks and starts now."""
@@ -116,8 +121,7 @@ class ProgressLine:
     def draw(self) -> None:
         """Rewrite the line in place now."""
         width = shutil.get_terminal_size((80, 24)).columns
-        self.stream.write("\r\x1b[K" + self.render(width))
-        self.stream.flush()
+        self._write("\r\x1b[K" + self.render(width))
         self._shown = True
         self._dirty = False
         self._drawn_at = time.monotonic()
@@ -130,16 +134,26 @@ class ProgressLine:
     def echo(self, text: str) -> None:
         """Print a line of output above the progress line (it is redrawn on the next frame)."""
         self.clear()
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(text + "\n")
 
     def clear(self) -> None:
         """Remove the line from the terminal, if it is shown."""
         if self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+            self._write("\r\x1b[K")
             self._shown = False
             self._dirty = True
+
+    def _write(self, text: str) -> None:
+        """Write and flush `text`, unless the terminal has gone away (then silence it)."""
+        if self._gone:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            self._gone = True
+            if self.stream is sys.stdout:
+                silence(err=False)
 
     async def animate(self) -> None:
         """Redraw every `FRAME` seconds as needed, until cancelled (then clear the line)."""

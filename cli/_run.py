@@ -1,12 +1,19 @@
 """
 ``uet run`` and ``uet resume``: execute a workflow with signals handled.
 
-SIGINT and SIGTERM are received with `trio.open_signal_receiver` for the whole
-run, including the final flush (a signal arriving before the receiver is
-closed is handled, not fatal). The first signal cancels the run: processes
-get SIGTERM, then SIGKILL after the grace period, and every event is flushed.
-A second signal skips the rest of the grace period. Exit codes: 0 all tasks
-succeeded, 1 a task failed, 130 SIGINT, 143 SIGTERM.
+SIGHUP, SIGINT and SIGTERM are received with `trio.open_signal_receiver` for
+the whole run, including the final flush (a signal arriving before the
+receiver is closed is handled, not fatal). The first signal cancels the run:
+processes get SIGTERM, then SIGKILL after the grace period, and every event
+is flushed. A second signal skips the rest of the grace period. SIGHUP is
+how a closed terminal says so: the tasks run in sessions of their own and
+never see it, so uet must stop them itself. Exit codes: 0 all tasks
+succeeded, 1 a task failed, 129 SIGHUP, 130 SIGINT, 143 SIGTERM.
+
+Everything is printed through `echo` (or the progress line, which does the
+same): when stdout or stderr goes away (a pipe whose reader closed, a
+terminal that hung up, a stream closed at start), the run goes on to its end
+with that output dropped, and the exit code is still the run's own.
 """
 
 from __future__ import annotations
@@ -19,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import colour, db_option, echo_json, label, open_store, resolve_run, seconds
+from ._common import colour, db_option, echo, echo_json, label, open_store, resolve_run, seconds
 from ._progress import ProgressLine
 
 if TYPE_CHECKING:
     from uet_trio import Event, Run, RunResult, Store, TaskGraph, WorkflowSpec
 
-EXIT_FOR_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,11 +88,11 @@ def run(
     with _interrupt_exits(ctx):
         spec, graph = open_workflow(flow)
         # Checked before any task starts: a damaged file is refused, not written to.
-        store = open_store(options["db"], check=True)
+        store = open_store(options["db"], check=True, writes=True)
         with store:
             resume = store.resolve_run(retry_failed) if retry_failed else None
             if resume is not None and store.get_run(resume).status is RunStatus.SUCCEEDED:
-                click.echo(f"run {resume} already succeeded; nothing to retry")
+                echo(f"run {resume} already succeeded; nothing to retry")
                 ctx.exit(0)
             ctx.exit(
                 _execute(
@@ -110,11 +117,11 @@ def resume(ctx: click.Context, /, run: str | None, last: bool, **options: Any) -
     """Finish RUN (an id or unique prefix): keep what succeeded, run the rest."""
     from uet_trio import RunConflict, RunStatus, open_workflow
 
-    with _interrupt_exits(ctx), open_store(options["db"], check=True) as store:
+    with _interrupt_exits(ctx), open_store(options["db"], check=True, writes=True) as store:
         run_id = resolve_run(store, run, last)
         record = store.get_run(run_id)
         if record.status is RunStatus.SUCCEEDED:
-            click.echo(f"run {run_id} already succeeded; nothing to resume")
+            echo(f"run {run_id} already succeeded; nothing to resume")
             ctx.exit(0)
         if record.source is None:
             raise RunConflict(f"run {run_id} was not started from a file; resume it in Python")
@@ -132,7 +139,7 @@ def _interrupt_exits(ctx: click.Context) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        click.echo("uet: interrupted", err=True)
+        echo("uet: interrupted", err=True)
         ctx.exit(EXIT_FOR_SIGNAL[signal.SIGINT])
 
 
@@ -177,7 +184,7 @@ def _execute(
         raise _leaves(errors)[0] from group
     if result is None:
         assert signum is not None
-        click.echo("uet: interrupted before the run started", err=True)
+        echo("uet: interrupted before the run started", err=True)
         return EXIT_FOR_SIGNAL[signum]
     if as_json:
         echo_json(
@@ -210,7 +217,7 @@ async def _drive(
     spec: WorkflowSpec, store: Store, options: dict[str, Any], reporter: _Reporter
 ) -> tuple[RunResult | None, signal.Signals | None]:
     """
-    Run the workflow with SIGINT/SIGTERM handled; the result is None when a
+    Run the workflow with SIGHUP/SIGINT/SIGTERM handled; the result is None when a
     signal came before the run began (while it was being prepared).
     """
     import trio
@@ -223,7 +230,7 @@ async def _drive(
     runner = LocalRunner()
     received: list[signal.Signals] = []
     active: Run | None = None
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(*EXIT_FOR_SIGNAL) as signals:
         async with trio.open_nursery() as nursery:
             run_scope = trio.CancelScope()
 
@@ -266,11 +273,11 @@ class _Reporter:
         self.started_at = time.monotonic()
         # The live status line: on a terminal only, and not with --quiet or --verbose.
         self.progress = ProgressLine.for_stdout() if not (quiet or verbose) else None
-        self._echo = self.progress.echo if self.progress is not None else click.echo
+        self._echo = self.progress.echo if self.progress is not None else echo
 
     def started(self, run_id: str, tasks: int) -> None:
         if not self.quiet:
-            click.echo(f"run {run_id}: {tasks} tasks")
+            self._echo(f"run {run_id}: {tasks} tasks")
         if self.progress is not None:
             self.progress.start(tasks)
 
@@ -288,7 +295,7 @@ class _Reporter:
             details = " ".join(f"{k}={v}" for k, v in event.data.items() if v is not None)
             task = f" {event.task_id}" if event.task_id else ""
             attempt = f"#{event.attempt}" if event.attempt else ""
-            click.echo(f"{event.time:9.3f} {event.seq:>6} {kind.value}{task}{attempt} {details}")
+            echo(f"{event.time:9.3f} {event.seq:>6} {kind.value}{task}{attempt} {details}")
             return
         task = event.task_id or ""
         if kind is EventKind.TASK_SUCCEEDED:
@@ -325,12 +332,12 @@ class _Reporter:
         )
         status = result.status
         shade = {RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red"}.get(status, "yellow")
-        click.echo(
+        echo(
             f"run {result.run_id} {colour(status.value, shade)} in "
             f"{seconds(time.monotonic() - self.started_at)}: {counts}"
         )
         if status is not RunStatus.SUCCEEDED:
-            click.echo(f"  details: uet show {result.run_id} --db {db}")
+            echo(f"  details: uet show {result.run_id} --db {db}")
 
 
 COMMANDS = [run, resume]
