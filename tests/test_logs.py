@@ -3,8 +3,10 @@ Where log files live and how a deleted run's files go, with real files.
 
 A run's log directory is one plain file name under the log root, whatever
 its id; the default root is ``logs`` beside the database; deleting a run
-removes exactly the files its attempts recorded, then the directory if that
-leaves it empty.
+removes the files its attempts recorded and any empty segment none recorded,
+then the directory if that leaves it empty. A worker's
+files are rotated to a new segment between attempts at a size limit, and a
+failed attempt's log is checked for what kept its output out.
 """
 
 from __future__ import annotations
@@ -122,6 +124,24 @@ class TestRemoveRunLogs:
         (directory / "notes.txt").write_text("mine\n")
         assert remove_run_logs(paths, str(directory)) == 2
         assert sorted(os.listdir(directory)) == ["notes.txt"]
+
+    def test_empty_unrecorded_segments_go_too(self, tmp_path: Path) -> None:
+        """
+        A segment opened for an attempt that never started is recorded by no
+        row: removed when empty; one with content, or a symlink, stays.
+        """
+        directory = tmp_path / "r1"
+        paths = _written_logs(directory, 1)
+        logs = WorkerLogs(directory, 0)
+        logs.segment = 1
+        logs.fds()
+        logs.close()
+        (directory / "w1.out").write_bytes(b"not empty")
+        (tmp_path / "victim").write_bytes(b"")
+        (directory / "w2.out").symlink_to(tmp_path / "victim")
+        assert remove_run_logs(paths, str(directory)) == 4
+        assert sorted(os.listdir(directory)) == ["w1.out", "w2.out"]
+        assert (tmp_path / "victim").exists()
 
     def test_no_directory_or_a_missing_one_is_fine(self, tmp_path: Path) -> None:
         """A run without a log directory, or whose directory is already gone."""

@@ -2,7 +2,8 @@
 Where an attempt's output lives: the worker log files, from creation to deletion.
 
 A worker appends the stdout and stderr of every attempt it runs to one pair of
-files per run (`WorkerLogs`), in the run's directory under the log root
+files per run (`WorkerLogs`; a new pair, the next segment, once one reaches
+`segment_limit`), in the run's directory under the log root
 (`run_log_dir`, `default_log_root`), and each attempt row records the file,
 the offset where its output starts and (once it has ended) its length. An
 attempt's output is exactly that byte range; while the attempt still runs,
@@ -11,7 +12,8 @@ offset to the end of the file (`read_output`, `output_size`, `tail_lines`).
 A file deleted or truncated since is reported (`LogUnavailable`, with the
 bytes recorded and still available), never read as empty output.
 Deleting a run removes the files its attempts recorded (`remove_run_logs`).
-Plain file I/O, no Trio.
+A failed attempt whose output the files could not take is told apart where
+the cause is visible afterwards (`WorkerLogs.write_failure`). Plain file I/O, no Trio.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import hashlib
 import os
 import re
 import resource
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -273,8 +276,9 @@ def remove_run_logs(paths: Iterable[str], log_dir: str | None) -> int:
     `paths` are the files the run's attempts recorded; returns how many were
     removed. A file already gone is skipped. ``/dev/null``, which
     `WorkerLogs` records when a run has no log directory, is never removed.
-    The directory stays when it still holds files the run did not record,
-    or cannot be removed.
+    Empty worker log files in `log_dir` that no attempt recorded go too
+    (`_remove_unrecorded_logs`). The directory stays when it still holds
+    other files the run did not record, or cannot be removed.
 
     Raises:
         OSError: a file exists but cannot be removed; the caller, which
@@ -289,8 +293,43 @@ def remove_run_logs(paths: Iterable[str], log_dir: str | None) -> int:
             os.unlink(path)
             removed += 1
     if log_dir:
+        removed += _remove_unrecorded_logs(log_dir)
         with contextlib.suppress(OSError):
             os.rmdir(log_dir)
+    return removed
+
+
+_WORKER_LOG_NAME = re.compile(r"w[0-9]+(?:\.[0-9]+)?\.(?:out|err)\Z")
+
+
+def _remove_unrecorded_logs(log_dir: str) -> int:
+    """
+    Remove the empty regular files named like `WorkerLogs` segments in `log_dir`.
+
+    A worker creates a segment just before an attempt spawns; an attempt
+    whose command cannot start records no file, so the segment it opened
+    (empty, unless a later attempt wrote to it and recorded it) is known to
+    no row. The directory is opened with ``O_NOFOLLOW`` and names are
+    examined and removed relative to it without following symlinks, so a
+    planted link is never followed; files with content are left alone.
+    Returns how many were removed; a directory that cannot be read counts 0.
+    """
+    try:
+        directory = os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    removed = 0
+    try:
+        for name in os.listdir(directory):
+            if not _WORKER_LOG_NAME.match(name):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_size == 0:
+                    os.unlink(name, dir_fd=directory)
+                    removed += 1
+    finally:
+        os.close(directory)
     return removed
 
 

@@ -7,7 +7,10 @@ How an attempt runs:
    worker with ``O_APPEND``) become the child's stdout and stderr, so output
    flows from the child to disk without passing through Python. The attempt's
    output is the byte range between the files' sizes before the spawn and
-   after the process group is gone.
+   after the process group is gone. Those final sizes decide whether the
+   worker starts a new pair of files (segment) before its next attempt, and,
+   for a failed attempt, whether its log could not take its output: then
+   that is the attempt's ``error`` (`WorkerLogs.write_failure`).
 2. The child starts in a new session (its own process group, pgid = pid),
    by `spawn.start`: `os.posix_spawn` on the event loop's thread when it runs
    in our directory, `subprocess.Popen` in a worker thread otherwise.
