@@ -51,7 +51,7 @@ def open_store(path: str, *, check: bool = False, writes: bool = False) -> Store
 
     if writes:
         for directory in writable_by_others(path):
-            click.echo(
+            echo(
                 f"uet: warning: {directory} is writable by other users; anyone there could "
                 f"replace the database or plant a symlink; chmod o-w {directory}",
                 err=True,

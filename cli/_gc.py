@@ -57,7 +57,7 @@ def gc(db: str, keep: int | None, older_than: float | None, dry_run: bool, as_js
         raise click.UsageError("give --keep N, --older-than AGE, or both")
     created_before = time.time() - older_than if older_than is not None else None
     deleted = []
-    with open_store(db) as store:
+    with open_store(db, writes=True) as store:
         for record in store.runs_to_collect(keep=keep, created_before=created_before):
             files = 0 if dry_run else store.delete_run(record.run_id)
             deleted.append({"run_id": record.run_id, "status": record.status, "log_files": files})
