@@ -70,9 +70,17 @@ def resolve_run(store: Store, run: str | None, last: bool) -> str:
     return store.resolve_run(run)
 
 
+def json_text(document: Any) -> str:
+    """One JSON document as ``--json`` prints it: indented, keys sorted."""
+    return json.dumps(document, indent=2, sort_keys=True, default=str)
+
+
 def echo_json(document: Any) -> None:
-    """Print one JSON document."""
-    echo(json.dumps(document, indent=2, sort_keys=True, default=str))
+    """
+    Print one JSON document (a view's output: a reader that went away stops
+    the command, see `uet_trio_cli.UetGroup`; `uet run` prints its own with `echo`).
+    """
+    click.echo(json_text(document))
 
 
 def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:

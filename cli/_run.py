@@ -26,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import colour, db_option, echo, echo_json, label, open_store, resolve_run, seconds
+from ._common import (
+    colour,
+    db_option,
+    echo,
+    json_text,
+    label,
+    open_store,
+    resolve_run,
+    seconds,
+)
 from ._progress import ProgressLine
 
 if TYPE_CHECKING:
@@ -187,14 +196,16 @@ def _execute(
         echo("uet: interrupted before the run started", err=True)
         return EXIT_FOR_SIGNAL[signum]
     if as_json:
-        echo_json(
-            {
-                "run_id": result.run_id,
-                "status": result.status.value,
-                "wall": result.wall,
-                "tasks": {task: state.value for task, state in result.states.items()},
-                "db": db,
-            }
+        echo(
+            json_text(
+                {
+                    "run_id": result.run_id,
+                    "status": result.status.value,
+                    "wall": result.wall,
+                    "tasks": {task: state.value for task, state in result.states.items()},
+                    "db": db,
+                }
+            )
         )
     else:
         reporter.summary(result, db)
