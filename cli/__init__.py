@@ -80,6 +80,8 @@ def entry() -> None:
     exits `EXIT_PIPE`, as a Unix tool killed by SIGPIPE while writing it would.
     """
     hold_standard_streams()
+    # The program owns its process: runs adopt the tasks' orphaned daemons.
+    _run.ADOPT_ORPHANS = True
     try:
         main()
     except BrokenPipeError:

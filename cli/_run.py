@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 
 EXIT_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
 
+ADOPT_ORPHANS = False
+"""
+Whether a run makes this process a child subreaper, so that the tasks'
+orphaned descendants (daemons that called setsid) are re-parented to it and
+stopped with their attempt. Process-wide, so set only by `entry`, the ``uet``
+program, which owns its process; not when the commands run inside another
+program's process (click's test runner, an application).
+"""
+
 
 def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
@@ -235,9 +244,8 @@ async def _drive(
 
     from uet_trio import LocalRunner, become_subreaper, open_run
 
-    # Orphaned descendants of the tasks (daemons that called setsid) are
-    # re-parented to this process, and stopped with their attempt.
-    become_subreaper()
+    if ADOPT_ORPHANS:
+        become_subreaper()
     runner = LocalRunner()
     received: list[signal.Signals] = []
     active: Run | None = None
