@@ -294,3 +294,20 @@ class TestWriteFailure:
         assert logs.write_failure(99, 0) is None
         assert logs.write_failure(0, 100) == "cannot write task log: File too large"
         logs.close()
+
+    def test_a_read_only_file_system_is_named(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """
+        As after an I/O error remounts it read-only (which cannot be staged
+        for a test: Linux refuses a read-only remount while a file is open for
+        writing), so `fstatvfs` is made to report it.
+        """
+        logs = WorkerLogs(tmp_path / "r1", 0)
+        logs.fds()
+        real = os.fstatvfs(logs.fds()[0])
+        fields = list(real)
+        fields[8] = real.f_flag | os.ST_RDONLY  # f_flag
+        monkeypatch.setattr(os, "fstatvfs", lambda fd: os.statvfs_result(fields))
+        assert logs.write_failure(0, 0) == "cannot write task log: Read-only file system"
+        logs.close()
