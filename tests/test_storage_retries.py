@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from uet_trio import Store, StoreError
+from uet_trio.recording import connection
 from uet_trio.recording.connection import RETRY_DELAYS, transient
 from uet_trio.recording.records import NewRun
 from uet_trio.recording.states import RunStatus, TaskState
@@ -270,9 +271,11 @@ async def test_a_permanent_error_is_not_retried(db_path: Path, spec: WorkflowSpe
 
 
 async def test_a_transient_error_that_stays_gives_up_after_the_bounded_tries(
-    db_path: Path, spec: WorkflowSpec
+    db_path: Path, spec: WorkflowSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An I/O error on every COMMIT: tried len(RETRY_DELAYS) more times, then StoreError."""
+    # As many tries, without the waits (only their number is checked).
+    monkeypatch.setattr(connection, "RETRY_DELAYS", (0.0,) * len(RETRY_DELAYS))
     with flaky_store(db_path, name="SQLITE_IOERR_WRITE", at=range(1, 100)) as store:
         with pytest.raises(StoreError, match="SQLITE_IOERR_WRITE") as caught:
             await run_workflow(spec, store=store)
