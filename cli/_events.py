@@ -263,8 +263,12 @@ def _write_output(data: bytes) -> None:
     if sys.stdout.isatty():
         click.echo(data.decode("utf-8", errors="replace"), nl=False)
     else:
+        # A write cut short (a reader that left mid-write) returns a count
+        # instead of raising: write the rest, so the broken pipe is reported.
         out = sys.stdout.buffer
-        out.write(data)
+        view = memoryview(data)
+        while view:
+            view = view[out.write(view) :]
         out.flush()
 
 
