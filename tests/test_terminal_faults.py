@@ -566,3 +566,34 @@ def test_a_warning_for_a_stderr_nobody_reads_does_not_stop_the_run(tmp_path: Pat
         os.close(write)
     assert unheard.returncode == 0
     assert records(db)[0] == "succeeded"
+
+
+@pytest.mark.usefixtures("start")
+def test_logs_whose_reader_leaves_mid_output_stops_quietly(tmp_path: Path) -> None:
+    """
+    ``uet logs RUN TASK | head -1`` on output far larger than a pipe holds:
+    the reader leaves mid-write, uet exits 141 with nothing on stderr.
+    """
+    flow = tmp_path / "flow.toml"
+    flow.write_text('[[tasks]]\nid = "big"\ncommand = ["seq", "1", "300000"]\n')
+    db = tmp_path / "uet.db"
+    done = subprocess.run(
+        [*UET, "run", str(flow), "--db", str(db), "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    logs = subprocess.Popen(
+        [*UET, "logs", "--last", "big", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert logs.stdout is not None
+    assert logs.stdout.readline() == b"1\n"
+    logs.stdout.close()
+    _, err = logs.communicate(timeout=60)
+    assert logs.returncode == EXIT_PIPE, err
+    assert err == b""
+    assert integrity(db) == "ok"
