@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from . import _events, _gc, _graph, _inspect, _plan, _run, _simulate, _tools
-from ._common import echo, flush_standard_streams, hold_standard_streams, silence
+from ._common import Program, echo, flush_standard_streams, hold_standard_streams, silence
 
 EXIT_PIPE = 141
 """A view's reader went away: 128 + SIGPIPE, what the shell reports for ``seq | head``."""
@@ -80,10 +80,9 @@ def entry() -> None:
     exits `EXIT_PIPE`, as a Unix tool killed by SIGPIPE while writing it would.
     """
     hold_standard_streams()
-    # The program owns its process: runs adopt the tasks' orphaned daemons.
-    _run.ADOPT_ORPHANS = True
     try:
-        main()
+        # The program owns its process: runs adopt the tasks' orphaned daemons.
+        main(obj=Program(adopt_orphans=True))
     except BrokenPipeError:
         silence(err=False)
         silence(err=True)

@@ -23,6 +23,27 @@ STATUSES = tuple(status.value for status in RunStatus)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Program:
+    """
+    What the ``uet`` program has opted into, as the owner of its process.
+
+    `entry` passes one as click's context object; commands run inside
+    another program's process (click's test runner, an application) get the
+    defaults: nothing process-wide.
+    """
+
+    __slots__ = ("adopt_orphans",)
+
+    def __init__(self, *, adopt_orphans: bool = False) -> None:
+        self.adopt_orphans = adopt_orphans
+        """Runs make this process a child subreaper (`uet_trio.become_subreaper`)."""
+
+    @classmethod
+    def of(cls, ctx: click.Context) -> Program:
+        """The program settings of the command being run."""
+        return ctx.find_object(cls) or cls()
+
+
 def db_option(function: F) -> F:
     """``--db PATH`` (or ``UET_DB``): the run database."""
     return click.option(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._common import (
+    Program,
     colour,
     db_option,
     echo,
@@ -42,15 +43,6 @@ if TYPE_CHECKING:
     from uet_trio import Event, Run, RunResult, Store, TaskGraph, WorkflowSpec
 
 EXIT_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
-
-ADOPT_ORPHANS = False
-"""
-Whether a run makes this process a child subreaper, so that the tasks'
-orphaned descendants (daemons that called setsid) are re-parented to it and
-stopped with their attempt. Process-wide, so set only by `entry`, the ``uet``
-program, which owns its process; not when the commands run inside another
-program's process (click's test runner, an application).
-"""
 
 
 def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -121,6 +113,7 @@ def run(
                     fail_fast=fail_fast,
                     fresh_routing=fresh_routing,
                     order=order,
+                    adopt_orphans=Program.of(ctx).adopt_orphans,
                     **options,
                 )
             )
@@ -144,7 +137,16 @@ def resume(ctx: click.Context, /, run: str | None, last: bool, **options: Any) -
         if record.source is None:
             raise RunConflict(f"run {run_id} was not started from a file; resume it in Python")
         spec, graph = open_workflow(record.source)
-        ctx.exit(_execute(spec, graph, store, resume=run_id, **options))
+        ctx.exit(
+            _execute(
+                spec,
+                graph,
+                store,
+                resume=run_id,
+                adopt_orphans=Program.of(ctx).adopt_orphans,
+                **options,
+            )
+        )
 
 
 @contextlib.contextmanager
@@ -174,6 +176,7 @@ def _execute(
     verbose: bool,
     as_json: bool,
     resume: str | None,
+    adopt_orphans: bool,
     fail_fast: bool | None = None,
     fresh_routing: bool = False,
     order: str = "critical",
@@ -194,7 +197,7 @@ def _execute(
         "order": order,
     }
     try:
-        result, signum = trio.run(_drive, spec, store, options, reporter)
+        result, signum = trio.run(_drive, spec, store, options, reporter, adopt_orphans)
     except BaseExceptionGroup as group:
         errors, _ = group.split(UetError)
         if errors is None:
@@ -234,17 +237,25 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
 
 
 async def _drive(
-    spec: WorkflowSpec, store: Store, options: dict[str, Any], reporter: _Reporter
+    spec: WorkflowSpec,
+    store: Store,
+    options: dict[str, Any],
+    reporter: _Reporter,
+    adopt_orphans: bool,
 ) -> tuple[RunResult | None, signal.Signals | None]:
     """
     Run the workflow with SIGHUP/SIGINT/SIGTERM handled; the result is None when a
     signal came before the run began (while it was being prepared).
+
+    With `adopt_orphans` (the ``uet`` program, which owns its process), this
+    process becomes a child subreaper, so the tasks' daemons that called
+    setsid are re-parented to it and stopped with their attempt.
     """
     import trio
 
     from uet_trio import LocalRunner, become_subreaper, open_run
 
-    if ADOPT_ORPHANS:
+    if adopt_orphans:
         become_subreaper()
     runner = LocalRunner()
     received: list[signal.Signals] = []
