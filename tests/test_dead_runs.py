@@ -19,8 +19,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -31,7 +30,7 @@ from uet_trio.recording.records import NewRun
 from uet_trio.running.executors.procfs import process_start_time
 
 from .conftest import UET
-from .procs import alive
+from .procs import alive, wait_for
 
 # `first` succeeds before the kill; attempt 1 of `long` prints a line, notes
 # its pid and sleeps in the foreground: the runner dies under it. A resumed
@@ -52,15 +51,6 @@ command = [
 ]
 depends_on = ["first"]
 """
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def long_is_running(db: Path) -> bool:

@@ -21,7 +21,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pytest
 from uet_trio import Store, TaskSpec, WorkflowSpec, run_workflow
 
 from .conftest import UET, run_uet
-from .procs import alive, stat_fields
+from .procs import alive, stat_fields, wait_for
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="child subreapers are Linux's"
@@ -72,15 +71,6 @@ def marked(tmp_path: Path) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -211,7 +201,7 @@ id = "a"
         start_new_session=True,
     )
     try:
-        wait_for((tmp_path / "started").exists, 30, "the daemons to start")
+        wait_for((tmp_path / "started").exists, "the daemons to start", timeout=30)
         os.kill(process.pid, signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:

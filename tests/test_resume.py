@@ -16,7 +16,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from uet_trio.recording.records import NewRun
 from uet_trio.running.executors.procfs import kill_group_if_owned, process_alive, process_start_time
 
 from .conftest import UET, run_uet
-from .procs import alive
+from .procs import alive, wait_for
 
 # Every task notes "<task> <attempt>" in `lines` when it starts. Attempt 1 of
 # `hang` starts a grandchild, records it in `gc` and waits for it (60 s):
@@ -70,15 +69,6 @@ depends_on = ["hang"]
 """
 
 TASKS = {"s1", "s2", "side", "hang", "s4"}
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def read_store(db: Path) -> Store | None:

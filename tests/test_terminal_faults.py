@@ -24,7 +24,6 @@ import pty
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -34,7 +33,7 @@ import pytest
 from uet_trio import Store, StoreError, read_output
 
 from .conftest import UET
-from .procs import alive, stat_fields
+from .procs import alive, stat_fields, wait_for
 
 EXIT_HUP = 129
 EXIT_PIPE = 141
@@ -95,15 +94,6 @@ def gated_flow(tmp_path: Path, *, failing: bool = False) -> Path:
     flow = tmp_path / "flow.toml"
     flow.write_text(GATED_FLOW.format(tasks=steps))
     return flow
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until it holds; fail the test naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def group_members(pgids: set[int]) -> list[int]:
@@ -263,7 +253,7 @@ def assert_hung_up(tmp_path: Path, db: Path, run_id: str | None = None) -> None:
         assert events[-1].kind == "run_finished"
         assert events[-1].data["status"] == "cancelled"
         pgids = {a.pid for a in store.attempts(run.run_id) if a.pid is not None}
-    wait_for(lambda: not group_members(pgids), 10, "the run's process groups to empty")
+    wait_for(lambda: not group_members(pgids), "the run's process groups to empty", timeout=10)
     assert not any(alive(pid) for pid in grandchildren)
 
 
@@ -279,8 +269,8 @@ def test_sighup_from_a_closed_terminal_cancels_the_run(
     terminal = Terminal()
     uet = start("run", "flow.toml", "--db", db, **terminal.streams())
     terminal.started()
-    wait_for(spawned(tmp_path, db, terminal), 60, "the tasks to start their grandchildren")
-    wait_for(lambda: b"running" in terminal.drain(), 10, "the progress line")
+    wait_for(spawned(tmp_path, db, terminal), "the tasks to start their grandchildren", timeout=60)
+    wait_for(lambda: b"running" in terminal.drain(), "the progress line", timeout=10)
     terminal.close()
     os.kill(uet.process.pid, signal.SIGHUP)
     assert uet.wait() == EXIT_HUP
@@ -293,7 +283,7 @@ def test_sighup_stops_uet_resume(start: Callable[..., Uet], tmp_path: Path) -> N
     db = tmp_path / "uet.db"
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     first = start("run", "flow.toml", "--db", db, **pipes)
-    wait_for(spawned(tmp_path, db), 60, "the first run's tasks to start")
+    wait_for(spawned(tmp_path, db), "the first run's tasks to start", timeout=60)
     first.process.send_signal(signal.SIGHUP)
     _, err = first.process.communicate(timeout=60)
     assert first.process.returncode == EXIT_HUP, err
@@ -302,7 +292,7 @@ def test_sighup_stops_uet_resume(start: Callable[..., Uet], tmp_path: Path) -> N
     for task in SPAWNERS:
         (tmp_path / f"gc.{task}").unlink()
     again = start("resume", run_id, "--db", db, **pipes)
-    wait_for(spawned(tmp_path, db), 60, "the resumed tasks to start")
+    wait_for(spawned(tmp_path, db), "the resumed tasks to start", timeout=60)
     again.process.send_signal(signal.SIGHUP)
     out, err = again.process.communicate(timeout=60)
     assert again.process.returncode == EXIT_HUP, err
@@ -389,7 +379,7 @@ def test_a_terminal_that_goes_away_mid_run_only_drops_output(
     terminal = Terminal()
     uet = start("run", flow, "--db", db, **terminal.streams())
     terminal.started()
-    wait_for(lambda: b"running" in terminal.drain(), 60, "the progress line")
+    wait_for(lambda: b"running" in terminal.drain(), "the progress line", timeout=60)
     terminal.close()
     (tmp_path / "gate.open").touch()
     assert uet.wait() == 0
