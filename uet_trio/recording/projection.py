@@ -43,7 +43,6 @@ from .events import (
     TASK_STATE_AFTER,
     DataField,
     Event,
-    EventFields,
     EventKind,
 )
 from .states import AttemptStatus, RunStatus, TaskState
@@ -91,8 +90,10 @@ def _plain(value: object) -> object:
     return str(value)
 
 
-# The C encoder itself, called once per event's data (``json.dumps`` would
-# add a Python-level call and a new encoder object for each).
+# The C encoder itself (a private CPython function), called once per event's
+# data: 1.19 us for an attempt_finished's data against 2.49 us through the
+# public json.JSONEncoder.encode (3.08 us for json.dumps), about 2.6 us per
+# task, 9% of an in-process task of perf/bench_inprocess.py.
 _encode_data = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
     None, _plain, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
 )
@@ -141,7 +142,7 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self._params) // _WIDTH
 
-    def add(self, event: EventFields) -> None:
+    def add(self, event: Event) -> None:
         """
         Encode `event` (its kind must be an `EventKind`) at the end of the buffer.
 
