@@ -76,6 +76,10 @@ _NO_DATA: Mapping[str, Any] = MappingProxyType({})
 """The data of an event that carries none."""
 
 
+EventFields = tuple[str, int, EventKind, float, str | None, int | None, Mapping[str, Any]]
+"""An event's fields in `Event`'s order: an `Event`, or a plain tuple (cheaper to build)."""
+
+
 class Event(NamedTuple):
     """
     One thing that happened in a run.

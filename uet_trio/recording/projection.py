@@ -43,6 +43,7 @@ from .events import (
     TASK_STATE_AFTER,
     DataField,
     Event,
+    EventFields,
     EventKind,
 )
 from .states import AttemptStatus, RunStatus, TaskState
@@ -142,7 +143,7 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self._params) // _WIDTH
 
-    def add(self, event: Event) -> None:
+    def add(self, event: EventFields) -> None:
         """
         Encode `event` (its kind must be an `EventKind`) at the end of the buffer.
 

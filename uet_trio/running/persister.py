@@ -62,7 +62,7 @@ import attrs
 import trio
 
 from ..errors import StoreError
-from ..recording.events import Event
+from ..recording.events import EventFields
 from ..recording.projection import EventBuffer, EventRows
 from ..recording.store import Store
 
@@ -183,9 +183,13 @@ class Persister:
         self._has_room = trio.lowlevel.ParkingLot()
         self._counters = {"events": 0, "batches": 0, "largest": 0, "retries": 0}
 
-    def send_nowait(self, event: Event) -> None:
+    def send_nowait(self, event: EventFields) -> None:
         """
-        Queue `event` without waiting (it is encoded at once, not kept).
+        Queue `event` without waiting.
+
+        `event` is an `Event` or a plain tuple of its fields, which is what
+        the scheduler sends when nobody else needs the event: building the
+        named tuple would cost it a call per event.
 
         Raises:
             trio.WouldBlock: the channel is full.
@@ -204,7 +208,7 @@ class Persister:
             self._writer_waiting = False
             self._has_events.unpark()
 
-    async def send(self, event: Event) -> None:
+    async def send(self, event: EventFields) -> None:
         """
         Queue `event`; waits only when the channel is full.
 
