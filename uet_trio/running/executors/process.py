@@ -109,6 +109,27 @@ async def _stop_group(
     await wait()
 
 
+async def _exit_or_stop(
+    pid: int,
+    wait: Callable[[], Awaitable[object]],
+    timeout: float | None,
+    kill_grace: float,
+    hurry: trio.Event | None,
+) -> bool:
+    """
+    Wait for the leader `pid` to exit (`wait`); past `timeout`, stop its group.
+
+    Returns whether the attempt timed out. Either way the leader has exited
+    when this returns; stopping the group is shielded, as it must finish.
+    """
+    with trio.move_on_after(timeout if timeout is not None else math.inf):
+        await wait()
+        return False
+    with trio.CancelScope(shield=True):
+        await _stop_group(pid, wait, kill_grace, hurry)
+    return True
+
+
 async def run_attempt(
     argv: Sequence[str],
     *,
@@ -163,29 +184,19 @@ async def run_attempt(
     child, pidfd, start, out_offset, err_offset = started
     pid = child.pid
     subreaper.leaders.add(pid)
-    timed_out = False
     # Whether the leader is known to have exited; when it is, the cleanup
     # below needs no extra poll of the pidfd (one syscall fewer per attempt).
     exited = False
+    wait = partial(trio.lowlevel.wait_readable, pidfd)
     try:
         if on_spawn is not None:
             on_spawn(pid, start, out_offset, err_offset)
-        with trio.move_on_after(timeout if timeout is not None else math.inf) as deadline:
-            await trio.lowlevel.wait_readable(pidfd)
-            exited = True
-        if deadline.cancelled_caught:
-            timed_out = True
-            with trio.CancelScope(shield=True):
-                await _stop_group(
-                    pid, partial(trio.lowlevel.wait_readable, pidfd), kill_grace, hurry
-                )
-            exited = True
+        timed_out = await _exit_or_stop(pid, wait, timeout, kill_grace, hurry)
+        exited = True
     finally:
         with trio.CancelScope(shield=True):
             if not exited and not _exited(pidfd):
-                await _stop_group(
-                    pid, partial(trio.lowlevel.wait_readable, pidfd), kill_grace, hurry
-                )
+                await _stop_group(pid, wait, kill_grace, hurry)
             # The leader has exited but is not reaped, so its pgid is still
             # ours: sweep background grandchildren before reaping it.
             signal_group(pid, signal.SIGKILL)
@@ -237,19 +248,12 @@ async def _run_portably(
         return _not_started(started)
     process, start, out_offset, err_offset = started
     pid = process.pid
-    timed_out = False
     exited = False
     try:
         if on_spawn is not None:
             on_spawn(pid, start, out_offset, err_offset)
-        with trio.move_on_after(timeout if timeout is not None else math.inf) as deadline:
-            await process.wait()
-            exited = True
-        if deadline.cancelled_caught:
-            timed_out = True
-            with trio.CancelScope(shield=True):
-                await _stop_group(pid, process.wait, kill_grace, hurry)
-            exited = True
+        timed_out = await _exit_or_stop(pid, process.wait, timeout, kill_grace, hurry)
+        exited = True
     finally:
         with trio.CancelScope(shield=True):
             if not exited:
