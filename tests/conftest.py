@@ -18,6 +18,11 @@ UET = [str(Path(sys.executable).with_name("uet"))]
 """The installed console script, run as a real subprocess."""
 
 
+def literal(text: str) -> str:
+    """`text` as a command template: its braces doubled, so no placeholder is read in it."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """Where a test's database lives."""

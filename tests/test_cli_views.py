@@ -67,7 +67,7 @@ FAILED_FLOW = """
 
     [[tasks]]
     id = "flaky"
-    command = ["sh", "-c", "[ -e m ] && echo second try || { : > m; echo first try; exit 5; }"]
+    command = ["sh", "-c", "[ -e m ] && echo second try || {{ : > m; echo first try; exit 5; }}"]
     depends_on = ["slow"]
     retries = 1
     backoff = { initial = 0.01 }

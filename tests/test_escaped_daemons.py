@@ -28,7 +28,7 @@ import pytest
 
 from uet_trio import Store, TaskSpec, WorkflowSpec, run_workflow
 
-from .conftest import UET, run_uet
+from .conftest import UET, literal, run_uet
 from .procs import alive, stat_fields, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -150,7 +150,7 @@ id = "a"
 [[tasks]]
 id = "check"
 depends_on = ["a"]
-command = {json.dumps([sys.executable, "-c", CHECK_CHILDREN])}
+command = {json.dumps([sys.executable, "-c", literal(CHECK_CHILDREN)])}
 """
     path = flow(tmp_path, tasks)
     done = run_uet("run", path, "--db", tmp_path / "uet.db", cwd=tmp_path)
@@ -260,7 +260,7 @@ id = "other"
 [[tasks]]
 id = "check"
 depends_on = ["other"]
-command = {json.dumps([sys.executable, "-c", CHECK_ALIVE])}
+command = {json.dumps([sys.executable, "-c", literal(CHECK_ALIVE)])}
 """
     try:
         path = flow(tmp_path, tasks, workers=3)

@@ -242,7 +242,7 @@ class TestResumeAfterKill:
     ) -> None:
         """While one `uet resume --last` holds the run, another resume exits 3 naming it."""
         wait_gate = "while [ ! -e gate ]; do sleep 0.05; done; exit 0"
-        gated = FLOW.replace("|| exit 0", "|| { " + wait_gate + "; }")
+        gated = FLOW.replace("|| exit 0", "|| {{ " + wait_gate + "; }}")
         flow = tmp_path / "flow.toml"
         flow.write_text(gated)
         db = tmp_path / "uet.db"

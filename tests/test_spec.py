@@ -172,8 +172,12 @@ TASK_CHANGES: dict[str, tuple[int, object]] = {
     "retry": (1, RetryPolicy()),
     "tool": (1, "a"),
     "continue_on_failure": (1, True),
+    "after": (1, ["t0"]),
+    "inputs": (0, ["a.txt"]),
+    "outputs": (0, ["b.txt"]),
+    "ok_exit_codes": (0, [0, 5]),
 }
-TASK_UNHASHED: dict[str, tuple[int, object]] = {"args": (2, [2])}
+TASK_UNHASHED: dict[str, tuple[int, object]] = {"args": (2, [2]), "group": (1, "g")}
 TOOL_CHANGES: dict[str, object] = {
     "name": "d",
     "kinds": ["z", "y"],
@@ -491,6 +495,11 @@ TASK_KEY_CHANGES: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "retries": ({"command": ["true"]}, {"command": ["true"], "retries": 2}),
     "backoff": ({"command": ["true"]}, {"command": ["true"], "backoff": {"initial": 3}}),
     "retry_on": ({"command": ["true"]}, {"command": ["true"], "retry_on": [1]}),
+    "after": ({"command": ["true"]}, {"command": ["true"], "after": ["first"]}),
+    "inputs": ({"command": ["true"]}, {"command": ["true"], "inputs": ["in.txt"]}),
+    "outputs": ({"command": ["true"]}, {"command": ["true"], "outputs": ["out.txt"]}),
+    "ok_exit_codes": ({"command": ["true"]}, {"command": ["true"], "ok_exit_codes": [0, 5]}),
+    "foreach": ({"command": ["true"]}, {"command": ["true"], "foreach": {"v": ["1"]}}),
 }
 TOOL_KEY_VALUES: dict[str, object] = {
     "command": ["false"],
@@ -596,6 +605,7 @@ class TestLoaderKeys:
             load(document(task={"command": ["true"], "depend_on": ["first"]}))
         assert caught.value.field == "depend_on"
         assert caught.value.message == (
-            "unknown field (expected one of: backoff, command, continue_on_failure, cwd, "
-            "depends_on, env, id, kind, params, priority, retries, retry_on, timeout, tool)"
+            "unknown field (expected one of: after, backoff, command, continue_on_failure, cwd, "
+            "depends_on, env, foreach, id, inputs, kind, ok_exit_codes, outputs, params, "
+            "priority, retries, retry_on, timeout, tool)"
         )

@@ -102,10 +102,9 @@ class AttemptResult:
     out_length: int = 0
     err_length: int = 0
 
-    @property
-    def ok(self) -> bool:
-        """Whether the attempt succeeded."""
-        return self.exit_code == 0 and not self.timed_out and self.error is None
+    def ok(self, ok_exit_codes: tuple[int, ...] = (0,)) -> bool:
+        """Whether the attempt succeeded: it ended by itself, with one of `ok_exit_codes`."""
+        return self.exit_code in ok_exit_codes and not self.timed_out and self.error is None
 
     @property
     def duration(self) -> float:

@@ -265,7 +265,7 @@ class Scheduler:
 
     def _on_result(self, result: AttemptResult, now: float) -> None:
         i = result.index
-        ok = result.ok
+        ok = result.ok(self.spec.tasks[i].ok_exit_codes)
         tool = self._tool_of.get(i)
         if tool is not None:
             self.router.finished(tool, duration=result.duration, ok=ok)
@@ -367,10 +367,37 @@ class Scheduler:
         if task.continue_on_failure:
             self._release(i)
             return
-        for j in self.graph.descendants(i):
-            if self.states[j] is TaskState.PENDING:
-                self.unfinished -= 1
-                self._emit(EventKind.TASK_SKIPPED, j, data={"upstream": task.id})
+        self._skip_downstream(i)
+
+    def _skip_downstream(self, i: int) -> None:
+        """
+        Skip every task that needs failed task `i` to succeed, transitively, in index order.
+
+        A task that comes only ``after`` a failed or skipped one is not
+        skipped: it becomes ready once all its dependencies have finished.
+        """
+        graph = self.graph
+        skipped: set[int] = set()
+        ready: list[int] = []
+        walk = [i]
+        while walk:
+            finished = walk.pop()
+            released = self._ready.release(finished)
+            for j in graph.dependents[finished]:
+                if j in skipped or self.states[j] is not TaskState.PENDING:
+                    continue
+                if not graph.waits_only_for(j, finished):
+                    skipped.add(j)
+                    walk.append(j)
+                elif j in released:
+                    ready.append(j)
+        upstream = graph.ids[i]
+        for j in sorted(skipped):
+            self.unfinished -= 1
+            self._emit(EventKind.TASK_SKIPPED, j, data={"upstream": upstream})
+        for j in sorted(ready):
+            if j not in skipped:
+                self._make_ready(j)
 
     # -------------------------------------------------------- timers
 

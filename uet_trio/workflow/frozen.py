@@ -11,6 +11,7 @@ classes because nothing here knows what a workflow is.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import (
     ItemsView,
     Iterable,
@@ -96,6 +97,17 @@ EMPTY: FrozenMap[Any, Any] = FrozenMap()
 
 def str_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
+
+
+def path_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    """
+    Paths in their plain form (``./a//b`` is ``a/b``), so that equal paths are equal strings.
+
+    Anything that is not a non-empty string is kept as it is, for the field's rule to refuse.
+    """
+    return tuple(
+        posixpath.normpath(item) if isinstance(item, str) and item else item for item in value
+    )
 
 
 def any_tuple(value: Iterable[Any]) -> tuple[Any, ...]:

@@ -2,8 +2,10 @@
 The compiled DAG and the ready set the scheduler draws from.
 
 `compile_graph` turns a validated `WorkflowSpec` into integer-indexed adjacency
-lists once per run: cycle detection (naming the cycle) and topological levels
-are computed here and cached. `ReadySet` keeps indegree counters and a heap, so
+lists once per run (a task depends on its ``depends_on`` and ``after`` tasks
+and on the producers of its inputs, the tasks that declare them as outputs):
+cycle detection (naming the cycle) and topological levels are computed here
+and cached. `ReadySet` keeps indegree counters and a heap, so
 completing a task costs O(out-degree + log n): nothing scans or sorts all tasks.
 No Trio here; the scheduler drives it.
 """
@@ -31,6 +33,15 @@ class TaskGraph:
     """dependents[i]: the tasks waiting for i."""
     levels: tuple[tuple[int, ...], ...]
     """Topological levels: level 0 has no dependencies; each task sits one past its deepest dep."""
+    soft: tuple[frozenset[int], ...] = ()
+    """
+    soft[i]: the deps of i that need only finish (its ``after`` tasks that are
+    not also required); every other dep must succeed. Empty when no task has any.
+    """
+
+    def waits_only_for(self, task: int, dep: int) -> bool:
+        """Whether `task` needs `dep` only to have finished, not to have succeeded."""
+        return bool(self.soft) and dep in self.soft[task]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -57,10 +68,17 @@ def compile_graph(spec: WorkflowSpec) -> TaskGraph:
     """
     ids = tuple(task.id for task in spec.tasks)
     index = {task_id: i for i, task_id in enumerate(ids)}
-    deps = tuple(
-        tuple(dict.fromkeys([index[d] for d in task.depends_on])) if task.depends_on else ()
-        for task in spec.tasks
-    )
+    producer = {path: i for i, task in enumerate(spec.tasks) for path in task.outputs}
+    deps_lists: list[tuple[int, ...]] = []
+    soft_sets: list[frozenset[int]] = []
+    for task in spec.tasks:
+        required = [index[d] for d in task.depends_on]
+        if producer:
+            required += [producer[path] for path in task.inputs if path in producer]
+        only_after = [index[d] for d in task.after]
+        deps_lists.append(tuple(dict.fromkeys(required + only_after)))
+        soft_sets.append(frozenset(only_after).difference(required))
+    deps = tuple(deps_lists)
     dependents_lists: list[list[int]] = [[] for _ in ids]
     for i, task_deps in enumerate(deps):
         for d in task_deps:
@@ -69,7 +87,10 @@ def compile_graph(spec: WorkflowSpec) -> TaskGraph:
     levels = _levels(deps, dependents)
     if sum(len(level) for level in levels) != len(ids):
         raise CycleError([ids[i] for i in _find_cycle(deps, levels)])
-    return TaskGraph(ids=ids, index=index, deps=deps, dependents=dependents, levels=levels)
+    soft = tuple(soft_sets) if any(soft_sets) else ()
+    return TaskGraph(
+        ids=ids, index=index, deps=deps, dependents=dependents, levels=levels, soft=soft
+    )
 
 
 def _levels(

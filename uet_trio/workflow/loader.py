@@ -18,6 +18,14 @@ from typing import Any
 import attrs
 
 from ..errors import WorkflowError
+from .expansion import (
+    combinations,
+    expand_references,
+    instance_id,
+    is_glob,
+    render_field,
+    resolve_inputs,
+)
 from .spec import RETRY_PATHS, RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
 
 
@@ -52,9 +60,10 @@ _WORKFLOW_KEYS = _keys(
 _TOOL_KEYS = _keys(ToolSpec, apart={"name", "retry"}, extra=_RETRY_KEYS)
 _TASK_KEYS = _keys(
     TaskSpec,
-    # Secret params are marked inside params; callables exist only in Python.
-    apart={"secret_params", "call", "args", "retry"},
-    extra=_RETRY_KEYS,
+    # Secret params are marked inside params; callables exist only in Python;
+    # an instance's group is the task table it was expanded from.
+    apart={"secret_params", "call", "args", "retry", "group"},
+    extra=_RETRY_KEYS | {"foreach"},
 )
 _ROUTING_KEYS = _keys(RoutingRule, apart={"kind"})
 _TOP_KEYS = frozenset({"workflow", "tasks", "tools", "routing"})
@@ -134,7 +143,8 @@ def parse_workflow(
         raise WorkflowError("expected a list of tasks ([[tasks]] tables)", field="tasks")
     tools = [_tool(name, body) for name, body in tools_doc.items()]
     routing = [_rule(kind, body) for kind, body in routing_doc.items()]
-    tasks = [_task(position, body) for position, body in enumerate(tasks_doc)]
+    base_dir = base_dir or Path.cwd()
+    tasks = _tasks(tasks_doc, base_dir)
     name = workflow.get("name", Path(source).stem if source else None)
     return WorkflowSpec(
         name=_typed(name, str, None, "workflow.name"),
@@ -146,7 +156,7 @@ def parse_workflow(
         retry=_retry(workflow, None, "workflow."),
         fail_fast=_optional(workflow, "fail_fast", bool, None, "workflow.") or False,
         kill_grace=_first_number(_optional_number(workflow, "kill_grace", None, "workflow."), 5.0),
-        base_dir=base_dir or Path.cwd(),
+        base_dir=base_dir,
         source=source,
     )
 
@@ -181,7 +191,40 @@ def _rule(kind: str, body: Any) -> RoutingRule:
     )
 
 
-def _task(position: int, body: Any) -> TaskSpec:
+def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
+    """
+    Every task of the file, each ``foreach`` table expanded to its instances.
+
+    Input globs are resolved and dependencies on fanned-out tasks expanded
+    once all tasks are known, since both read the other tasks.
+    """
+    drafts: list[dict[str, Any]] = []
+    groups: dict[str, list[str]] = {}
+    for position, body in enumerate(tasks_doc):
+        drafts.extend(_task_drafts(position, body, base_dir, groups))
+    produced = [path for draft in drafts for path in draft["outputs"]]
+    for draft in drafts:
+        if any(is_glob(path) for path in draft["inputs"]):
+            own = set(draft["outputs"])
+            draft["inputs"] = resolve_inputs(
+                draft["inputs"],
+                produced=(path for path in produced if path not in own),
+                base_dir=base_dir,
+                task=draft["id"],
+            )
+        if groups:
+            draft["depends_on"] = expand_references(draft["depends_on"], groups)
+            draft["after"] = expand_references(draft["after"], groups)
+    return [TaskSpec(**draft) for draft in drafts]
+
+
+def _task_drafts(
+    position: int, body: Any, base_dir: Path, groups: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """
+    The keyword arguments of the `TaskSpec` (or, with ``foreach``, of each
+    instance) that the task table at `position` describes.
+    """
     table = _table(body, None, f"tasks[{position}]")
     task_id = table.get("id")
     if not isinstance(task_id, str) or not task_id.strip():
@@ -191,21 +234,62 @@ def _task(position: int, body: Any) -> TaskSpec:
     _no_unknown(table, _TASK_KEYS, task_id, "")
     command = table.get("command")
     params, secret = _params(table.get("params", {}), task_id)
-    return TaskSpec(
-        id=task_id,
-        command=_argv(command, task_id, "command") if command is not None else None,
-        kind=_optional(table, "kind", str, task_id, ""),
-        params=params,
-        secret_params=secret,
-        depends_on=_str_list(table.get("depends_on", []), task_id, "depends_on"),
-        priority=_optional(table, "priority", int, task_id, "") or 0,
-        timeout=_optional_number(table, "timeout", task_id, ""),
-        env=_str_map(table.get("env", {}), task_id, "env"),
-        cwd=_optional(table, "cwd", str, task_id, ""),
-        retry=_retry(table, task_id, ""),
-        tool=_optional(table, "tool", str, task_id, ""),
-        continue_on_failure=_optional(table, "continue_on_failure", bool, task_id, "") or False,
-    )
+    draft: dict[str, Any] = {
+        "id": task_id,
+        "command": _argv(command, task_id, "command") if command is not None else None,
+        "kind": _optional(table, "kind", str, task_id, ""),
+        "params": params,
+        "secret_params": secret,
+        "depends_on": _str_list(table.get("depends_on", []), task_id, "depends_on"),
+        "after": _str_list(table.get("after", []), task_id, "after"),
+        "priority": _optional(table, "priority", int, task_id, "") or 0,
+        "timeout": _optional_number(table, "timeout", task_id, ""),
+        "env": _str_map(table.get("env", {}), task_id, "env"),
+        "cwd": _optional(table, "cwd", str, task_id, ""),
+        "retry": _retry(table, task_id, ""),
+        "tool": _optional(table, "tool", str, task_id, ""),
+        "continue_on_failure": _optional(table, "continue_on_failure", bool, task_id, "") or False,
+        "inputs": _str_list(table.get("inputs", []), task_id, "inputs"),
+        "outputs": _str_list(table.get("outputs", []), task_id, "outputs"),
+        "ok_exit_codes": _int_list(table.get("ok_exit_codes", [0]), task_id, "ok_exit_codes"),
+    }
+    if "foreach" not in table:
+        return [_rendered(draft, params, task_id)]
+    foreach = _table(table["foreach"], task_id, "foreach")
+    if not foreach:
+        raise WorkflowError("needs at least one key", task=task_id, field="foreach")
+    for key in foreach:
+        if key in params:
+            raise WorkflowError(
+                f"{key!r} is both a foreach key and a param", task=task_id, field=f"foreach.{key}"
+            )
+    instances = []
+    for combination in combinations(foreach, task=task_id, base_dir=base_dir):
+        values = {**params, **dict(combination)}
+        instance = {
+            **draft,
+            "id": instance_id(task_id, combination),
+            "params": values,
+            "group": task_id,
+        }
+        instances.append(_rendered(instance, values, task_id))
+    groups[task_id] = [instance["id"] for instance in instances]
+    return instances
+
+
+def _rendered(draft: dict[str, Any], params: dict[str, str], task: str) -> dict[str, Any]:
+    """`draft` with placeholders filled in its paths, env values and cwd."""
+    draft["inputs"] = [render_field(p, params, task=task, field="inputs") for p in draft["inputs"]]
+    draft["outputs"] = [
+        render_field(p, params, task=task, field="outputs") for p in draft["outputs"]
+    ]
+    draft["env"] = {
+        key: render_field(value, params, task=task, field=f"env.{key}")
+        for key, value in draft["env"].items()
+    }
+    if draft["cwd"] is not None:
+        draft["cwd"] = render_field(draft["cwd"], params, task=task, field="cwd")
+    return draft
 
 
 def _params(value: Any, task: str) -> tuple[dict[str, str], set[str]]:
@@ -316,6 +400,16 @@ def _str_list(value: Any, task: str | None, field: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise WorkflowError(
             f"expected a list of strings, got {_describe(value)}", task=task, field=field
+        )
+    return value
+
+
+def _int_list(value: Any, task: str | None, field: str) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) for item in value
+    ):
+        raise WorkflowError(
+            f"expected a list of integers, got {_describe(value)}", task=task, field=field
         )
     return value
 

@@ -148,6 +148,25 @@ def check_task_ids(value: tuple[object, ...], *, task: str | None, field: str) -
             raise WorkflowError(f"expected task ids, got {dep!r}", task=task, field=field)
 
 
+def check_paths(value: tuple[object, ...], *, task: str | None, field: str) -> None:
+    """Declared inputs and outputs: non-empty paths a command could be given."""
+    for path in value:
+        if not isinstance(path, str) or not path:
+            raise WorkflowError(f"expected non-empty paths, got {path!r}", task=task, field=field)
+        check_os_string(path, task=task, field=field)
+
+
+def check_exit_codes(value: tuple[object, ...], *, task: str | None, field: str) -> None:
+    """The exit codes that count as success: integers from 0 to 255, at least one."""
+    if not value:
+        raise WorkflowError("needs at least one exit code", task=task, field=field)
+    for code in value:
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
+            raise WorkflowError(
+                f"exit codes are integers from 0 to 255, got {code!r}", task=task, field=field
+            )
+
+
 def check_callable(value: object, *, task: str | None, field: str) -> None:
     if not callable(value):
         raise WorkflowError("must be an async callable", task=task, field=field)

@@ -37,17 +37,19 @@ from .fingerprint import (
     sorted_items,
     sorted_set,
 )
-from .frozen import EMPTY, FrozenMap, any_tuple, freeze_map, str_frozenset, str_tuple
+from .frozen import EMPTY, FrozenMap, any_tuple, freeze_map, path_tuple, str_frozenset, str_tuple
 from .rules import (
     Rule,
     check_argv,
     check_callable,
     check_env,
+    check_exit_codes,
     check_fraction,
     check_int,
     check_name,
     check_number,
     check_os_string,
+    check_paths,
     check_positive_int,
     check_retries,
     check_retry,
@@ -59,7 +61,7 @@ from .rules import (
     in_tool,
     in_workflow,
 )
-from .templates import placeholders, render
+from .templates import placeholders, render, unknown_placeholders
 
 REDACTED = "***"
 TIMEOUT = "timeout"
@@ -231,6 +233,17 @@ def _check_action(
         )
     if value is not None:
         check_argv(value, task=task.id, field="command")
+        try:
+            unknown = unknown_placeholders(value, task.params, lists=True)
+        except WorkflowError as error:
+            raise WorkflowError(error.message, task=task.id, field="command") from None
+        if unknown:
+            raise WorkflowError(
+                f"unknown placeholder {{{unknown[0]}}} (not a param; "
+                "write {{ and }} for literal braces)",
+                task=task.id,
+                field="command",
+            )
 
 
 def _check_secrets(task: TaskSpec, attribute: attrs.Attribute[Any], value: frozenset[str]) -> None:
@@ -282,6 +295,33 @@ class TaskSpec:
     depends_on: tuple[str, ...] = attrs.field(
         default=(), converter=str_tuple, validator=in_task(check_task_ids)
     )
+    """Tasks that must succeed before this one runs."""
+    after: tuple[str, ...] = attrs.field(
+        default=(), converter=str_tuple, validator=in_task(check_task_ids)
+    )
+    """Tasks that must only have finished (succeeded, failed or skipped): for summaries, cleanup."""
+    inputs: tuple[str, ...] = attrs.field(
+        default=(), converter=path_tuple, validator=in_task(check_paths)
+    )
+    """
+    Files the command reads, relative to the workflow's directory: their
+    content is part of the task's signature, and a task that declares one
+    of them as an output runs first.
+    """
+    outputs: tuple[str, ...] = attrs.field(
+        default=(), converter=path_tuple, validator=in_task(check_paths)
+    )
+    """
+    Files the command writes: a task with outputs is skipped as up to date
+    when they exist and its signature is unchanged; they must exist after
+    it succeeds, and are removed when it fails.
+    """
+    ok_exit_codes: tuple[int, ...] = attrs.field(
+        default=(0,), converter=any_tuple, validator=in_task(check_exit_codes)
+    )
+    """Exit codes that count as success."""
+    group: str | None = attrs.field(default=None, metadata=NOT_HASHED)
+    """The ``foreach`` task this one is an instance of (None: not fanned out)."""
     priority: int = attrs.field(default=0, validator=in_task(check_int))
     """Higher runs first among ready tasks."""
     timeout: float | None = attrs.field(default=None, validator=in_task(check_number, unless=None))
@@ -310,16 +350,21 @@ class TaskSpec:
         recorded or shown.
         """
         if self.command is not None:
-            return self.command
-        if tool is None:
+            template, shell = self.command, False
+        elif tool is not None:
+            template, shell = tool.command, tool.shell
+        else:
             return None
+        if not any("{" in element or "}" in element for element in template):
+            return template
         params: Mapping[str, str] = self.params
         if redact and self.secret_params:
             params = {
                 name: REDACTED if name in self.secret_params else value
                 for name, value in params.items()
             }
-        return render(tool.command, params, shell=tool.shell)
+        lists = {"inputs": self.inputs, "outputs": self.outputs}
+        return render(template, params, shell=shell, lists=lists)
 
 
 def _task_tuple(value: Any) -> tuple[TaskSpec, ...]:
@@ -379,6 +424,28 @@ def _check_routed_tools(
                 )
 
 
+def _check_outputs(task: TaskSpec, producers: dict[str, str]) -> None:
+    """
+    Each output has one producer, and no task reads what it writes.
+
+    `producers` maps the outputs of the tasks checked so far to their task;
+    `task`'s outputs are added to it.
+    """
+    reads = frozenset(task.inputs)
+    for path in task.outputs:
+        if path in reads:
+            raise WorkflowError(
+                f"{path!r} is both an input and an output of the task",
+                task=task.id,
+                field="outputs",
+            )
+        other = producers.setdefault(path, task.id)
+        if other != task.id:
+            raise WorkflowError(
+                f"{path!r} is also an output of task {other!r}", task=task.id, field="outputs"
+            )
+
+
 @attrs.frozen(kw_only=True)
 class WorkflowSpec:
     """A whole workflow: tasks, the tools they route to, and run-wide settings."""
@@ -422,18 +489,22 @@ class WorkflowSpec:
             if task.id in seen:
                 raise WorkflowError("duplicate task id", task=task.id, field="id")
             seen.add(task.id)
+        producers: dict[str, str] = {}
         for task in self.tasks:
-            for dep in task.depends_on:
-                if dep not in seen:
-                    raise WorkflowError(
-                        f"depends on unknown task {dep!r}", task=task.id, field="depends_on"
-                    )
-                if dep == task.id:
-                    raise WorkflowError(
-                        f"dependency cycle: {task.id} -> {task.id}",
-                        task=task.id,
-                        field="depends_on",
-                    )
+            for field, deps in (("depends_on", task.depends_on), ("after", task.after)):
+                for dep in deps:
+                    if dep not in seen:
+                        raise WorkflowError(
+                            f"{'depends on' if field == 'depends_on' else 'comes after'} "
+                            f"unknown task {dep!r}",
+                            task=task.id,
+                            field=field,
+                        )
+                    if dep == task.id:
+                        raise WorkflowError(
+                            f"dependency cycle: {task.id} -> {task.id}", task=task.id, field=field
+                        )
+            _check_outputs(task, producers)
             if task.kind is not None:
                 candidates = self.candidate_tools(task)
                 if not candidates:
@@ -441,7 +512,7 @@ class WorkflowSpec:
                         f"no tool serves kind {task.kind!r}", task=task.id, field="kind"
                     )
                 for tool in candidates:
-                    missing = tool.placeholders - set(task.params)
+                    missing = unknown_placeholders(tool.command, task.params, lists=True)
                     if missing:
                         raise WorkflowError(
                             f"tool {tool.name!r} needs params "
