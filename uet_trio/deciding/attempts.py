@@ -40,6 +40,9 @@ class AttemptRequest:
     """The task's own variables, on top of `base_env`."""
     timeout: float | None
     kill_grace: float
+    outputs: tuple[str, ...] = ()
+    """The task's declared outputs: checked after the attempt (`freshness`)."""
+    ok_exit_codes: tuple[int, ...] = (0,)
 
     @property
     def idempotency_key(self) -> str:
@@ -101,6 +104,8 @@ class AttemptResult:
     """The return value of a callable task."""
     out_length: int = 0
     err_length: int = 0
+    outputs: Mapping[str, str] | None = None
+    """The digest of each declared output after a successful attempt."""
 
     def ok(self, ok_exit_codes: tuple[int, ...] = (0,)) -> bool:
         """Whether the attempt succeeded: it ended by itself, with one of `ok_exit_codes`."""
@@ -109,3 +114,39 @@ class AttemptResult:
     @property
     def duration(self) -> float:
         return self.ended - self.started
+
+
+@attrs.define(kw_only=True)
+class CheckRequest:
+    """
+    Compute a task's signature and whether it is up to date, before it runs.
+
+    Asked for a task that declares outputs, or that a task declaring outputs
+    depends on (whose signature then covers this one's).
+    """
+
+    index: int
+    task_id: str
+    argv: tuple[str, ...] | None
+    env: Mapping[str, str]
+    """The variables the task's tool and the task set (not the runner's own environment)."""
+    cwd: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    upstream: tuple[tuple[str, tuple[str, ...]], ...]
+    """Each task it depends on, with that task's declared outputs."""
+    judged: bool
+    """Whether it may be found up to date (it declares outputs, and the run does not run all)."""
+
+
+@attrs.define(kw_only=True)
+class Verdict:
+    """The answer to a `CheckRequest`."""
+
+    index: int
+    fresh: bool
+    reason: str
+    """Why it must run ("never run", "input changed: a.c", ...); empty when fresh."""
+    signature: str
+    detail: Mapping[str, Any]
+    """What the signature was computed from, recorded with the task's success."""

@@ -139,6 +139,10 @@ class Router:
         """Count a task routed to `tool` as waiting to start."""
         self._metrics[tool].queued += 1
 
+    def dequeued(self, tool: str) -> None:
+        """A queued task of `tool` will not start: it was found up to date."""
+        self._metrics[tool].queued -= 1
+
     def admits(self, tool: str) -> bool:
         """
         Whether `tool` may start another attempt now.

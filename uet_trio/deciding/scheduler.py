@@ -35,7 +35,7 @@ from ..recording.states import AttemptStatus, RunStatus, TaskState
 from ..recording.store import storable_text
 from ..workflow.graph import ReadySet, TaskGraph
 from ..workflow.spec import WorkflowSpec
-from .attempts import AttemptRequest, AttemptResult, Started
+from .attempts import AttemptRequest, AttemptResult, CheckRequest, Started, Verdict
 from .routing import RouteDecision, Router
 from .settings import Settings
 
@@ -65,6 +65,25 @@ class InvalidTransition(RuntimeError):
 _BY_END = operator.attrgetter("ended", "index")
 """The order in which results of one round are taken: by end time, ties by declaration."""
 
+_BY_INDEX = operator.attrgetter("index")
+
+_KEPT = frozenset({TaskState.SUCCEEDED, TaskState.UP_TO_DATE})
+"""The states in which a resumed run keeps a task: it need not run again."""
+
+
+def _signed_tasks(spec: WorkflowSpec, graph: TaskGraph) -> list[bool] | None:
+    """
+    Which tasks have a signature: those that declare outputs, and those that a
+    task declaring outputs depends on (its signature covers theirs). None
+    when no task declares outputs, so such a run checks nothing.
+    """
+    declares = [bool(task.outputs) for task in spec.tasks]
+    if not any(declares):
+        return None
+    return [
+        declares[i] or any(declares[j] for j in graph.dependents[i]) for i in range(len(declares))
+    ]
+
 
 class Scheduler:
     """
@@ -81,6 +100,7 @@ class Scheduler:
         workers: how many attempts may run at once (recorded in the start event).
         fail_fast: stop the whole run when a task finally fails.
         kill_grace: seconds between SIGTERM and SIGKILL when an attempt is stopped.
+        always_make: run every task, even one that is up to date.
     """
 
     def __init__(
@@ -96,6 +116,7 @@ class Scheduler:
         workers: int,
         fail_fast: bool,
         kill_grace: float,
+        always_make: bool = False,
     ) -> None:
         self.spec = spec
         self.graph = graph
@@ -125,6 +146,9 @@ class Scheduler:
         self._fail_fast = fail_fast
         self._kill_grace = kill_grace
         self._resumed = False
+        self._always_make = always_make
+        self._signed = _signed_tasks(spec, graph)
+        self._verdicts: dict[int, Verdict] = {}
 
     # -------------------------------------------------------- start
 
@@ -140,8 +164,8 @@ class Scheduler:
             if i is None:
                 continue
             self._attempts[i] = task.attempts
-            if task.state == TaskState.SUCCEEDED:
-                self.states[i] = TaskState.SUCCEEDED
+            if task.state in _KEPT:
+                self.states[i] = task.state
                 self.unfinished -= 1
         self._resumed = True
 
@@ -177,7 +201,7 @@ class Scheduler:
                 {"status": AttemptStatus.LOST, "group_killed": stopped},
             )
         for i, state in enumerate(self.states):
-            if state is TaskState.SUCCEEDED:
+            if state in _KEPT:
                 self._ready.release(i)
 
     def ready_roots(self) -> None:
@@ -188,21 +212,27 @@ class Scheduler:
 
     # -------------------------------------------------------- dispatch
 
-    def dispatch(self, idle: int) -> list[AttemptRequest]:
+    def dispatch(self, idle: int) -> list[AttemptRequest | CheckRequest]:
         """
-        Up to `idle` attempts to start now, in priority order.
+        Up to `idle` attempts to start now, or checks to make, in priority order.
 
-        A task whose tool is at its concurrency limit waits, parked, until
-        one of that tool's attempts ends.
+        A task that has a signature is first checked (`CheckRequest`); it
+        runs once `on_checked` finds it is not up to date. A task whose tool
+        is at its concurrency limit waits, parked, until one of that tool's
+        attempts ends.
         """
-        requests: list[AttemptRequest] = []
+        requests: list[AttemptRequest | CheckRequest] = []
         if self.stopping:
             return requests
         ready = self._ready
+        signed = self._signed
         while len(requests) < idle:
             i = ready.pop()
             if i is None:
                 break
+            if signed and signed[i] and i not in self._verdicts:
+                requests.append(self._check(i))
+                continue
             tool = self._tool_of.get(i)
             if tool is not None:
                 if not self.router.admits(tool):
@@ -236,7 +266,45 @@ class Scheduler:
             task_env=settings.task_env,
             timeout=settings.timeout,
             kill_grace=self._kill_grace,
+            outputs=task.outputs,
+            ok_exit_codes=task.ok_exit_codes,
         )
+
+    def _check(self, i: int) -> CheckRequest:
+        task = self.spec.tasks[i]
+        settings = self._settings.of(task, self._tool_of.get(i))
+        tasks, ids = self.spec.tasks, self.graph.ids
+        return CheckRequest(
+            index=i,
+            task_id=task.id,
+            argv=settings.argv,
+            env={**settings.tool_env, **settings.task_env},
+            cwd=settings.cwd,
+            inputs=task.inputs,
+            outputs=task.outputs,
+            upstream=tuple((ids[dep], tasks[dep].outputs) for dep in self.graph.deps[i]),
+            judged=bool(task.outputs) and not self._always_make,
+        )
+
+    def on_checked(self, verdicts: list[Verdict]) -> None:
+        """
+        Take the checks of a round, in declaration order: a task that is up
+        to date finishes so and releases its dependents; any other is ready
+        to run again.
+        """
+        verdicts.sort(key=_BY_INDEX)
+        for verdict in verdicts:
+            i = verdict.index
+            if not verdict.fresh:
+                self._verdicts[i] = verdict
+                self._ready.push(i)
+                continue
+            tool = self._tool_of.get(i)
+            if tool is not None:
+                self.router.dequeued(tool)
+            self.unfinished -= 1
+            self._emit(EventKind.TASK_UP_TO_DATE, i, data={"signature": verdict.signature})
+            self._release(i)
 
     def _base_env(self, tool: str | None, tool_env: Mapping[str, str]) -> dict[str, str]:
         """The environment of a tool's commands before a task's own variables (built once)."""
@@ -275,7 +343,13 @@ class Scheduler:
         self._emit(EventKind.ATTEMPT_FINISHED, i, result.attempt, _finished_data(result, ok))
         if ok:
             self.unfinished -= 1
-            self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt)
+            verdict = self._verdicts.get(i)
+            if verdict is None:
+                self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt)
+            else:
+                detail = {**verdict.detail, "outputs": result.outputs or {}}
+                data = {"signature": verdict.signature, "detail": detail}
+                self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt, data)
             self._release(i)
         else:
             self._fail_attempt(i, result, now)

@@ -50,6 +50,7 @@ class EventKind(enum.StrEnum):
     ATTEMPT_LOST = "attempt_lost"
     TASK_RETRY_WAIT = "task_retry_wait"
     TASK_SUCCEEDED = "task_succeeded"
+    TASK_UP_TO_DATE = "task_up_to_date"
     TASK_FAILED = "task_failed"
     TASK_SKIPPED = "task_skipped"
     TASK_CANCELLED = "task_cancelled"
@@ -149,6 +150,8 @@ class DataField(enum.StrEnum):
     DELAY = "delay"
     RETRY = "retry"
     UPSTREAM = "upstream"
+    SIGNATURE = "signature"
+    DETAIL = "detail"
 
 
 FieldType = type | tuple[type, ...]
@@ -243,7 +246,10 @@ PAYLOAD: Mapping[EventKind, Payload] = MappingProxyType(
         ),
         EventKind.ATTEMPT_LOST: Payload({_F.STATUS: str, _F.GROUP_KILLED: bool}),
         EventKind.TASK_RETRY_WAIT: Payload({_F.DELAY: _NUMBER, _F.RETRY: int}),
-        EventKind.TASK_SUCCEEDED: Payload(),
+        # A task that declares outputs (or feeds one that does) is recorded
+        # with its signature, and what it was computed from (`freshness`).
+        EventKind.TASK_SUCCEEDED: Payload({}, {_F.SIGNATURE: str, _F.DETAIL: dict}),
+        EventKind.TASK_UP_TO_DATE: Payload({_F.SIGNATURE: str}),
         EventKind.TASK_FAILED: Payload(
             {
                 _F.EXIT_CODE: (int, NoneType),
@@ -265,6 +271,7 @@ TASK_STATE_AFTER: Mapping[EventKind, TaskState] = MappingProxyType(
         EventKind.ATTEMPT_STARTED: TaskState.RUNNING,
         EventKind.TASK_RETRY_WAIT: TaskState.RETRY_WAIT,
         EventKind.TASK_SUCCEEDED: TaskState.SUCCEEDED,
+        EventKind.TASK_UP_TO_DATE: TaskState.UP_TO_DATE,
         EventKind.TASK_FAILED: TaskState.FAILED,
         EventKind.TASK_SKIPPED: TaskState.SKIPPED,
         EventKind.TASK_CANCELLED: TaskState.CANCELLED,
@@ -289,7 +296,9 @@ The status a run has after each run-level event; None: the event's
 ``status`` field says. Only ``run_resumed`` moves a finished run again.
 """
 
-RELEASING_KINDS = frozenset({EventKind.TASK_SUCCEEDED, EventKind.TASK_FAILED})
+RELEASING_KINDS = frozenset(
+    {EventKind.TASK_SUCCEEDED, EventKind.TASK_UP_TO_DATE, EventKind.TASK_FAILED}
+)
 """
 The kinds of event whose task may release dependents, and the order of
 emission that goes with them: the scheduler records the ``task_ready`` of

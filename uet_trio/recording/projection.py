@@ -46,6 +46,7 @@ from .events import (
     EventFields,
     EventKind,
 )
+from .signatures import SIGNATURE_UPSERT
 from .states import AttemptStatus, RunStatus, TaskState
 
 CHUNK_SIZES = (4096, 1024, 256, 64, 16, 4, 1)
@@ -223,6 +224,8 @@ _TASK_SUCCESSES = tuple(
     kind for kind, state in TASK_STATE_AFTER.items() if state is TaskState.SUCCEEDED
 )
 _RUN_FINISHED = _listed(status for status in RunStatus if status.finished)
+_KEPT_ON_RESUME = (TaskState.SUCCEEDED, TaskState.UP_TO_DATE)
+"""The task states a resumed run keeps: the tasks that need not run again."""
 _RUN_REOPENS = (EventKind.RUN_RESUMED,)
 """The run-level events that start a new part of a finished run (`RUN_STATUS_AFTER`)."""
 _RUN_ENDS = tuple(kind for kind, status in RUN_STATUS_AFTER.items() if status is None)
@@ -335,11 +338,11 @@ time, which costs less per row than comparing its state with each finished one.
 
 RESUME_UPDATE = f"""
 UPDATE tasks SET state = '{TaskState.PENDING}', finished_at = NULL, exit_code = NULL
-WHERE run_id = :run AND state != '{TaskState.SUCCEEDED}'
+WHERE run_id = :run AND state NOT IN {_listed(_KEPT_ON_RESUME)}
 """
 """
 The tasks of a run that is resumed (a batch with ``run_resumed``): every task
-not succeeded is pending again, as the scheduler resumes it, so that the new
+not succeeded nor up to date is pending again, as the scheduler resumes it, so that the new
 part of the run can move the tasks that had ended.
 """
 
@@ -409,6 +412,7 @@ TASK_PROJECTION: tuple[tuple[str, frozenset[EventKind]], ...] = (
     (ATTEMPT_SPAWN, frozenset({EventKind.ATTEMPT_SPAWNED})),
     (ATTEMPT_FINISH, frozenset({EventKind.ATTEMPT_FINISHED, EventKind.ATTEMPT_LOST})),
     (TASK_UPDATE, frozenset(TASK_STATE_AFTER)),
+    (SIGNATURE_UPSERT, frozenset({EventKind.TASK_SUCCEEDED})),
 )
 """
 The projection onto attempts and tasks, in order (the attempts before the

@@ -12,8 +12,9 @@ from __future__ import annotations
 import sqlite3
 
 from ..errors import StoreError
+from . import signatures
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -129,17 +130,24 @@ def check_version(conn: sqlite3.Connection, path: str, *, check: bool) -> int:
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Create the schema in a new file, or bring an older one up to date, in one transaction."""
+
+    def _create(script: str) -> None:
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        elif version == 1:
+            _create(_SCHEMA)
+        if version == 1:
             # Schema 2 drops the index on event kinds: every insert paid
             # for it, and the queries it served scan one run's events.
             conn.execute("DROP INDEX IF EXISTS events_by_kind")
+        if version < 3:
+            # Schema 3 adds what up-to-date checks read: signatures, stat cache.
+            _create(signatures.TABLES)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

@@ -40,6 +40,8 @@ class TaskState(enum.StrEnum):
     RUNNING = "running"
     RETRY_WAIT = "retry_wait"
     SUCCEEDED = "succeeded"
+    UP_TO_DATE = "up_to_date"
+    """Not run: its outputs exist and its signature is the one recorded at its last success."""
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
@@ -70,5 +72,11 @@ class AttemptStatus(enum.StrEnum):
 
 _RUN_TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 _TASK_TERMINAL = frozenset(
-    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
+    {
+        TaskState.SUCCEEDED,
+        TaskState.UP_TO_DATE,
+        TaskState.FAILED,
+        TaskState.SKIPPED,
+        TaskState.CANCELLED,
+    }
 )

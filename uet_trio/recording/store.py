@@ -54,6 +54,13 @@ from .projection import EventRows, chunks, encode_events, projection_for
 from .queries import FINISHED_RUN, Queries
 from .records import NewRun, RunRecord
 from .schema import SCHEMA_VERSION, check_version, migrate
+from .signatures import (
+    FileState,
+    Recorded,
+    read_file_states,
+    read_signatures,
+    write_file_states,
+)
 from .states import RunStatus, TaskState
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "SCHEMA_VERSION", "Store", "storable_text"]
@@ -307,16 +314,18 @@ class Store(Queries):
         rows: Sequence[EventRows],
         *,
         router_state: tuple[str, Mapping[str, Any]] | None = None,
+        file_states: Sequence[tuple[str, FileState]] = (),
     ) -> None:
         """
         Record encoded events (`encode_events`, all of one run) and their
-        projection, and `router_state` if given, in one transaction.
+        projection, `router_state` if given and `file_states` (stat cache
+        rows), in one transaction.
 
         Only SQLite runs between the ``BEGIN`` and the ``COMMIT``: a few
         statements, each holding the GIL only to start, so a writer thread
         leaves the event loop its interpreter.
         """
-        if not rows and router_state is None:
+        if not rows and router_state is None and not file_states:
             return
 
         def record(conn: sqlite3.Connection) -> None:
@@ -340,8 +349,18 @@ class Store(Queries):
                     "updated_at = excluded.updated_at",
                     (workflow, json.dumps(state, sort_keys=True), time.time()),
                 )
+            if file_states:
+                write_file_states(conn, file_states)
 
         self._transaction("record events", record)
+
+    def signatures(self, base_dir: str) -> dict[str, Recorded]:
+        """The signature each task of the workflows in `base_dir` recorded at its last success."""
+        return read_signatures(self._conn, base_dir)
+
+    def file_states(self) -> dict[str, FileState]:
+        """The stat cache of up-to-date checks, by absolute path."""
+        return read_file_states(self._conn)
 
     def delete_run(self, run_id: str) -> int:
         """

@@ -38,15 +38,16 @@ from typing import Any, Unpack
 import attrs
 import trio
 
-from ..deciding.attempts import AttemptRequest, AttemptResult, Started
+from ..deciding.attempts import AttemptRequest, AttemptResult, CheckRequest, Started, Verdict
 from ..recording.events import Event
 from ..recording.states import RunStatus, TaskState
 from ..recording.store import Store
 from ..workflow.graph import TaskGraph, compile_graph
 from ..workflow.spec import WorkflowSpec
 from .delivery import SUBSCRIBER_BUFFER, Delivery
-from .executors.base import AttemptRunner
+from .executors.base import AttemptRunner, Report, RunAttempt
 from .executors.local import LocalRunner
+from .freshness import Freshness
 from .persister import DEFAULT_CAPACITY, Persister, PersisterStatistics, open_persister
 from .preparation import Prepared, RunOptions, prepare, reclaim_lost
 
@@ -176,6 +177,7 @@ class Run:
         self._result: RunResult | None = None
         self._error: BaseException | None = None
         self._lost = prepared.lost
+        self._freshness = prepared.freshness
         self._delivery = Delivery(self.run_id, self.graph.ids, prepared.last_seq)
         self._persister: Persister | None = None
         self._router_saved = -1
@@ -225,6 +227,7 @@ class Run:
                 self.store,
                 wall_start=wall_start,
                 router_state=self._router_snapshot,
+                file_states=self._freshness.take_file_states if self._freshness else None,
                 # The first level's ready events all come at once; room for
                 # them on top of the usual bound lets the workers start
                 # without waiting for the disk to take them.
@@ -255,11 +258,9 @@ class Run:
 
     async def _execute(self) -> None:
         workers = self.settings.max_workers
-        jobs_send, jobs_receive = trio.open_memory_channel[AttemptRequest](workers)
+        jobs_send, jobs_receive = trio.open_memory_channel[Job](workers)
         # A worker has at most one Started and one result outstanding.
-        results_send, results_receive = trio.open_memory_channel[AttemptResult | Started](
-            2 * workers
-        )
+        results_send, results_receive = trio.open_memory_channel[Message](2 * workers)
         self.status = RunStatus.RUNNING
         async with trio.open_nursery() as nursery:
             self._run_scope = nursery.cancel_scope
@@ -272,8 +273,8 @@ class Run:
     async def _worker(
         self,
         n: int,
-        jobs: trio.MemoryReceiveChannel[AttemptRequest],
-        results: trio.MemorySendChannel[AttemptResult | Started],
+        jobs: trio.MemoryReceiveChannel[Job],
+        results: trio.MemorySendChannel[Message],
     ) -> None:
         def report(notice: Started) -> None:
             # A start can be reported after the loop has stopped (a spawn
@@ -282,15 +283,24 @@ class Run:
             with suppress(trio.BrokenResourceError):
                 results.send_nowait(notice)
 
+        freshness = self._freshness
         async with jobs, results, self.runner.slot(n, self.settings.log_dir) as run_attempt:
             async for request in jobs:
                 # Never full (see _execute), so no extra pass of the loop.
-                results.send_nowait(await run_attempt(request, report))
+                if isinstance(request, CheckRequest):
+                    assert freshness is not None
+                    results.send_nowait(await freshness.check(request))
+                elif freshness is None or not request.outputs:
+                    results.send_nowait(await run_attempt(request, report))
+                else:
+                    results.send_nowait(
+                        await _with_outputs(freshness, run_attempt, request, report)
+                    )
 
     async def _loop(
         self,
-        jobs: trio.MemorySendChannel[AttemptRequest],
-        results: trio.MemoryReceiveChannel[AttemptResult | Started],
+        jobs: trio.MemorySendChannel[Job],
+        results: trio.MemoryReceiveChannel[Message],
     ) -> None:
         scheduler = self.scheduler
         delivery = self._delivery
@@ -314,23 +324,27 @@ class Run:
                     await delivery.deliver()
                 done: list[AttemptResult] = []
                 notices: list[Started] = []
+                checked: list[Verdict] = []
+                filed = (done, notices, checked)
                 # A deadline scope only when a retry timer waits: this wait
                 # runs once per round of results, on the in-process hot path.
                 due = scheduler.next_due
                 if due is not None:
                     with trio.move_on_at(due):
-                        _file(await results.receive(), done, notices)
+                        _file(await results.receive(), filed)
                 else:
-                    _file(await results.receive(), done, notices)
-                _drain(results, done, notices)
+                    _file(await results.receive(), filed)
+                _drain(results, filed)
                 # Settle only while attempts are out: once every busy worker
                 # has reported, no other result can come at this instant.
-                if len(done) < busy:
+                if len(done) + len(checked) < busy:
                     await self.runner.settle()
-                    _drain(results, done, notices)
+                    _drain(results, filed)
                 for notice in notices:
                     scheduler.on_started(notice)
-                busy -= len(done)
+                busy -= len(done) + len(checked)
+                if checked:
+                    scheduler.on_checked(checked)
                 now = trio.current_time()
                 scheduler.on_results(done, now)
                 if scheduler.stopping:
@@ -362,25 +376,59 @@ class Run:
             )
 
 
-def _file(
-    message: AttemptResult | Started, done: list[AttemptResult], notices: list[Started]
-) -> None:
-    """Append a worker's `message` to `notices` if it is a `Started`, else to `done`."""
-    if isinstance(message, Started):
+Job = AttemptRequest | CheckRequest
+"""What the loop sends a worker: an attempt to run, or a task to check."""
+
+Message = AttemptResult | Started | Verdict
+"""What a worker sends the loop."""
+
+Filed = tuple[list[AttemptResult], list[Started], list[Verdict]]
+
+
+def _file(message: Message, filed: Filed) -> None:
+    """Append a worker's `message` to the list of its kind: results, notices, verdicts."""
+    done, notices, checked = filed
+    if isinstance(message, AttemptResult):
+        done.append(message)
+    elif isinstance(message, Started):
         notices.append(message)
     else:
-        done.append(message)
+        checked.append(message)
 
 
-def _drain(
-    results: trio.MemoryReceiveChannel[AttemptResult | Started],
-    done: list[AttemptResult],
-    notices: list[Started],
-) -> None:
+def _drain(results: trio.MemoryReceiveChannel[Message], filed: Filed) -> None:
     """File every message already delivered on `results` (`_file`), without waiting."""
     while True:
         try:
             message = results.receive_nowait()
         except trio.WouldBlock:
             return
-        _file(message, done, notices)
+        _file(message, filed)
+
+
+async def _with_outputs(
+    freshness: Freshness, run_attempt: RunAttempt, request: AttemptRequest, report: Report
+) -> AttemptResult:
+    """
+    Run an attempt of a task that declares outputs: their directories are
+    made first; then they are checked, or removed if the attempt failed or
+    was cancelled (`Freshness.after_attempt`).
+    """
+    try:
+        before = freshness.before_attempt(request)
+    except OSError as error:
+        now = trio.current_time()
+        return AttemptResult(
+            index=request.index,
+            attempt=request.attempt,
+            started=now,
+            ended=now,
+            exit_code=None,
+            error=f"cannot create the directory of an output: {error}",
+        )
+    try:
+        result = await run_attempt(request, report)
+    except trio.Cancelled:
+        freshness.remove_changed(request, before)
+        raise
+    return await freshness.after_attempt(request, result, before)

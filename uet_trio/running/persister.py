@@ -53,7 +53,7 @@ import functools
 import math
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from types import TracebackType
 from typing import Any
@@ -64,6 +64,7 @@ import trio
 from ..errors import StoreError
 from ..recording.events import EventFields
 from ..recording.projection import EventBuffer, EventRows
+from ..recording.signatures import FileState
 from ..recording.store import Store
 
 DEFAULT_CAPACITY = 65536
@@ -256,6 +257,8 @@ class Persister:
 
 
 RouterSnapshot = Callable[[], tuple[str, Mapping[str, Any]] | None]
+FileStates = Callable[[], Sequence[tuple[str, FileState]]]
+"""Takes the stat cache rows computed since it was last called (`freshness`)."""
 
 
 @asynccontextmanager
@@ -264,6 +267,7 @@ async def open_persister(
     *,
     wall_start: float,
     router_state: RouterSnapshot | None = None,
+    file_states: FileStates | None = None,
     capacity: int = DEFAULT_CAPACITY,
     max_batch: int = DEFAULT_MAX_BATCH,
     flush_deadline: float = DEFAULT_FLUSH_DEADLINE,
@@ -277,6 +281,8 @@ async def open_persister(
         wall_start: Unix time at which the run clock read zero (to stamp rows).
         router_state: called once per batch; a (workflow, snapshot) it returns
             is saved in that batch's transaction.
+        file_states: called once per batch; the stat cache rows it returns
+            are saved in that batch's transaction.
         capacity: channel size; a full channel applies backpressure.
         max_batch: most events per transaction.
         flush_deadline: seconds the final flush may take after a cancellation.
@@ -305,7 +311,7 @@ async def open_persister(
                 shield,
                 limiter,
                 wall_start,
-                router_state,
+                (router_state, file_states),
                 max_batch,
                 short_switch_interval,
             )
@@ -337,7 +343,7 @@ async def _persist(
     shield: trio.CancelScope,
     limiter: trio.CapacityLimiter,
     wall_start: float,
-    router_state: RouterSnapshot | None,
+    saved: tuple[RouterSnapshot | None, FileStates | None],
     max_batch: int,
     short_switch_interval: bool,
 ) -> None:
@@ -348,7 +354,7 @@ async def _persist(
                 persister,
                 limiter,
                 wall_start,
-                router_state,
+                saved,
                 max_batch,
                 short_switch_interval,
             )
@@ -366,14 +372,17 @@ async def _write_batches(
     persister: Persister,
     limiter: trio.CapacityLimiter,
     wall_start: float,
-    router_state: RouterSnapshot | None,
+    saved: tuple[RouterSnapshot | None, FileStates | None],
     max_batch: int,
     short_switch_interval: bool,
 ) -> None:
+    """Write each batch of events, with the router state and stat cache rows that changed."""
     counters = persister._counters
+    router_state, file_states = saved
     while (rows := await persister._take(max_batch, wall_start)) is not None:
         state = router_state() if router_state is not None else None
-        write = functools.partial(store.write_rows, [rows], router_state=state)
+        files = file_states() if file_states is not None else ()
+        write = functools.partial(store.write_rows, [rows], router_state=state, file_states=files)
         # The first batch and a large one are written while the loop is busy.
         busy_loop = rows.count >= PROMPT_HANDOFF_BATCH or not counters["batches"]
         handoffs = _prompt_handoffs if short_switch_interval and busy_loop else nullcontext()

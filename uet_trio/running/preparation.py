@@ -36,6 +36,7 @@ from ..workflow.graph import TaskGraph
 from ..workflow.spec import WorkflowSpec
 from .executors.base import AttemptRunner
 from .executors.procfs import process_alive, process_start_time
+from .freshness import Freshness
 from .persister import DEFAULT_FLUSH_DEADLINE
 
 T = TypeVar("T")
@@ -68,6 +69,7 @@ class RunOptions(TypedDict, total=False):
     order: str
     expected_durations: Mapping[str, Sequence[float]] | None
     short_switch_interval: bool
+    always_make: bool
 
 
 @attrs.frozen(kw_only=True)
@@ -93,6 +95,8 @@ class Prepared:
     """The last event number already recorded (a resumed run numbers on from it)."""
     lost: Sequence[AttemptRecord] = ()
     """Attempts a dead runner left recorded as running (resume only)."""
+    freshness: Freshness | None = None
+    """The run's up-to-date checks (None when no task declares outputs)."""
 
 
 def worker_count(spec: WorkflowSpec, requested: int | None = None) -> int:
@@ -159,11 +163,22 @@ async def prepare(
         workers=workers,
         fail_fast=settings.fail_fast,
         kill_grace=settings.kill_grace,
+        always_make=options.get("always_make", False),
     )
+    freshness = None
+    if any(task.outputs for task in spec.tasks):
+        freshness = await _in_thread(open_freshness, spec, store)
     if resume is None:
         await _in_thread(store.create_run, _new_run_record(spec, graph, the_id, settings))
-        return Prepared(scheduler=scheduler, settings=settings)
-    return await _in_thread(_take_over, store, scheduler, settings, options.get("force", False))
+        return Prepared(scheduler=scheduler, settings=settings, freshness=freshness)
+    prepared = await _in_thread(_take_over, store, scheduler, settings, options.get("force", False))
+    return attrs.evolve(prepared, freshness=freshness)
+
+
+def open_freshness(spec: WorkflowSpec, store: Store) -> Freshness:
+    """The up-to-date checks of a run of `spec`, from what `store` recorded."""
+    base_dir = str(spec.base_dir)
+    return Freshness(spec.base_dir, store.signatures(base_dir), store.file_states())
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:

@@ -1,0 +1,236 @@
+"""
+Up-to-date checks: a task's signature, and what its attempts do to its outputs.
+
+A task that declares outputs is up to date, and is not run, when every
+output exists with the content recorded at its last success and its
+signature equals the one recorded then. The signature covers the rendered
+command, the variables it sets, its working directory, the content of every
+input, and for each task it depends on the content of that task's declared
+outputs (or that task's own signature when it declares none). Content, not
+timestamps: touching a file re-runs nothing, and an upstream task that runs
+again but writes the same bytes does not make its dependents run (early
+cutoff).
+
+Contents are SHA-256 digests (the fastest hash of the standard library on
+this kind of machine, with SHA extensions), computed in a worker thread,
+and cached by path with the file's size, modification time and inode: a
+file whose stat is unchanged is not read again. New cache rows go to the
+store with the run's events (`take_file_states`).
+
+Around an attempt (`before_attempt`, `after_attempt`): the outputs' parent
+directories are created; after a success every output must exist (a
+missing one fails the attempt, naming it) and is digested for the record;
+after a failure, the outputs the attempt created or changed are deleted,
+so nothing half written looks complete (make's ``.DELETE_ON_ERROR``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..deciding.attempts import AttemptRequest, AttemptResult, CheckRequest, Verdict
+from ..recording.signatures import FileState, Recorded
+
+MISSING = "missing"
+"""The digest recorded for an input that does not exist."""
+
+_CHUNK = 1 << 20
+
+Stat = tuple[int, int, int]
+"""What the cache compares: size, modification time in nanoseconds, inode."""
+
+
+def _stat(path: str) -> Stat | None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _digest_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _hash(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class Freshness:
+    """
+    The up-to-date checks of one run: signatures, the stat cache, outputs around attempts.
+
+    Args:
+        base_dir: the workflow's directory, which declared paths are relative to.
+        recorded: each task's signature at its last recorded success (`Store.signatures`).
+        file_states: the store's stat cache (`Store.file_states`).
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        recorded: Mapping[str, Recorded],
+        file_states: Mapping[str, FileState],
+    ) -> None:
+        self._base = base_dir
+        self._recorded = recorded
+        self._cache = dict(file_states)
+        self._new: dict[str, FileState] = {}
+        self._signatures: dict[str, str] = {}
+
+    def path(self, declared: str) -> str:
+        """A declared path as an absolute one."""
+        return os.path.join(self._base, declared)
+
+    # -------------------------------------------------------- digests
+
+    async def digest(self, declared: str) -> str | None:
+        """The content digest of a declared path (None if it does not exist)."""
+        path = self.path(declared)
+        stat = _stat(path)
+        if stat is None:
+            return None
+        cached = self._cache.get(path)
+        if cached is not None and (cached.size, cached.mtime_ns, cached.inode) == stat:
+            return cached.digest
+        digest = await trio.to_thread.run_sync(_digest_file, path)
+        # Stat again: a file that changed while it was read is cached under
+        # its new stat with a digest that may be stale, so it is not cached.
+        if _stat(path) == stat:
+            state = FileState(*stat, digest)
+            self._cache[path] = self._new[path] = state
+        return digest
+
+    def take_file_states(self) -> list[tuple[str, FileState]]:
+        """The stat cache rows computed since the last call, to be stored."""
+        new, self._new = self._new, {}
+        return list(new.items())
+
+    # -------------------------------------------------------- checks
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        """A task's signature, and whether it is up to date (see the module docstring)."""
+        inputs = {path: (await self.digest(path)) or MISSING for path in request.inputs}
+        upstream: dict[str, Any] = {}
+        for dep, dep_outputs in request.upstream:
+            if dep_outputs:
+                upstream[dep] = [await self.digest(path) for path in dep_outputs]
+            else:
+                upstream[dep] = self._signatures.get(dep) or self._recorded_signature(dep)
+        command = _hash({"argv": request.argv, "env": dict(request.env), "cwd": request.cwd})
+        detail: dict[str, Any] = {"command": command, "inputs": inputs, "upstream": upstream}
+        signature = _hash(detail)
+        self._signatures[request.task_id] = signature
+        if request.judged:
+            reason = await self._stale_reason(request, signature, detail)
+        else:
+            reason = "always make" if request.outputs else "no outputs declared"
+        return Verdict(
+            index=request.index,
+            fresh=not reason,
+            reason=reason,
+            signature=signature,
+            detail=detail,
+        )
+
+    def _recorded_signature(self, task_id: str) -> str | None:
+        recorded = self._recorded.get(task_id)
+        return recorded.signature if recorded is not None else None
+
+    async def _stale_reason(
+        self, request: CheckRequest, signature: str, detail: Mapping[str, Any]
+    ) -> str:
+        """Why the task must run, the first reason found; empty if it is up to date."""
+        recorded = self._recorded.get(request.task_id)
+        if recorded is None:
+            return "never run"
+        for path in request.outputs:
+            if _stat(self.path(path)) is None:
+                return f"output missing: {path}"
+        if recorded.signature != signature:
+            return _changed(recorded.detail, detail)
+        outputs = recorded.detail.get("outputs", {})
+        for path in request.outputs:
+            if await self.digest(path) != outputs.get(path):
+                return f"output changed: {path}"
+        return ""
+
+    # -------------------------------------------------------- attempts
+
+    def before_attempt(self, request: AttemptRequest) -> dict[str, Stat | None]:
+        """Create the outputs' directories; return their stats, to tell what the attempt changes."""
+        before = {}
+        for declared in request.outputs:
+            path = self.path(declared)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            before[declared] = _stat(path)
+        return before
+
+    async def after_attempt(
+        self, request: AttemptRequest, result: AttemptResult, before: Mapping[str, Stat | None]
+    ) -> AttemptResult:
+        """
+        Check a successful attempt's outputs, or delete what a failed one wrote.
+
+        A success with an output missing becomes a failure whose error names
+        the path; a success's result carries its outputs' digests.
+        """
+        if result.ok(request.ok_exit_codes):
+            digests: dict[str, str] = {}
+            for declared in request.outputs:
+                digest = await self.digest(declared)
+                if digest is None:
+                    result.error = (
+                        f"declared output missing after the command succeeded: {declared}"
+                    )
+                    return self._remove_changed(request, result, before)
+                digests[declared] = digest
+            result.outputs = digests
+            return result
+        return self._remove_changed(request, result, before)
+
+    def _remove_changed(
+        self, request: AttemptRequest, result: AttemptResult, before: Mapping[str, Stat | None]
+    ) -> AttemptResult:
+        self.remove_changed(request, before)
+        return result
+
+    def remove_changed(self, request: AttemptRequest, before: Mapping[str, Stat | None]) -> None:
+        """
+        Delete the outputs an attempt created or changed (it failed, or was cancelled).
+
+        An output that cannot be deleted stays; it is never trusted, since
+        the task records no success for it.
+        """
+        for declared in request.outputs:
+            path = self.path(declared)
+            stat = _stat(path)
+            if stat is not None and stat != before.get(declared) and not os.path.isdir(path):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+
+def _changed(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    """The first part of a signature that differs from the recorded one, as a reason."""
+    if recorded.get("command") != current["command"]:
+        return "command changed"
+    old_inputs: Mapping[str, Any] = recorded.get("inputs", {})
+    for path, digest in current["inputs"].items():
+        if old_inputs.get(path) != digest:
+            return f"input changed: {path}"
+    if old_inputs.keys() != current["inputs"].keys():
+        return "inputs changed"
+    return "upstream changed"
