@@ -82,7 +82,12 @@ class ProgressLine:
         elif kind is EventKind.TASK_FAILED:
             self.failed += 1
             self.done += 1
-        elif kind in (EventKind.TASK_SUCCEEDED, EventKind.TASK_SKIPPED, EventKind.TASK_CANCELLED):
+        elif kind in (
+            EventKind.TASK_SUCCEEDED,
+            EventKind.TASK_UP_TO_DATE,
+            EventKind.TASK_SKIPPED,
+            EventKind.TASK_CANCELLED,
+        ):
             self.done += 1
         elif kind is EventKind.RUN_STARTED or kind is EventKind.RUN_RESUMED:
             self.workers = max(1, int(event.data.get(DataField.WORKERS) or 1))

@@ -19,9 +19,11 @@ with that output dropped, and the exit code is still the run's own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -68,6 +70,17 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command()
 @click.argument("flow", type=click.Path(dir_okay=False))
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--dry-run",
+    "-n",
+    is_flag=True,
+    help="Print each task that would run, with the first reason, and those up to date; "
+    "run nothing, write nothing.",
+)
+@click.option(
+    "--always-make", "-B", is_flag=True, help="Run every task, even those that are up to date."
+)
 @click.option(
     "--fail-fast", is_flag=True, default=None, help="Cancel the run at the first failure."
 )
@@ -86,17 +99,34 @@ def run(
     ctx: click.Context,
     /,
     flow: str,
+    targets: tuple[str, ...],
+    dry_run: bool,
+    always_make: bool,
     fail_fast: bool | None,
     retry_failed: str | None,
     fresh_routing: bool,
     order: str,
     **options: Any,
 ) -> None:
-    """Run the workflow in FLOW (TOML or JSON)."""
-    from uet_trio import RunStatus, open_workflow
+    """
+    Run the workflow in FLOW (TOML or JSON), or only TARGETS and what they need.
+
+    A target is a task id, an instance id, a fanned-out task's id, a glob over
+    ids ('compile[*]': only * and ? are wildcards) or a declared output path.
+    Tasks that declare outputs and are up to date are not run.
+    """
+    from uet_trio import RunStatus, WorkflowError, compile_graph, open_workflow, select_targets
 
     with _interrupt_exits(ctx):
         spec, graph = open_workflow(flow)
+        if targets:
+            try:
+                spec = select_targets(spec, graph, targets)
+            except WorkflowError as error:
+                raise error.in_file(flow) from None
+            graph = compile_graph(spec)
+        if dry_run:
+            ctx.exit(_dry_run(spec, graph, options["db"], always_make=always_make))
         # Checked before any task starts: a damaged file is refused, not written to.
         store = open_store(options["db"], check=True, writes=True)
         with store:
@@ -113,10 +143,30 @@ def run(
                     fail_fast=fail_fast,
                     fresh_routing=fresh_routing,
                     order=order,
+                    always_make=always_make,
                     adopt_orphans=Program.of(ctx).adopt_orphans,
                     **options,
                 )
             )
+
+
+def _dry_run(spec: WorkflowSpec, graph: TaskGraph, db: str, *, always_make: bool) -> int:
+    """Print what a run would do with each task; open the store only to read it."""
+    import trio
+
+    from uet_trio import Store, dry_run
+
+    store = Store.open(db, readonly=True) if Path(db).exists() else Store.memory()
+    with store:
+        planned = trio.run(functools.partial(dry_run, always_make=always_make), spec, graph, store)
+    for task in planned:
+        if task.runs:
+            echo(f"  {label('run', 'yellow')} {task.task_id}  {task.reason}")
+        else:
+            echo(f"  {label('current', 'green')} {task.task_id}  up to date")
+    runs = sum(task.runs for task in planned)
+    echo(f"{runs} would run, {len(planned) - runs} up to date (dry run: nothing ran)")
+    return 0
 
 
 @click.command()
@@ -180,6 +230,7 @@ def _execute(
     fail_fast: bool | None = None,
     fresh_routing: bool = False,
     order: str = "critical",
+    always_make: bool = False,
 ) -> int:
     import trio
 
@@ -195,6 +246,7 @@ def _execute(
         "force": force,
         "fresh_routing": fresh_routing,
         "order": order,
+        "always_make": always_make,
     }
     try:
         result, signum = trio.run(_drive, spec, store, options, reporter, adopt_orphans)
@@ -330,6 +382,8 @@ class _Reporter:
         task = event.task_id or ""
         if kind is EventKind.TASK_SUCCEEDED:
             self._echo(f"  {label('ok', 'green')} {task}  {seconds(self.durations.get(task))}")
+        elif kind is EventKind.TASK_UP_TO_DATE:
+            self._echo(f"  {label('current', 'green')} {task}  up to date")
         elif kind is EventKind.TASK_FAILED:
             data = event.data
             if data.get(DataField.TIMED_OUT):
@@ -356,7 +410,7 @@ class _Reporter:
         from uet_trio import RunStatus, TaskState
 
         counts = ", ".join(
-            f"{result.count(state)} {state.value}"
+            f"{result.count(state)} {state.value.replace('_', ' ')}"
             for state in TaskState
             if result.count(state) or state is TaskState.SUCCEEDED
         )

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from .recording.states import RunStatus as RunStatus
     from .recording.states import TaskState as TaskState
     from .recording.store import Store as Store
+    from .running.dry_run import DryRunTask as DryRunTask
+    from .running.dry_run import dry_run as dry_run
     from .running.engine import Run as Run
     from .running.engine import RunResult as RunResult
     from .running.engine import open_run as open_run
@@ -78,6 +80,7 @@ if TYPE_CHECKING:
     from .workflow.spec import TaskSpec as TaskSpec
     from .workflow.spec import ToolSpec as ToolSpec
     from .workflow.spec import WorkflowSpec as WorkflowSpec
+    from .workflow.targets import select_targets as select_targets
 
 _EXPORTS = {
     "AttemptRequest": "deciding.attempts",
@@ -87,6 +90,9 @@ _EXPORTS = {
     "PlannedTask": "deciding.plan",
     "open_workflow": "deciding.plan",
     "plan_workflow": "deciding.plan",
+    "DryRunTask": "running.dry_run",
+    "dry_run": "running.dry_run",
+    "select_targets": "workflow.targets",
     "RouteDecision": "deciding.routing",
     "Router": "deciding.routing",
     "ToolMetrics": "deciding.strategies",
