@@ -1,0 +1,271 @@
+"""
+Up-to-date checks with real files and real commands: what runs again, and why.
+
+`copy` fans out over two sources and drops their comment lines into
+``out/``; `count` reads every output of `copy` (a glob over declared
+outputs, so it depends on them) and writes their size. A comment added to a
+source re-runs that copy only: its output comes out byte-identical, so
+`count` stays up to date (early cutoff).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import trio
+from click.testing import CliRunner
+from uet_trio_cli import main
+
+from uet_trio import Store, TaskState, load_workflow, run_workflow
+
+from .conftest import UET, literal, run_uet
+from .procs import wait_for
+
+FLOW = """
+[workflow]
+name = "files"
+max_workers = 2
+
+[[tasks]]
+id = "copy"
+foreach = { name = ["a", "b"] }
+inputs = ["src/{name}.txt"]
+outputs = ["out/{name}.txt"]
+command = ["sh", "-c", 'grep -v "^#" "$1" > "$2"', "sh", "{inputs}", "{outputs}"]
+
+[[tasks]]
+id = "count"
+inputs = ["out/*.txt"]
+outputs = ["count.txt"]
+command = ["sh", "-c", 'cat "$@" | wc -c > count.txt', "sh", "{inputs}"]
+"""
+
+A, B, COUNT = "copy[name=a]", "copy[name=b]", "count"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("alpha\n")
+    (tmp_path / "src" / "b.txt").write_text("beta\n")
+    (tmp_path / "flow.toml").write_text(FLOW)
+    return tmp_path
+
+
+def run(project: Path, flow: str = "flow.toml", **options: object) -> dict[str, TaskState]:
+    """One real run of the workflow file, recorded in the project's store; the tasks' states."""
+
+    async def main() -> dict[str, TaskState]:
+        with Store.open(project / ".uet" / "uet.db") as store:
+            result = await run_workflow(load_workflow(project / flow), store=store, **options)  # type: ignore[arg-type]
+        return dict(result.states)
+
+    return trio.run(main)
+
+
+def ran(states: dict[str, TaskState]) -> set[str]:
+    assert set(states.values()) <= {TaskState.SUCCEEDED, TaskState.UP_TO_DATE}, states
+    return {task for task, state in states.items() if state is TaskState.SUCCEEDED}
+
+
+def test_the_second_run_runs_nothing(project: Path) -> None:
+    assert ran(run(project)) == {A, B, COUNT}
+    assert (project / "count.txt").read_text().split() == ["11"]
+    assert ran(run(project)) == set()
+
+
+def test_a_changed_input_reruns_its_task_and_what_reads_its_output(project: Path) -> None:
+    run(project)
+    (project / "src" / "a.txt").write_text("alphabet\n")
+    assert ran(run(project)) == {A, COUNT}
+    assert (project / "count.txt").read_text().split() == ["14"]
+
+
+def test_identical_output_stops_the_rerun_there(project: Path) -> None:
+    """A comment changes the source, not what `copy` writes: `count` stays up to date."""
+    run(project)
+    (project / "src" / "a.txt").write_text("# a comment\nalpha\n")
+    assert ran(run(project)) == {A}
+
+
+def test_touching_without_changing_reruns_nothing(project: Path) -> None:
+    run(project)
+    source = project / "src" / "b.txt"
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns + 10**9, stat.st_mtime_ns + 10**9))
+    assert ran(run(project)) == set()
+
+
+def test_a_changed_command_reruns_it(project: Path) -> None:
+    run(project)
+    flow = project / "flow.toml"
+    flow.write_text(
+        FLOW.replace('outputs = ["count.txt"]', 'outputs = ["count.txt"]\nenv = { X = "1" }')
+    )
+    assert ran(run(project)) == {COUNT}
+
+
+def test_a_deleted_output_reruns_its_producer_only(project: Path) -> None:
+    run(project)
+    (project / "out" / "b.txt").unlink()
+    assert ran(run(project)) == {B}
+
+
+def test_an_output_changed_by_hand_is_not_trusted(project: Path) -> None:
+    run(project)
+    (project / "count.txt").write_text("999\n")
+    assert ran(run(project)) == {COUNT}
+    assert (project / "count.txt").read_text().split() == ["11"]
+
+
+def test_always_make_runs_everything(project: Path) -> None:
+    run(project)
+    assert ran(run(project, always_make=True)) == {A, B, COUNT}
+    assert ran(run(project)) == set()
+
+
+def test_a_missing_declared_output_fails_the_task_and_skips_downstream(
+    tmp_path: Path, store: Store
+) -> None:
+    (tmp_path / "flow.toml").write_text(
+        textwrap.dedent(
+            """
+            [[tasks]]
+            id = "forgets"
+            outputs = ["made/it.txt"]
+            command = ["true"]
+
+            [[tasks]]
+            id = "reads"
+            inputs = ["made/it.txt"]
+            command = ["cat", "{inputs}"]
+            """
+        )
+    )
+    spec = load_workflow(tmp_path / "flow.toml")
+    result = trio.run(lambda: run_workflow(spec, store=store))
+    assert result.states == {"forgets": TaskState.FAILED, "reads": TaskState.SKIPPED}
+    (attempt,) = store.attempts(result.run_id, "forgets")
+    assert attempt.error == "declared output missing after the command succeeded: made/it.txt"
+    assert (tmp_path / "made").is_dir()  # the output's directory was made for it
+
+
+def test_a_failed_attempt_leaves_no_output_it_wrote(tmp_path: Path, store: Store) -> None:
+    (tmp_path / "kept.txt").write_text("from an earlier success\n")
+    (tmp_path / "flow.toml").write_text(
+        textwrap.dedent(
+            """
+            [[tasks]]
+            id = "half"
+            outputs = ["out/new.txt", "kept.txt"]
+            command = ["sh", "-c", "echo partial > out/new.txt; exit 3"]
+            """
+        )
+    )
+    spec = load_workflow(tmp_path / "flow.toml")
+    result = trio.run(lambda: run_workflow(spec, store=store))
+    assert result.states == {"half": TaskState.FAILED}
+    assert not (tmp_path / "out" / "new.txt").exists()
+    assert (tmp_path / "kept.txt").read_text() == "from an earlier success\n"
+
+
+def test_ok_exit_codes_count_as_success_and_keep_outputs(tmp_path: Path, store: Store) -> None:
+    (tmp_path / "flow.toml").write_text(
+        textwrap.dedent(
+            """
+            [[tasks]]
+            id = "five"
+            outputs = ["r.txt"]
+            ok_exit_codes = [0, 5]
+            command = ["sh", "-c", "echo r > r.txt; exit 5"]
+            """
+        )
+    )
+    spec = load_workflow(tmp_path / "flow.toml")
+    assert trio.run(lambda: run_workflow(spec, store=store)).states == {"five": TaskState.SUCCEEDED}
+    assert (tmp_path / "r.txt").read_text() == "r\n"
+
+
+def test_killed_runner_output_is_never_trusted(project: Path) -> None:
+    """
+    kill -9 of `uet` while `copy[name=a]` has half written its output; the
+    input then goes back to what the last success saw. The signature matches
+    again, but the output is not what that success recorded: it runs again.
+    """
+    run(project)
+    flow = project / "flow.toml"
+    script = 'echo partial > "$2"; touch started; while [ ! -e release ]; do sleep 0.02; done'
+    flow.write_text(
+        FLOW.replace(
+            """command = ["sh", "-c", 'grep -v "^#" "$1" > "$2"', "sh", "{inputs}", "{outputs}"]""",
+            f"command = {json.dumps(['sh', '-c', literal(script), 'sh', '{inputs}', '{outputs}'])}",
+        )
+    )
+    (project / "src" / "a.txt").write_text("changed\n")
+    uet = subprocess.Popen(
+        [*UET, "run", "flow.toml", "-j", "1"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (project / "started").exists(), "the attempt to write its output")
+        os.kill(uet.pid, signal.SIGKILL)
+        uet.wait()
+    finally:
+        (project / "release").touch()
+    assert (project / "out" / "a.txt").read_text() == "partial\n"
+    flow.write_text(FLOW)
+    (project / "src" / "a.txt").write_text("alpha\n")
+    assert A in ran(run(project))
+    assert (project / "out" / "a.txt").read_text() == "alpha\n"
+
+
+class TestCommandLine:
+    def test_dry_run_gives_reasons_and_writes_nothing(self, project: Path) -> None:
+        db = project / ".uet" / "uet.db"
+        done = run_uet("run", "-n", "flow.toml", cwd=project)
+        assert done.returncode == 0, done.stderr
+        assert f"{A}  never run" in done.stdout
+        assert "3 would run, 0 up to date" in done.stdout
+        assert not db.exists()
+        run(project)
+        (project / "src" / "b.txt").write_text("beta 2\n")
+        (project / "out" / "a.txt").unlink()
+        before = db.stat().st_mtime_ns
+        done = run_uet("run", "--dry-run", "flow.toml", cwd=project)
+        assert f"{A}  output missing: out/a.txt" in done.stdout
+        assert f"{B}  input changed: src/b.txt" in done.stdout
+        assert f"{COUNT}  input changed: out/a.txt" in done.stdout
+        assert db.stat().st_mtime_ns == before
+        assert not (project / "out" / "a.txt").exists()
+
+    def test_run_lines_and_summary_say_up_to_date(self, project: Path) -> None:
+        run(project)
+        (project / "src" / "a.txt").write_text("alphabet\n")
+        db = str(project / ".uet" / "uet.db")
+        result = CliRunner().invoke(main, ["run", str(project / "flow.toml"), "--db", db])
+        assert result.exit_code == 0, result.output
+        assert f"{B}  up to date" in result.output
+        assert "1 up to date, 2 succeeded" in result.output
+        shown = CliRunner().invoke(main, ["show", "--last", "--db", db])
+        assert "up_to_date" in shown.output
+
+    def test_targets_run_only_what_they_need(self, project: Path) -> None:
+        done = run_uet("run", "flow.toml", "copy[name=b]", cwd=project)
+        assert done.returncode == 0, done.stderr
+        assert (project / "out" / "b.txt").exists()
+        assert not (project / "out" / "a.txt").exists()
+        done = run_uet("run", "flow.toml", "count.txt", cwd=project)
+        assert "1 up to date, 2 succeeded" in done.stdout
+        done = run_uet("run", "flow.toml", "copy[*]", "-B", cwd=project)
+        assert "2 succeeded" in done.stdout
+        done = run_uet("run", "flow.toml", "nothing[*]", cwd=project)
+        assert done.returncode == 2
+        assert "no task, instance or declared output matches 'nothing[*]'" in done.stderr
