@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import click
 
@@ -15,6 +16,7 @@ from ._common import (
 
 GRAPH_FILLS = {
     TaskState.SUCCEEDED: "#b7e1a1",
+    TaskState.UP_TO_DATE: "#d8efcc",
     TaskState.FAILED: "#f4a6a6",
     TaskState.CANCELLED: "#f9d88c",
     TaskState.SKIPPED: "#e0e0e0",
@@ -35,9 +37,17 @@ GRAPH_FILLS = {
     show_default=True,
 )
 @click.option("--run", "run", help="Colour the tasks by their outcome in RUN (id or prefix).")
+@click.option(
+    "--expand", is_flag=True, help="One node per instance of a fanned-out task, not one per task."
+)
 @db_option
-def graph(flow: str, fmt: str, run: str | None, db: str) -> None:
-    """Print the workflow's DAG as Mermaid or Graphviz (dot) text."""
+def graph(flow: str, fmt: str, run: str | None, expand: bool, db: str) -> None:
+    """
+    Print the workflow's DAG as Mermaid or Graphviz (dot) text.
+
+    A fanned-out task is one node, "compile [35]", unless --expand; coloured
+    by a run, it takes the state of its least successful instance.
+    """
     from uet_trio import open_workflow
 
     spec, compiled = open_workflow(flow)
@@ -46,13 +56,41 @@ def graph(flow: str, fmt: str, run: str | None, db: str) -> None:
         with open_store(db) as store:
             run_id = store.resolve_run(run)
             states = {task.task_id: task.state for task in store.tasks(run_id)}
-    edges = [
-        (compiled.ids[dep], task_id)
-        for task_id, deps in zip(compiled.ids, compiled.deps, strict=True)
-        for dep in deps
-    ]
+    node_of = {
+        task.id: task.id if expand or task.group is None else task.group for task in spec.tasks
+    }
+    counts = Counter(node_of.values())
+    names = {node: f"{node} [{count}]" if count > 1 else node for node, count in counts.items()}
+    edges = list(
+        dict.fromkeys(
+            (names[node_of[compiled.ids[dep]]], names[node_of[task_id]])
+            for task_id, deps in zip(compiled.ids, compiled.deps, strict=True)
+            for dep in deps
+            if node_of[compiled.ids[dep]] != node_of[task_id]
+        )
+    )
+    shown: dict[str, TaskState] = {}
+    for task_id, state in states.items():
+        if task_id in node_of:
+            node = names[node_of[task_id]]
+            if node not in shown or _SHOWN_FIRST.index(state) < _SHOWN_FIRST.index(shown[node]):
+                shown[node] = state
     render = _mermaid if fmt == "mermaid" else _dot
-    click.echo(render(spec.name, compiled.ids, edges, states), nl=False)
+    click.echo(render(spec.name, tuple(names.values()), edges, shown), nl=False)
+
+
+_SHOWN_FIRST = (
+    TaskState.FAILED,
+    TaskState.CANCELLED,
+    TaskState.SKIPPED,
+    TaskState.RUNNING,
+    TaskState.RETRY_WAIT,
+    TaskState.READY,
+    TaskState.PENDING,
+    TaskState.SUCCEEDED,
+    TaskState.UP_TO_DATE,
+)
+"""Which state a fanned-out task's node shows: the first one that any of its instances is in."""
 
 
 def _mermaid_text(text: str) -> str:

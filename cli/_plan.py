@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -77,7 +78,12 @@ def _plan_document(planned: Plan) -> dict[str, Any]:
 
 
 def _task_document(task: PlannedTask) -> dict[str, Any]:
-    entry: dict[str, Any] = {"id": task.id, "priority": task.priority, "path": task.path}
+    entry: dict[str, Any] = {
+        "id": task.id,
+        "group": task.group,
+        "priority": task.priority,
+        "path": task.path,
+    }
     if task.strategy is not None:
         entry.update(
             kind=task.kind,
@@ -110,15 +116,40 @@ def _echo_plan(planned: Plan) -> None:
                 for name, limit in route.tools
             )
             click.echo(f"  {route.kind}: {route.strategy} over {tools}")
-    width = min(40, max(len(task.id) for level in planned.levels for task in level))
+    width = min(40, max(len(_shown_id(task)) for level in planned.levels for task in level))
     for depth, level in enumerate(planned.levels):
         click.echo(f"level {depth}:")
-        for task in level:
+        for task, count in _grouped(level):
             route_text = ""
             if task.strategy is not None:
                 route_text = f"[{task.kind} -> {task.tool} ({task.strategy}: {task.reason})] "
             command = shlex.join(task.argv) if task.argv else "(callable)"
-            click.echo(f"  {task.id:<{width}}  {route_text}{command}{_settings_text(task)}")
+            if count > 1:
+                click.echo(f"  {_shown_id(task):<{width}}  {count} instances, the first: {task.id}")
+                click.echo(f"  {'':<{width}}  {route_text}{command}{_settings_text(task)}")
+            else:
+                click.echo(f"  {task.id:<{width}}  {route_text}{command}{_settings_text(task)}")
+
+
+def _shown_id(task: PlannedTask) -> str:
+    """How a task is named in a plan: a fanned-out task's instances as ``compile[...]``."""
+    return f"{task.group}[...]" if task.group is not None else task.id
+
+
+def _grouped(level: Sequence[PlannedTask]) -> list[tuple[PlannedTask, int]]:
+    """The tasks of a level, each fanned-out task's instances as its first one and their count."""
+    first: dict[str, int] = {}
+    shown: list[tuple[PlannedTask, int]] = []
+    for task in level:
+        if task.group is None:
+            shown.append((task, 1))
+        elif task.group in first:
+            entry, count = shown[first[task.group]]
+            shown[first[task.group]] = (entry, count + 1)
+        else:
+            first[task.group] = len(shown)
+            shown.append((task, 1))
+    return shown
 
 
 def _settings_text(task: PlannedTask) -> str:

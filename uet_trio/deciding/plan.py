@@ -58,6 +58,8 @@ class PlannedTask:
     """What a run would do with one task."""
 
     id: str
+    group: str | None
+    """The fanned-out task this one is an instance of (None: not fanned out)."""
     level: int
     """The task's level in the graph: 0 for tasks with no dependencies."""
     priority: int
@@ -157,6 +159,7 @@ def plan_workflow(
             planned.append(
                 PlannedTask(
                     id=task.id,
+                    group=task.group,
                     level=depth,
                     priority=task.priority,
                     kind=task.kind,
