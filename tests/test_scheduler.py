@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from uet_trio.deciding.attempts import AttemptRequest, AttemptResult, Started
+from uet_trio.deciding.attempts import (
+    AttemptRequest,
+    AttemptResult,
+    CheckRequest,
+    Started,
+    Verdict,
+)
 from uet_trio.deciding.priority import DECLARED, ready_order
 from uet_trio.deciding.routing import Router
 from uet_trio.deciding.scheduler import InvalidTransition, Scheduler
@@ -317,6 +323,139 @@ class TestResume:
         (request,) = s.dispatch(4)
         assert (request.task_id, request.attempt) == ("b", 3)
         assert s.unfinished == 1
+
+
+class TestAfterAndExitCodes:
+    def test_after_runs_once_its_dependency_failed_while_depends_on_is_skipped(self) -> None:
+        spec = WorkflowSpec(
+            name="w",
+            tasks=[
+                TaskSpec(id="tests", command=["false"]),
+                TaskSpec(id="deploy", command=["true"], depends_on=["tests"]),
+                TaskSpec(id="after-deploy", command=["true"], depends_on=["deploy"]),
+                TaskSpec(id="summary", command=["true"], after=["tests", "deploy"]),
+            ],
+        )
+        s = scheduler(spec)
+        (tests,) = started(s)
+        s.on_results([result(tests, 1.0, exit_code=1)], now=1.0)
+        assert take(s) == [
+            ("attempt_finished", "tests", 1),
+            ("task_failed", "tests", 1),
+            ("task_skipped", "deploy", None),
+            ("task_skipped", "after-deploy", None),
+            ("task_ready", "summary", None),
+        ]
+        (summary,) = s.dispatch(4)
+        s.on_results([result(summary, 2.0)], now=2.0)
+        assert s.unfinished == 0
+        assert s.finish() is RunStatus.FAILED
+
+    def test_after_waits_for_every_dependency_to_finish(self) -> None:
+        spec = WorkflowSpec(
+            name="w",
+            tasks=[
+                TaskSpec(id="a", command=["false"]),
+                TaskSpec(id="b", command=["true"]),
+                TaskSpec(id="summary", command=["true"], after=["a", "b"]),
+            ],
+        )
+        s = scheduler(spec)
+        a, b = started(s)
+        s.on_results([result(a, 1.0, exit_code=1)], now=1.0)
+        assert s.dispatch(4) == []
+        s.on_results([result(b, 2.0)], now=2.0)
+        assert [r.task_id for r in s.dispatch(4)] == ["summary"]
+
+    def test_ok_exit_codes_decide_success(self) -> None:
+        spec = WorkflowSpec(
+            name="w",
+            tasks=[
+                TaskSpec(id="pytest", command=["pytest"], ok_exit_codes=[0, 5]),
+                TaskSpec(id="strict", command=["pytest"]),
+            ],
+        )
+        s = scheduler(spec)
+        loose, strict = started(s)
+        assert loose.ok_exit_codes == (0, 5)
+        s.on_results([result(loose, 1.0, exit_code=5), result(strict, 1.0, exit_code=5)], now=1.0)
+        assert s.states == [TaskState.SUCCEEDED, TaskState.FAILED]
+
+
+class TestChecks:
+    def spec(self) -> WorkflowSpec:
+        return WorkflowSpec(
+            name="w",
+            tasks=[
+                TaskSpec(id="gen", command=["gen"]),
+                TaskSpec(id="build", command=["cc"], inputs=["a.c"], outputs=["a.o"]),
+                TaskSpec(id="link", command=["ld"], inputs=["a.o"], outputs=["app"]),
+                TaskSpec(id="phony", command=["echo"]),
+            ],
+        )
+
+    def verdict(self, request: CheckRequest, fresh: bool) -> Verdict:
+        return Verdict(
+            index=request.index,
+            fresh=fresh,
+            reason="" if fresh else "never run",
+            signature=f"sig-{request.task_id}",
+            detail={"command": "c"},
+        )
+
+    def test_signed_tasks_are_checked_first_and_up_to_date_ones_never_run(self) -> None:
+        s = scheduler(self.spec())
+        s.begin()
+        s.ready_roots()
+        take(s)
+        gen, build, phony = s.dispatch(4)
+        assert isinstance(gen, AttemptRequest)  # nothing with outputs depends on it
+        assert isinstance(build, CheckRequest) and build.judged
+        assert isinstance(phony, AttemptRequest)
+        take(s)
+        s.on_checked([self.verdict(build, fresh=True)])
+        assert take(s) == [("task_up_to_date", "build", None), ("task_ready", "link", None)]
+        (link,) = s.dispatch(4)
+        assert isinstance(link, CheckRequest)
+        assert link.upstream == (("build", ("a.o",)),)
+        s.on_checked([self.verdict(link, fresh=False)])
+        (run,) = s.dispatch(4)
+        assert isinstance(run, AttemptRequest) and run.outputs == ("app",)
+        s.on_results([result(run, 1.0, outputs={"app": "d1"})], now=1.0)
+        succeeded = [e for e in s.outbox if e[0] is EventKind.TASK_SUCCEEDED]
+        assert succeeded[0][3] == {
+            "signature": "sig-link",
+            "detail": {"command": "c", "outputs": {"app": "d1"}},
+        }
+
+    def test_always_make_checks_but_never_judges(self) -> None:
+        graph = compile_graph(self.spec())
+        rng = random.Random(0)
+        s = Recording(
+            self.spec(),
+            graph,
+            run_id="r",
+            order=list(range(len(graph))),
+            router=Router(self.spec(), rng=rng),
+            rng=rng,
+            environ={},
+            workers=4,
+            fail_fast=False,
+            kill_grace=1.0,
+            always_make=True,
+        )
+        s.begin()
+        s.ready_roots()
+        checks = [r for r in s.dispatch(4) if isinstance(r, CheckRequest)]
+        assert [(c.task_id, c.judged) for c in checks] == [("build", False)]
+
+    def test_up_to_date_is_kept_on_resume(self) -> None:
+        s = scheduler(self.spec())
+        s.resume([record("build", "up_to_date", 0)])
+        s.begin()
+        s.ready_roots()
+        assert {r.task_id for r in s.dispatch(4)} == {"gen", "phony", "link"}
+        assert s.states[1] is TaskState.UP_TO_DATE
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
