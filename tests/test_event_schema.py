@@ -113,6 +113,32 @@ class TestDeclaration:
 
 
 class TestRealRuns:
+    async def test_signatures_and_up_to_date_events_are_declared(self, tmp_path: Path) -> None:
+        """A task with outputs records its signature; the next run finds it up to date."""
+        (tmp_path / "in.txt").write_text("x")
+        spec = uet_trio.WorkflowSpec(
+            name="files",
+            base_dir=tmp_path,
+            tasks=[
+                uet_trio.TaskSpec(
+                    id="copy",
+                    command=["cp", "in.txt", "out.txt"],
+                    inputs=["in.txt"],
+                    outputs=["out.txt"],
+                )
+            ],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            first = await uet_trio.run_workflow(spec, store=store)
+            second = await uet_trio.run_workflow(spec, store=store)
+            events = store.events(first.run_id) + store.events(second.run_id)
+        assert problems(events) == []
+        (signed,) = [e for e in events if e.kind == EventKind.TASK_SUCCEEDED]
+        (fresh,) = [e for e in events if e.kind == EventKind.TASK_UP_TO_DATE]
+        assert signed.data[DataField.SIGNATURE] == fresh.data[DataField.SIGNATURE]
+        assert set(signed.data[DataField.DETAIL]) == {"command", "inputs", "upstream", "outputs"}
+        assert second.states == {"copy": TaskState.UP_TO_DATE}
+
     async def test_a_mixed_run_records_only_declared_data(self, tmp_path: Path) -> None:
         """Every event's data has the keys (and value types) its kind declares."""
         with Store.open(tmp_path / "u.db") as store:
@@ -139,6 +165,7 @@ class TestRealRuns:
             EventKind.RUN_RESUMED,
             EventKind.ATTEMPT_LOST,
             EventKind.TASK_CANCELLED,
+            EventKind.TASK_UP_TO_DATE,
         }
         recorded = {
             field
