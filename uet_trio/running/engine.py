@@ -14,7 +14,10 @@ The loop awaits a result or the next retry timer, feeds the synchronous
 `Scheduler` what happened, has `Delivery` hand the events it decided to the
 persister and subscribers, and sends the requests it dispatches to idle
 workers over a channel of the workers' size (so it never blocks there).
-Workers answer on a channel sized so that a worker never waits on it.
+Workers answer on a channel sized so that a worker never waits on it. A
+worker also answers the scheduler's up-to-date checks (`freshness`), and
+around an attempt of a task that declares outputs it makes, checks or
+removes them (`_with_outputs`).
 
 Determinism: after waking, the loop takes every result already delivered
 and, while some busy worker has not reported, awaits `runner.settle()` and
