@@ -202,15 +202,17 @@ class TestContract:
     def test_the_projection_follows_the_kinds_in_the_batch(self) -> None:
         """A statement runs when the batch holds a kind it reads; run events bring RUN_UPDATE."""
         start, ready = EventKind.RUN_STARTED, EventKind.TASK_READY
-        insert, spawn, finish, task_update = (statement for statement, _ in TASK_PROJECTION)
+        insert, spawn, finish, task_update, signed = (statement for statement, _ in TASK_PROJECTION)
         assert projection_for({start}) == (RUN_UPDATE,)
         assert projection_for({start, ready}) == (READY_UPDATE, RUN_UPDATE)
         routed = {ready, EventKind.ROUTE_CHOSEN}
         assert projection_for(routed) == (READY_UPDATE, RUN_LAST_SEQ)
         assert projection_for({ready, EventKind.TASK_SKIPPED}) == (task_update, RUN_LAST_SEQ)
+        succeeded = {EventKind.TASK_SUCCEEDED}
+        assert projection_for(succeeded) == (task_update, signed, RUN_LAST_SEQ)
         in_process = {EventKind.ATTEMPT_STARTED, EventKind.ATTEMPT_FINISHED}
         assert projection_for(in_process) == (insert, finish, task_update, RUN_LAST_SEQ)
-        everything = (RESUME_UPDATE, insert, spawn, finish, task_update, RUN_UPDATE)
+        everything = (RESUME_UPDATE, insert, spawn, finish, task_update, signed, RUN_UPDATE)
         assert projection_for(set(EventKind)) == everything
         assert projection_for({EventKind.RUN_RESUMED, ready}) == (
             RESUME_UPDATE,
@@ -286,13 +288,30 @@ class TestFile:
             store.write_batch(task_events(), wall_start=0.0)
         with sqlite3.connect(path) as conn:
             conn.execute("CREATE INDEX events_by_kind ON events (run_id, kind)")
+            conn.execute("DROP TABLE signatures")
+            conn.execute("DROP TABLE file_states")
             conn.execute("PRAGMA user_version=1")
         with Store.open(path) as store:
             assert len(store.events("r1")) == 7
+            assert store.signatures(str(tmp_path)) == {}
         with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
             indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
             assert "events_by_kind" not in {name for (name,) in indexes}
+
+    def test_a_schema_2_file_gains_the_up_to_date_tables(self, tmp_path: Path) -> None:
+        """A file of schema 2 gains the signatures and stat cache tables and keeps its runs."""
+        path = tmp_path / "u.db"
+        with Store.open(path) as store:
+            store.create_run(new_run())
+            store.write_batch(task_events(), wall_start=0.0)
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE signatures")
+            conn.execute("DROP TABLE file_states")
+            conn.execute("PRAGMA user_version=2")
+        with Store.open(path) as store:
+            assert len(store.events("r1")) == 7
+            assert store.file_states() == {}
 
     def test_not_a_database_is_refused_untouched(self, tmp_path: Path) -> None:
         """A file that is not SQLite is refused with a StoreError and left as it was."""

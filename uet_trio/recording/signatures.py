@@ -49,7 +49,7 @@ SELECT runs.base_dir, e.task_id, e.data->>'{DataField.SIGNATURE}',
        e.data->'{DataField.DETAIL}', :run
 FROM events AS e JOIN runs ON runs.run_id = :run
 WHERE e.run_id = :run AND e.seq BETWEEN :first AND :last
-  AND e.kind = '{EventKind.TASK_SUCCEEDED}' AND e.data IS NOT NULL
+  AND e.kind = '{EventKind.TASK_SUCCEEDED}' AND e.data->>'{DataField.SIGNATURE}' IS NOT NULL
 ORDER BY e.seq
 ON CONFLICT (base_dir, task_id) DO UPDATE SET
     signature = excluded.signature, detail = excluded.detail, run_id = excluded.run_id

@@ -433,6 +433,13 @@ def _check_outputs(task: TaskSpec, producers: dict[str, str]) -> None:
     """
     reads = frozenset(task.inputs)
     for path in task.outputs:
+        if "*" in path or "?" in path:
+            raise WorkflowError(
+                f"{path!r}: an output is a path, not a glob (what a task writes must be "
+                "known before it runs, to order its readers and check it after)",
+                task=task.id,
+                field="outputs",
+            )
         if path in reads:
             raise WorkflowError(
                 f"{path!r} is both an input and an output of the task",
