@@ -269,3 +269,13 @@ class TestCommandLine:
         done = run_uet("run", "flow.toml", "nothing[*]", cwd=project)
         assert done.returncode == 2
         assert "no task, instance or declared output matches 'nothing[*]'" in done.stderr
+
+
+def test_a_simulation_runs_every_task_and_touches_no_file(project: Path) -> None:
+    """Scripted attempts write nothing: a simulation neither checks nor expects outputs."""
+    from uet_trio.testing import FakeRunner, simulate
+
+    run(project)
+    simulation = simulate(load_workflow(project / "flow.toml"), FakeRunner())
+    assert set(simulation.states.values()) == {TaskState.SUCCEEDED}
+    assert (project / "count.txt").read_text().split() == ["11"]

@@ -136,6 +136,11 @@ async def open_run(
             shorten the interpreter's GIL switch interval (process-wide:
             only for a program that owns its process; it speeds up runs of
             many in-process tasks, not runs of commands).
+        always_make: run every task, even one whose outputs are up to date
+            (signatures are still recorded).
+        check_outputs: check tasks that declare outputs before they run,
+            and their outputs after (default); False runs every task and
+            looks at no file, as a simulation does.
 
     Raises:
         TypeError: an option that `RunOptions` does not name.

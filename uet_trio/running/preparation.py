@@ -70,6 +70,7 @@ class RunOptions(TypedDict, total=False):
     expected_durations: Mapping[str, Sequence[float]] | None
     short_switch_interval: bool
     always_make: bool
+    check_outputs: bool
 
 
 @attrs.frozen(kw_only=True)
@@ -164,9 +165,10 @@ async def prepare(
         fail_fast=settings.fail_fast,
         kill_grace=settings.kill_grace,
         always_make=options.get("always_make", False),
+        check_outputs=options.get("check_outputs", True),
     )
     freshness = None
-    if any(task.outputs for task in spec.tasks):
+    if options.get("check_outputs", True) and any(task.outputs for task in spec.tasks):
         freshness = await _in_thread(open_freshness, spec, store)
     if resume is None:
         await _in_thread(store.create_run, _new_run_record(spec, graph, the_id, settings))
