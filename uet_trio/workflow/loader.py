@@ -67,6 +67,8 @@ _TASK_KEYS = _keys(
 )
 _ROUTING_KEYS = _keys(RoutingRule, apart={"kind"})
 _TOP_KEYS = frozenset({"workflow", "tasks", "tools", "routing"})
+_SUCCESS = (0,)
+"""The exit codes that count as success when a task names none (one tuple for all tasks)."""
 
 
 def load_workflow(path: str | Path) -> WorkflowSpec:
@@ -195,14 +197,31 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
     """
     Every task of the file, each ``foreach`` table expanded to its instances.
 
-    Input globs are resolved and dependencies on fanned-out tasks expanded
-    once all tasks are known, since both read the other tasks.
+    A task is built as soon as its table is read, unless it reads the other
+    tasks: an input glob (matched against every declared output too) or a
+    dependency on a fanned-out task (meaning each of its instances). Those
+    are kept as drafts and built once all tasks are known, so a large file
+    holds only the few drafts that need it.
     """
-    drafts: list[dict[str, Any]] = []
+    fanned_out = {
+        body.get("id") for body in tasks_doc if isinstance(body, Mapping) and "foreach" in body
+    }
+    built: list[TaskSpec | dict[str, Any]] = []
     groups: dict[str, list[str]] = {}
     for position, body in enumerate(tasks_doc):
-        drafts.extend(_task_drafts(position, body, base_dir, groups))
-    produced = [path for draft in drafts for path in draft["outputs"]]
+        for draft in _task_drafts(position, body, base_dir, groups):
+            if _reads_other_tasks(draft, fanned_out):
+                built.append(draft)
+            else:
+                built.append(TaskSpec(**draft))
+    drafts = [item for item in built if isinstance(item, dict)]
+    if not drafts:
+        return built  # type: ignore[return-value]
+    produced = [
+        path
+        for item in built
+        for path in (item["outputs"] if isinstance(item, dict) else item.outputs)
+    ]
     for draft in drafts:
         if any(is_glob(path) for path in draft["inputs"]):
             own = set(draft["outputs"])
@@ -212,10 +231,20 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
                 base_dir=base_dir,
                 task=draft["id"],
             )
-        if groups:
-            draft["depends_on"] = expand_references(draft["depends_on"], groups)
-            draft["after"] = expand_references(draft["after"], groups)
-    return [TaskSpec(**draft) for draft in drafts]
+        draft["depends_on"] = expand_references(draft["depends_on"], groups)
+        draft["after"] = expand_references(draft["after"], groups)
+    return [TaskSpec(**item) if isinstance(item, dict) else item for item in built]
+
+
+def _reads_other_tasks(draft: Mapping[str, Any], fanned_out: set[Any]) -> bool:
+    """Whether a draft can be built only once every task is known (see `_tasks`)."""
+    if not fanned_out and not draft["inputs"]:
+        return False
+    return (
+        any(is_glob(path) for path in draft["inputs"])
+        or any(dep in fanned_out for dep in draft["depends_on"])
+        or any(dep in fanned_out for dep in draft["after"])
+    )
 
 
 def _task_drafts(
@@ -251,7 +280,9 @@ def _task_drafts(
         "continue_on_failure": _optional(table, "continue_on_failure", bool, task_id, "") or False,
         "inputs": _str_list(table.get("inputs", []), task_id, "inputs"),
         "outputs": _str_list(table.get("outputs", []), task_id, "outputs"),
-        "ok_exit_codes": _int_list(table.get("ok_exit_codes", [0]), task_id, "ok_exit_codes"),
+        "ok_exit_codes": _int_list(table["ok_exit_codes"], task_id, "ok_exit_codes")
+        if "ok_exit_codes" in table
+        else _SUCCESS,
     }
     if "foreach" not in table:
         return [_rendered(draft, params, task_id)]
