@@ -194,9 +194,10 @@ def test_ok_exit_codes_count_as_success_and_keep_outputs(tmp_path: Path, store: 
 
 def test_killed_runner_output_is_never_trusted(project: Path) -> None:
     """
-    kill -9 of `uet` while `copy[name=a]` has half written its output; the
-    input then goes back to what the last success saw. The signature matches
-    again, but the output is not what that success recorded: it runs again.
+    kill -9 of `uet` while both copies have half written their outputs; the
+    workflow and `a`'s input then go back to what the last success saw. The
+    signatures match again, but the outputs are not what that success
+    recorded: both run again.
     """
     run(project)
     flow = project / "flow.toml"
@@ -209,13 +210,17 @@ def test_killed_runner_output_is_never_trusted(project: Path) -> None:
     )
     (project / "src" / "a.txt").write_text("changed\n")
     uet = subprocess.Popen(
-        [*UET, "run", "flow.toml", "-j", "1"],
+        [*UET, "run", "flow.toml", "-j", "2"],
         cwd=project,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: (project / "started").exists(), "the attempt to write its output")
+        outputs = [project / "out" / name for name in ("a.txt", "b.txt")]
+        wait_for(
+            lambda: all(path.read_text() == "partial\n" for path in outputs),
+            "both copies to write half their output",
+        )
         os.kill(uet.pid, signal.SIGKILL)
         uet.wait()
     finally:
@@ -223,8 +228,9 @@ def test_killed_runner_output_is_never_trusted(project: Path) -> None:
     assert (project / "out" / "a.txt").read_text() == "partial\n"
     flow.write_text(FLOW)
     (project / "src" / "a.txt").write_text("alpha\n")
-    assert A in ran(run(project))
+    assert ran(run(project)) == {A, B}
     assert (project / "out" / "a.txt").read_text() == "alpha\n"
+    assert (project / "out" / "b.txt").read_text() == "beta\n"
 
 
 class TestCommandLine:

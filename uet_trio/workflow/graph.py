@@ -59,6 +59,9 @@ class TaskGraph:
         return sorted(seen)
 
 
+_NONE: frozenset[int] = frozenset()
+
+
 def compile_graph(spec: WorkflowSpec) -> TaskGraph:
     """
     Compile `spec` into a `TaskGraph`.
@@ -73,11 +76,15 @@ def compile_graph(spec: WorkflowSpec) -> TaskGraph:
     soft_sets: list[frozenset[int]] = []
     for task in spec.tasks:
         required = [index[d] for d in task.depends_on]
-        if producer:
+        if producer and task.inputs:
             required += [producer[path] for path in task.inputs if path in producer]
-        only_after = [index[d] for d in task.after]
-        deps_lists.append(tuple(dict.fromkeys(required + only_after)))
-        soft_sets.append(frozenset(only_after).difference(required))
+        if task.after:
+            only_after = [index[d] for d in task.after]
+            deps_lists.append(tuple(dict.fromkeys(required + only_after)))
+            soft_sets.append(frozenset(only_after).difference(required))
+        else:
+            deps_lists.append(tuple(dict.fromkeys(required)) if required else ())
+            soft_sets.append(_NONE)
     deps = tuple(deps_lists)
     dependents_lists: list[list[int]] = [[] for _ in ids]
     for i, task_deps in enumerate(deps):

@@ -26,7 +26,7 @@ from .expansion import (
     render_field,
     resolve_inputs,
 )
-from .spec import RETRY_PATHS, RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+from .spec import RETRY_PATHS, SUCCESS, RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
 
 
 def _keys(cls: type, *, apart: Iterable[str], extra: Iterable[str] = ()) -> frozenset[str]:
@@ -67,8 +67,6 @@ _TASK_KEYS = _keys(
 )
 _ROUTING_KEYS = _keys(RoutingRule, apart={"kind"})
 _TOP_KEYS = frozenset({"workflow", "tasks", "tools", "routing"})
-_SUCCESS = (0,)
-"""The exit codes that count as success when a task names none (one tuple for all tasks)."""
 
 
 def load_workflow(path: str | Path) -> WorkflowSpec:
@@ -269,23 +267,27 @@ def _task_drafts(
         "kind": _optional(table, "kind", str, task_id, ""),
         "params": params,
         "secret_params": secret,
-        "depends_on": _str_list(table.get("depends_on", []), task_id, "depends_on"),
-        "after": _str_list(table.get("after", []), task_id, "after"),
+        "depends_on": _str_list(table["depends_on"], task_id, "depends_on")
+        if "depends_on" in table
+        else (),
+        "after": _optional_list(table, "after", task_id),
         "priority": _optional(table, "priority", int, task_id, "") or 0,
         "timeout": _optional_number(table, "timeout", task_id, ""),
-        "env": _str_map(table.get("env", {}), task_id, "env"),
+        "env": _str_map(table["env"], task_id, "env") if "env" in table else {},
         "cwd": _optional(table, "cwd", str, task_id, ""),
         "retry": _retry(table, task_id, ""),
         "tool": _optional(table, "tool", str, task_id, ""),
         "continue_on_failure": _optional(table, "continue_on_failure", bool, task_id, "") or False,
-        "inputs": _str_list(table.get("inputs", []), task_id, "inputs"),
-        "outputs": _str_list(table.get("outputs", []), task_id, "outputs"),
+        "inputs": _optional_list(table, "inputs", task_id),
+        "outputs": _optional_list(table, "outputs", task_id),
         "ok_exit_codes": _int_list(table["ok_exit_codes"], task_id, "ok_exit_codes")
         if "ok_exit_codes" in table
-        else _SUCCESS,
+        else SUCCESS,
     }
     if "foreach" not in table:
-        return [_rendered(draft, params, task_id)]
+        if draft["inputs"] or draft["outputs"] or draft["env"] or draft["cwd"] is not None:
+            _rendered(draft, params, task_id)
+        return [draft]
     foreach = _table(table["foreach"], task_id, "foreach")
     if not foreach:
         raise WorkflowError("needs at least one key", task=task_id, field="foreach")
@@ -433,6 +435,11 @@ def _str_list(value: Any, task: str | None, field: str) -> list[str]:
             f"expected a list of strings, got {_describe(value)}", task=task, field=field
         )
     return value
+
+
+def _optional_list(table: Mapping[str, Any], key: str, task: str) -> list[str] | tuple[()]:
+    """A list of strings under `key`, or an empty tuple (shared) when the table has none."""
+    return _str_list(table[key], task, key) if key in table else ()
 
 
 def _int_list(value: Any, task: str | None, field: str) -> list[int]:

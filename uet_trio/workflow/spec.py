@@ -64,6 +64,8 @@ from .rules import (
 from .templates import placeholders, render, unknown_placeholders
 
 REDACTED = "***"
+SUCCESS = (0,)
+"""The exit codes that count as success unless a task says otherwise (one tuple, shared)."""
 TIMEOUT = "timeout"
 
 _RULE = "uet_trio.rule"
@@ -293,15 +295,15 @@ class TaskSpec:
     )
     """Params whose values are redacted in events, the store and plans."""
     depends_on: tuple[str, ...] = attrs.field(
-        default=(), converter=str_tuple, validator=in_task(check_task_ids)
+        default=(), converter=str_tuple, validator=in_task(check_task_ids, unless=())
     )
     """Tasks that must succeed before this one runs."""
     after: tuple[str, ...] = attrs.field(
-        default=(), converter=str_tuple, validator=in_task(check_task_ids)
+        default=(), converter=str_tuple, validator=in_task(check_task_ids, unless=())
     )
     """Tasks that must only have finished (succeeded, failed or skipped): for summaries, cleanup."""
     inputs: tuple[str, ...] = attrs.field(
-        default=(), converter=path_tuple, validator=in_task(check_paths)
+        default=(), converter=path_tuple, validator=in_task(check_paths, unless=())
     )
     """
     Files the command reads, relative to the workflow's directory: their
@@ -309,7 +311,7 @@ class TaskSpec:
     of them as an output runs first.
     """
     outputs: tuple[str, ...] = attrs.field(
-        default=(), converter=path_tuple, validator=in_task(check_paths)
+        default=(), converter=path_tuple, validator=in_task(check_paths, unless=())
     )
     """
     Files the command writes: a task with outputs is skipped as up to date
@@ -317,7 +319,7 @@ class TaskSpec:
     it succeeds, and are removed when it fails.
     """
     ok_exit_codes: tuple[int, ...] = attrs.field(
-        default=(0,), converter=any_tuple, validator=in_task(check_exit_codes)
+        default=SUCCESS, converter=any_tuple, validator=in_task(check_exit_codes, unless=SUCCESS)
     )
     """Exit codes that count as success."""
     group: str | None = attrs.field(default=None, metadata=NOT_HASHED)
@@ -511,7 +513,8 @@ class WorkflowSpec:
                         raise WorkflowError(
                             f"dependency cycle: {task.id} -> {task.id}", task=task.id, field=field
                         )
-            _check_outputs(task, producers)
+            if task.outputs:
+                _check_outputs(task, producers)
             if task.kind is not None:
                 candidates = self.candidate_tools(task)
                 if not candidates:
