@@ -106,6 +106,7 @@ class TestRoutingAndLevels:
         tasks = by_id(plan)
         assert tasks["own-command"] == PlannedTask(
             id="own-command",
+            group=None,
             level=0,
             priority=0,
             kind=None,
