@@ -285,3 +285,28 @@ def test_a_simulation_runs_every_task_and_touches_no_file(project: Path) -> None
     simulation = simulate(load_workflow(project / "flow.toml"), FakeRunner())
     assert set(simulation.states.values()) == {TaskState.SUCCEEDED}
     assert (project / "count.txt").read_text().split() == ["11"]
+
+
+def test_a_phony_dependency_stands_for_its_signature(tmp_path: Path) -> None:
+    """
+    `prepare` declares no outputs, so it always runs; `use` depends on its
+    signature: the same command leaves `use` up to date, a new one re-runs it.
+    """
+    flow = """
+        [[tasks]]
+        id = "prepare"
+        command = ["sh", "-c", "echo {word} > word.txt"]
+        params = {{ word = "{word}" }}
+
+        [[tasks]]
+        id = "use"
+        depends_on = ["prepare"]
+        outputs = ["used.txt"]
+        command = ["cp", "word.txt", "used.txt"]
+    """
+    (tmp_path / "flow.toml").write_text(textwrap.dedent(flow.format(word="one")))
+    assert ran(run(tmp_path)) == {"prepare", "use"}
+    assert ran(run(tmp_path)) == {"prepare"}
+    (tmp_path / "flow.toml").write_text(textwrap.dedent(flow.format(word="two")))
+    assert ran(run(tmp_path)) == {"prepare", "use"}
+    assert (tmp_path / "used.txt").read_text() == "two\n"
