@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -55,6 +57,30 @@ def db_option(function: F) -> F:
         type=click.Path(dir_okay=False),
         help="The run database (env: UET_DB).",
     )(function)
+
+
+def find_store(start: Path) -> Path | None:
+    """
+    The nearest ``.uet/uet.db`` in `start` or a directory above it, as git finds ``.git``.
+
+    None when there is none up to the root.
+    """
+    for directory in (start, *start.parents):
+        candidate = directory / DEFAULT_DB
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def store_hint(db: str) -> str:
+    """
+    `` --db PATH``, to add to a command suggested to the user, or nothing when
+    a view run from the current directory would find this store by itself.
+    """
+    found = find_store(Path.cwd())
+    if found is not None and os.path.realpath(found) == os.path.realpath(db):
+        return ""
+    return f" --db {shlex.quote(db)}"
 
 
 def open_store(path: str, *, check: bool = False, writes: bool = False) -> Store:
@@ -183,6 +209,26 @@ def colour(text: str, fg: str) -> str:
     if sys.stdout is not None and sys.stdout.isatty():
         return click.style(text, fg=fg)
     return text
+
+
+_CONTROLS = {
+    code: f"\\x{code:02x}"
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+    if code != 0x09  # a tab moves the cursor right and nothing else
+}
+"""Each C0 and C1 control character and DEL, mapped to its visible escape."""
+
+
+def visible(text: str) -> str:
+    """
+    `text` with its control characters written out (``\\x1b``), tabs kept.
+
+    For text that comes from a task (its output, its id) and is shown to
+    people: an escape sequence in it must not clear the screen, move the
+    cursor or set the terminal's title. ``--json`` and ``uet logs`` keep
+    the text as it is.
+    """
+    return text.translate(_CONTROLS)
 
 
 def label(text: str, fg: str) -> str:

@@ -26,10 +26,15 @@ from ._common import (
     open_store,
     resolve_run,
     seconds,
+    visible,
 )
+from ._failures import STREAMS, tail_block
 
 if TYPE_CHECKING:
     from uet_trio import AttemptRecord, AttemptTiming, RunRecord
+
+FAILED_STATES = frozenset({TaskState.FAILED, TaskState.SKIPPED})
+"""The states ``uet show --failed`` lists."""
 
 CRASHED = "crashed"
 """What the views show as the status of a run whose runner is gone (`uet_trio.run_crashed`)."""
@@ -136,13 +141,14 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
 @db_option
 @click.option(
     "--tail",
-    default=10,
+    default=20,
     show_default=True,
     type=click.IntRange(min=0),
-    help="Lines of stderr shown for each failed task.",
+    help="Lines of stdout and of stderr shown for each failed task.",
 )
+@click.option("--failed", "only_failed", is_flag=True, help="List only failed and skipped tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None:
+def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_json: bool) -> None:
     """Show a run: its tasks, failures, critical path and achieved parallelism."""
     from uet_trio import (
         busy_seconds,
@@ -175,6 +181,8 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
     task_rows = []
     for task in tasks:
         counts[task.state] = counts.get(task.state, 0) + 1
+        if only_failed and task.state not in FAILED_STATES:
+            continue
         attempt = last_attempt.get(task.task_id)
         task_rows.append(
             {
@@ -217,37 +225,41 @@ def show(run: str | None, last: bool, db: str, tail: int, as_json: bool) -> None
         # Compact: the indenting encoder is pure Python, seconds for 10,000 tasks.
         click.echo(json.dumps(document, sort_keys=True))
         return
-    sys.stdout.write("\n".join(_show_lines(document, wall)) + "\n")
+    sys.stdout.write("\n".join(_show_lines(document, wall, tail)) + "\n")
     sys.stdout.flush()
 
 
 def _failure(attempt: AttemptRecord, tail: int) -> dict[str, Any]:
     """
     A failed task's entry in `uet show`: the attempt's error (such as a log it
-    could not write), its stderr's last lines, or why they cannot be read.
+    could not write), the last lines of its stdout and its stderr, or why
+    they cannot be read.
     """
     from uet_trio import LogUnavailable, tail_lines
 
-    try:
-        lines, unavailable = tail_lines(attempt, tail), None
-    except LogUnavailable as error:
-        lines, unavailable = [], str(error)
-    return {
+    entry: dict[str, Any] = {
         "task_id": attempt.task_id,
         "attempt": attempt.attempt,
         "error": attempt.error,
-        "stderr_tail": lines,
-        "stderr_unavailable": unavailable,
     }
+    for stream in STREAMS:
+        try:
+            lines, unavailable = tail_lines(attempt, tail, stderr=stream == "stderr"), None
+        except LogUnavailable as error:
+            lines, unavailable = [], str(error)
+        entry[f"{stream}_tail"] = lines
+        entry[f"{stream}_unavailable"] = unavailable
+    return entry
 
 
-def _show_lines(document: dict[str, Any], wall: float | None) -> list[str]:
+def _show_lines(document: dict[str, Any], wall: float | None, tail: int) -> list[str]:
     """The human view of `uet show`, line by line (written at once: 10,000 echoes are slow)."""
     lines: list[str] = []
     echo = lines.append
+    echo_all = lines.extend
     run = document["run"]
     status = CRASHED if run["crashed"] else run["status"]
-    echo(f"run {run['run_id']}  {run['workflow']}  {_shade(status)}")
+    echo(f"run {run['run_id']}  {visible(run['workflow'])}  {_shade(status)}")
     if run["crash"]:
         echo(f"  {run['crash']}")
     achieved = document["parallelism"]
@@ -259,8 +271,11 @@ def _show_lines(document: dict[str, Any], wall: float | None) -> list[str]:
     summary = ", ".join(f"{n} {state}" for state, n in sorted(run["counts"].items()))
     echo(f"  tasks: {run['tasks']} ({summary})")
     rows = document["tasks"]
-    width = max([4, *(len(row["task_id"]) for row in rows)])
-    tool_width = max([4, *(len(row["tool"] or "-") for row in rows)])
+    steps = document["critical_path"]["steps"]
+    names = {row["task_id"]: visible(row["task_id"]) for row in (*rows, *steps)}
+    tools = {row["tool"]: visible(row["tool"] or "-") for row in rows}
+    width = max([4, *map(len, names.values())])
+    tool_width = max([4, *map(len, tools.values())])
     echo("")
     echo(
         f"  {'TASK':<{width}}  {'STATE':<10}  {'ATT':>3}  {'TOOL':<{tool_width}}  "
@@ -268,29 +283,30 @@ def _show_lines(document: dict[str, Any], wall: float | None) -> list[str]:
     )
     for row in rows:
         echo(
-            f"  {row['task_id']:<{width}}  {_pad(_shade(row['state']), row['state'], 10)}  "
-            f"{row['attempts']:>3}  {row['tool'] or '-':<{tool_width}}  "
+            f"  {names[row['task_id']]:<{width}}  {_pad(_shade(row['state']), row['state'], 10)}  "
+            f"{row['attempts']:>3}  {tools[row['tool']]:<{tool_width}}  "
             f"{seconds(row['duration']):>8}  {_exit_text(row)}"
         )
     for failure in document["failures"]:
         echo("")
+        shown = ", last lines of its output:" if tail else ""
         echo(
-            f"  {colour('failed', 'red')} {failure['task_id']} (attempt {failure['attempt']}), "
-            "last lines of stderr:"
+            f"  {colour('failed', 'red')} {visible(failure['task_id'])} "
+            f"(attempt {failure['attempt']}){shown}"
         )
         if failure["error"]:
-            echo(f"    error: {failure['error']}")
-        unavailable = failure["stderr_unavailable"]
-        for line in failure["stderr_tail"] or [f"({unavailable or 'no stderr'})"]:
-            echo(f"    | {line}")
+            echo(f"    error: {visible(failure['error'])}")
+        if tail:
+            tails = {stream: failure[f"{stream}_tail"] for stream in STREAMS}
+            unavailable = {stream: failure[f"{stream}_unavailable"] for stream in STREAMS}
+            echo_all(tail_block(tails, unavailable) or ["    (no output)"])
     path = document["critical_path"]
-    steps = path["steps"]
     echo("")
     echo(f"  critical path: {len(steps)} tasks, {seconds(path['duration'])}")
     origin = run["started_at"] or (steps[0]["started_at"] if steps else 0.0)
     for step in steps:
         echo(
-            f"    {seconds(step['started_at'] - origin):>8}  {step['task_id']:<{width}}  "
+            f"    {seconds(step['started_at'] - origin):>8}  {names[step['task_id']]:<{width}}  "
             f"{seconds(step['duration']):>8}  (waited {seconds(step['waited'])})"
         )
     return lines

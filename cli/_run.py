@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shlex
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -38,13 +39,18 @@ from ._common import (
     open_store,
     resolve_run,
     seconds,
+    store_hint,
+    visible,
 )
+from ._failures import FailureTails
 from ._progress import ProgressLine
 
 if TYPE_CHECKING:
     from uet_trio import Event, Run, RunResult, Store, TaskGraph, WorkflowSpec
 
 EXIT_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
+FAILED_LISTED = 20
+"""Failed tasks named again in the summary, at most (``uet show --failed`` lists all)."""
 
 
 def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -61,6 +67,13 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--quiet", "-q", is_flag=True, help="Print only the summary."),
         click.option("--verbose", "-v", is_flag=True, help="Print every event."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
+        click.option(
+            "--tail",
+            default=20,
+            show_default=True,
+            type=click.IntRange(min=0),
+            help="Lines of stdout and of stderr shown under a failed task (0: none).",
+        ),
         db_option,
     ]
     for option in reversed(options):
@@ -225,6 +238,7 @@ def _execute(
     quiet: bool,
     verbose: bool,
     as_json: bool,
+    tail: int,
     resume: str | None,
     adopt_orphans: bool,
     fail_fast: bool | None = None,
@@ -236,7 +250,7 @@ def _execute(
 
     from uet_trio import RunStatus, UetError
 
-    reporter = _Reporter(quiet=quiet or as_json, verbose=verbose)
+    reporter = _Reporter(quiet=quiet or as_json, verbose=verbose, tail=tail)
     options = {
         "graph": graph,
         "max_workers": workers,
@@ -347,9 +361,10 @@ async def _drive(
 class _Reporter:
     """Prints one line per finished task (or every event with --verbose)."""
 
-    def __init__(self, *, quiet: bool, verbose: bool) -> None:
+    def __init__(self, *, quiet: bool, verbose: bool, tail: int = 0) -> None:
         self.quiet = quiet
         self.verbose = verbose
+        self.tails = FailureTails(tail)
         self.durations: dict[str, float] = {}
         self.errors: dict[str, str] = {}
         self.started_at = time.monotonic()
@@ -373,15 +388,16 @@ class _Reporter:
             return
         if self.progress is not None:
             self.progress.event(event)
+        self.tails.event(event)
         if self.verbose:
             details = " ".join(f"{k}={v}" for k, v in event.data.items() if v is not None)
             task = f" {event.task_id}" if event.task_id else ""
             attempt = f"#{event.attempt}" if event.attempt else ""
             echo(f"{event.time:9.3f} {event.seq:>6} {kind.value}{task}{attempt} {details}")
             return
-        task = event.task_id or ""
+        task = visible(event.task_id or "")
         if kind is EventKind.TASK_SUCCEEDED:
-            self._echo(f"  {label('ok', 'green')} {task}  {seconds(self.durations.get(task))}")
+            self._echo(f"  {label('ok', 'green')} {task}  {seconds(self.durations.get(event.task_id or ""))}")
         elif kind is EventKind.TASK_UP_TO_DATE:
             self._echo(f"  {label('current', 'green')} {task}  up to date")
         elif kind is EventKind.TASK_FAILED:
@@ -396,7 +412,9 @@ class _Reporter:
                 why = f"exit {data.get(DataField.EXIT_CODE)}"
             attempts = event.attempt
             suffix = f" after {attempts} attempts" if attempts and attempts > 1 else ""
-            self._echo(f"  {label('FAILED', 'red')} {task}  {why}{suffix}")
+            self._echo(f"  {label('FAILED', 'red')} {task}  {visible(why)}{suffix}")
+            for line in self.tails.lines(event.task_id or ""):
+                self._echo(line)
         elif kind is EventKind.TASK_SKIPPED:
             upstream = event.data[DataField.UPSTREAM]
             self._echo(f"  {label('skipped', 'yellow')} {task}  (upstream {upstream} failed)")
@@ -421,7 +439,16 @@ class _Reporter:
             f"{seconds(time.monotonic() - self.started_at)}: {counts}"
         )
         if status is not RunStatus.SUCCEEDED:
-            echo(f"  details: uet show {result.run_id} --db {db}")
+            where = store_hint(db)
+            failed = [task for task, state in result.states.items() if state is TaskState.FAILED]
+            for task in failed[:FAILED_LISTED]:
+                echo(
+                    f"  {label('FAILED', 'red')} {visible(task)}  output: "
+                    f"uet logs {result.run_id} {shlex.quote(visible(task))}{where} [--stderr]"
+                )
+            if len(failed) > FAILED_LISTED:
+                echo(f"  ... and {len(failed) - FAILED_LISTED} more failed tasks")
+            echo(f"  details: uet show {result.run_id}{where} --failed")
 
 
 COMMANDS = [run, resume]

@@ -295,6 +295,8 @@ class TestShow:
                 "task_id": "broken",
                 "attempt": 1,
                 "error": None,
+                "stdout_tail": [],
+                "stdout_unavailable": None,
                 "stderr_tail": ["line one", 'line "two"'],
                 "stderr_unavailable": None,
             }
@@ -321,7 +323,7 @@ class TestShow:
         assert result.exit_code == 0
         out = result.stdout
         assert f"run {filled.failed}  views-failed  failed" in out
-        assert "failed broken (attempt 1), last lines of stderr:" in out
+        assert "failed broken (attempt 1), last lines of its output:\n    stderr:\n" in out
         assert '    | line "two"' in out
         assert "    | line one" not in out
         assert "critical path: 3 tasks" in out

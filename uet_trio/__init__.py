@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .recording.events import Severity as Severity
     from .recording.logs import LogUnavailable as LogUnavailable
     from .recording.logs import read_output as read_output
+    from .recording.logs import slice_tail as slice_tail
     from .recording.logs import tail_lines as tail_lines
     from .recording.permissions import writable_by_others as writable_by_others
     from .recording.records import AttemptRecord as AttemptRecord
@@ -112,6 +113,7 @@ _EXPORTS = {
     "Severity": "recording.events",
     "LogUnavailable": "recording.logs",
     "read_output": "recording.logs",
+    "slice_tail": "recording.logs",
     "tail_lines": "recording.logs",
     "writable_by_others": "recording.permissions",
     "AttemptRecord": "recording.records",

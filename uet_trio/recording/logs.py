@@ -457,7 +457,39 @@ def tail_lines(attempt: AttemptRecord, count: int, *, stderr: bool = True) -> li
     size = output_size(attempt, stderr=stderr)
     skip = max(0, size - TAIL_BYTES)
     data = read_output(attempt, stderr=stderr, skip=skip, limit=size - skip)
+    return _last_lines(data, count, cut=skip > 0)
+
+
+def slice_tail(path: str, offset: int, length: int, count: int) -> list[str]:
+    """
+    The last `count` lines of the finished output at (`path`, `offset`, `length`).
+
+    For a reader that knows where an attempt's output lies without its
+    store row: ``uet run`` learns it from the attempt's events and shows a
+    failed task's tail as the failure happens, before the row is committed.
+
+    Raises:
+        LogUnavailable: the file is gone, or ends before the slice does.
+    """
+    if count <= 0 or length <= 0:
+        return []
+    skip = max(0, length - TAIL_BYTES)
+    try:
+        with open(path, "rb") as file:
+            _check_size(path, offset, length, os.fstat(file.fileno()).st_size, skip)
+            file.seek(offset + skip)
+            data = file.read(length - skip)
+    except FileNotFoundError:
+        raise LogUnavailable(path, recorded=length, available=0, missing=True) from None
+    return _last_lines(data, count, cut=skip > 0)
+
+
+def _last_lines(data: bytes, count: int, *, cut: bool) -> list[str]:
+    """
+    The last `count` lines of `data`, decoded for display (bad bytes replaced);
+    `cut`: `data` starts mid-output, so its first line may be partial and is dropped.
+    """
     lines = data.decode("utf-8", errors="replace").splitlines()
-    if skip and lines:
+    if cut and lines:
         lines = lines[1:]
     return lines[-count:] if count > 0 else []
