@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
 import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
@@ -59,6 +61,91 @@ def db_option(function: F) -> F:
     )(function)
 
 
+NO_STORE = "no uet store here or in any parent directory; run a workflow first or pass --db"
+
+
+class NoStore(click.ClickException):
+    """A command that only reads found no store: it creates none, and exits 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        echo(f"uet: error: {self.format_message()}", err=True)
+
+
+class _StoreOption(click.Option):
+    """``--db``, whose help names the store a view would read from where it is asked."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        found = find_store(Path.cwd())
+        self.help = (
+            "The store to read (env: UET_DB). Default: the nearest .uet/uet.db in the "
+            f"current directory or above it; here: {found if found is not None else 'none'}."
+        )
+        return super().get_help_record(ctx)
+
+
+def store_option(function: F) -> F:
+    """
+    ``--db PATH`` (or ``UET_DB``) and ``-v``, for the commands that read a store.
+
+    The command gets ``db``: the path given, or else the nearest
+    ``.uet/uet.db`` in the current directory or a parent of it, as git finds
+    ``.git`` (`locate_store`); with ``-v`` it first says on stderr which
+    store it reads. None found is `NoStore` (exit 2): nothing is created.
+    """
+
+    @functools.wraps(function)
+    def command(*args: Any, db: str | None, say_store: bool, **kwargs: Any) -> Any:
+        path = locate_store(db)
+        if say_store:
+            echo(f"uet: reading the store {path}", err=True)
+        return function(*args, db=path, **kwargs)
+
+    with_verbose = click.option(
+        "-v",
+        "--verbose",
+        "say_store",
+        is_flag=True,
+        help="Say on stderr which store is read.",
+    )(command)
+    return cast(
+        F,
+        click.option(
+            "--db",
+            "db",
+            cls=_StoreOption,
+            envvar="UET_DB",
+            default=None,
+            metavar="PATH",
+            type=click.Path(dir_okay=False),
+        )(with_verbose),
+    )
+
+
+def locate_store(db: str | None) -> str:
+    """
+    The store a command that only reads uses: `db` when given (it must
+    exist), else the nearest ``.uet/uet.db`` from the current directory up.
+
+    Raises:
+        NoStore: there is none; nothing is created.
+    """
+    if db is not None:
+        if not os.path.isfile(db):
+            raise NoStore(f"no uet store at {db}; run a workflow first or pass another --db")
+        return db
+    found = find_store(Path.cwd())
+    if found is None:
+        raise NoStore(NO_STORE)
+    return str(found)
+
+
+def flow_store(flow: str) -> str:
+    """The store of `uet run FLOW` by default: ``.uet/uet.db`` in the workflow file's directory."""
+    return os.path.join(os.path.dirname(flow) or ".", DEFAULT_DB)
+
+
 def find_store(start: Path) -> Path | None:
     """
     The nearest ``.uet/uet.db`` in `start` or a directory above it, as git finds ``.git``.
@@ -81,6 +168,31 @@ def store_hint(db: str) -> str:
     if found is not None and os.path.realpath(found) == os.path.realpath(db):
         return ""
     return f" --db {shlex.quote(db)}"
+
+
+def open_view_store(path: str) -> Store:
+    """
+    Open an existing store to read it (`locate_store` found it), creating nothing.
+
+    Opened as usual when it can be; a store SQLite cannot open for writing
+    (read-only media, a directory the user may not write) is opened
+    read-only instead, so it can still be browsed.
+    """
+    from uet_trio import Store, StoreError
+
+    try:
+        return Store.open(path)
+    except StoreError as error:
+        cause = error.__cause__
+        name = str(getattr(cause, "sqlite_errorname", ""))
+        if not (name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")) or _denied(cause)):
+            raise
+    return Store.open(path, readonly=True)
+
+
+def _denied(error: BaseException | None) -> bool:
+    """Whether `error` is the operating system refusing a write."""
+    return isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def open_store(path: str, *, check: bool = False, writes: bool = False) -> Store:

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ._common import (
-    db_option,
-    open_store,
+    open_view_store,
     resolve_run,
+    store_option,
 )
 from ._inspect import crashed_message
 
@@ -128,7 +128,7 @@ def _stop_crashed(record: RunRecord) -> NoReturn:
 @click.command()
 @click.argument("run", required=False)
 @click.option("--last", is_flag=True, help="The most recent run.")
-@db_option
+@store_option
 @click.option("--kind", "kinds", multiple=True, help="Only events of this kind (repeatable).")
 @click.option("--task", "task_id", help="Only events of this task.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the run ends.")
@@ -156,7 +156,7 @@ def events(
             )
     if as_json and (as_jsonl or follow):
         raise click.UsageError("--json prints one document; use --jsonl with --follow")
-    with open_store(db) as store:
+    with open_view_store(db) as store:
         run_id = resolve_run(store, run, last)
         out = sys.stdout
         try:
@@ -205,7 +205,7 @@ def events(
 @click.argument("run_or_task", metavar="[RUN] TASK")
 @click.argument("task", required=False, metavar="")
 @click.option("--last", is_flag=True, help="The most recent run (then give only TASK).")
-@db_option
+@store_option
 @click.option("--attempt", type=click.IntRange(min=1), help="Attempt number (default: latest).")
 @click.option("--stderr", is_flag=True, help="Print stderr instead of stdout.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing output until the attempt ends.")
@@ -228,7 +228,7 @@ def logs(
         run, task = None, run_or_task
     elif task is None:
         raise click.UsageError("give RUN and TASK, or --last TASK")
-    with open_store(db) as store:
+    with open_view_store(db) as store:
         run_id = resolve_run(store, run, last)
         if not store.has_task(run_id, task):
             raise click.BadParameter(f"run {run_id} has no task {task!r}", param_hint="TASK")

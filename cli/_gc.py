@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import click
 
 from ._common import (
-    db_option,
     echo_json,
     open_store,
+    store_option,
 )
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -41,7 +41,7 @@ class Age(_FloatParam):
 
 
 @click.command()
-@db_option
+@store_option
 @click.option("--keep", type=click.IntRange(min=0), help="Keep the N most recent runs.")
 @click.option("--older-than", "older_than", type=Age(), help="Delete runs older than this (7d).")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")

@@ -21,11 +21,11 @@ from uet_trio import TaskState
 from ._common import (
     STATUSES,
     colour,
-    db_option,
     echo_json,
-    open_store,
+    open_view_store,
     resolve_run,
     seconds,
+    store_option,
     visible,
 )
 from ._failures import STREAMS, tail_block
@@ -80,13 +80,13 @@ def _pad(text: str, plain: str, width: int) -> str:
 
 
 @click.command()
-@db_option
+@store_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def runs(db: str, limit: int, status: str | None, as_json: bool) -> None:
     """List recent runs, newest first."""
-    with open_store(db) as store:
+    with open_view_store(db) as store:
         records = store.list_runs(limit=limit, status=status)
         counts = store.task_counts_by_run([record.run_id for record in records])
     rows = [_run_row(record, counts[record.run_id]) for record in records]
@@ -138,7 +138,7 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
 @click.command()
 @click.argument("run", required=False)
 @click.option("--last", is_flag=True, help="The most recent run.")
-@db_option
+@store_option
 @click.option(
     "--tail",
     default=20,
@@ -158,7 +158,7 @@ def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_
         run_wall,
     )
 
-    with open_store(db) as store:
+    with open_view_store(db) as store:
         run_id = resolve_run(store, run, last)
         record = store.get_run(run_id)
         tasks = store.tasks(run_id)

@@ -32,10 +32,11 @@ import click
 from ._common import (
     Program,
     colour,
-    db_option,
     echo,
+    flow_store,
     json_text,
     label,
+    locate_store,
     open_store,
     resolve_run,
     seconds,
@@ -74,7 +75,13 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=0),
             help="Lines of stdout and of stderr shown under a failed task (0: none).",
         ),
-        db_option,
+        click.option(
+            "--db",
+            envvar="UET_DB",
+            type=click.Path(dir_okay=False),
+            help="The store (env: UET_DB). Default: for run, .uet/uet.db in the workflow "
+            "file's directory; for resume, the nearest .uet/uet.db from here up.",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -130,6 +137,7 @@ def run(
     """
     from uet_trio import RunStatus, WorkflowError, compile_graph, open_workflow, select_targets
 
+    options["db"] = options["db"] or flow_store(flow)
     with _interrupt_exits(ctx):
         spec, graph = open_workflow(flow)
         if targets:
@@ -191,6 +199,8 @@ def resume(ctx: click.Context, /, run: str | None, last: bool, **options: Any) -
     """Finish RUN (an id or unique prefix): keep what succeeded, run the rest."""
     from uet_trio import RunConflict, RunStatus, open_workflow
 
+    # Given, the store is taken as it is; else it is the nearest one up from here.
+    options["db"] = options["db"] or locate_store(None)
     with _interrupt_exits(ctx), open_store(options["db"], check=True, writes=True) as store:
         run_id = resolve_run(store, run, last)
         record = store.get_run(run_id)

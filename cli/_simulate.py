@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import db_option, echo_json, open_store, seconds
+from ._common import echo_json, flow_store, open_view_store, seconds
 
 if TYPE_CHECKING:
     from uet_trio import WorkflowSpec
@@ -38,14 +38,21 @@ NO_RECORD = "no recorded run: every task counted as 1s"
     help="Take task durations from RUN (id or unique prefix) instead of recent runs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@db_option
+@click.option(
+    "--db",
+    envvar="UET_DB",
+    type=click.Path(dir_okay=False),
+    help="The store whose runs give the durations (env: UET_DB). "
+    "Default: .uet/uet.db in the workflow file's directory, as uet run.",
+)
 def simulate(
-    flow: str, workers: int | None, durations_run: str | None, as_json: bool, db: str
+    flow: str, workers: int | None, durations_run: str | None, as_json: bool, db: str | None
 ) -> None:
     """Predict the wall time and critical path of FLOW with N workers."""
     from uet_trio import open_workflow, predict
 
     spec, _ = open_workflow(flow)
+    db = db or flow_store(flow)
     durations, history = _recorded(spec, db, durations_run)
     prediction = predict(spec, workers=workers, durations=durations, history=history)
     workers = prediction.workers
@@ -107,7 +114,7 @@ def _recorded(
         if durations_run is not None:
             raise click.UsageError(f"--durations {durations_run}: no database at {db}")
         return None, {}
-    with open_store(db) as store:
+    with open_view_store(db) as store:
         history = store.recent_durations(spec.name)
         if durations_run is None:
             return None, history

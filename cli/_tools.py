@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from ._common import db_option, echo_json, open_store, seconds
+from ._common import echo_json, open_view_store, seconds, store_option
 
 
 @click.command()
-@db_option
+@store_option
 @click.option("--workflow", "-w", metavar="NAME", help="Only this workflow's tools.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def tools(db: str, workflow: str | None, as_json: bool) -> None:
@@ -23,7 +23,7 @@ def tools(db: str, workflow: str | None, as_json: bool) -> None:
     """
     from uet_trio import ToolMetrics
 
-    with open_store(db) as store:
+    with open_view_store(db) as store:
         records = store.router_states()
     if workflow is not None:
         records = [record for record in records if record.workflow == workflow]

@@ -18,8 +18,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def test_fanout_example_runs_in_a_real_uet_process(tmp_path: Path) -> None:
-    """The README's main job: 54 tasks succeed, recorded under .uet/ of the cwd."""
-    done = run_uet("run", EXAMPLES / "fanout.toml", "--workers", "4", cwd=tmp_path)
+    """The README's main job: 54 tasks succeed, recorded under .uet/ of the flow's directory."""
+    (tmp_path / "fanout.toml").write_bytes((EXAMPLES / "fanout.toml").read_bytes())
+    (tmp_path / "elsewhere").mkdir()
+    done = run_uet("run", "../fanout.toml", "--workers", "4", cwd=tmp_path / "elsewhere")
     assert done.returncode == 0, done.stderr
     assert "succeeded" in done.stdout and "54 succeeded" in done.stdout
     db = tmp_path / ".uet" / "uet.db"

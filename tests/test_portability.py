@@ -256,7 +256,8 @@ def test_a_whole_run_without_pidfd_open(tmp_path: Path) -> None:
         "import uet_trio_cli\n"
         "from uet_trio.running.executors import portable\n"
         "assert portable.IN_USE\n"
-        f"sys.argv = ['uet', 'run', {str(EXAMPLES / 'fanout.toml')!r}, '--workers', '4']\n"
+        f"sys.argv = ['uet', 'run', {str(EXAMPLES / 'fanout.toml')!r}, '--workers', '4', "
+        "'--db', '.uet/uet.db']\n"
         "uet_trio_cli.entry()\n"
     )
     done = subprocess.run(

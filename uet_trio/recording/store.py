@@ -39,8 +39,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
-from ..errors import RunConflict, RunNotFound
+from ..errors import RunConflict, RunNotFound, StoreError
 from .connection import (
     DEFAULT_BUSY_TIMEOUT,
     create_private,
@@ -99,6 +100,10 @@ class Store(Queries):
         """
         Open (creating if needed) the database at `path`.
 
+        `readonly` opens an existing file for reading only, creating nothing;
+        a store on read-only media is opened immutable (SQLite cannot create
+        its shared-memory file there).
+
         The file is created readable only by its owner and its directory with
         mode 0700. `check` runs ``PRAGMA quick_check`` (O(size); for resumes
         and runs). A file that is not a uet-trio database is refused and left
@@ -109,9 +114,33 @@ class Store(Queries):
                 is damaged, or is locked past `busy_timeout`.
         """
         location = os.fspath(path)
+        if readonly:
+            try:
+                return cls._open(location, busy_timeout, synchronous, readonly, check, "mode=ro")
+            except StoreError as error:
+                cause = getattr(error.__cause__, "sqlite_errorname", None)
+                if cause != "SQLITE_CANTOPEN":
+                    raise
+            # A WAL database whose directory cannot take the shared-memory
+            # file (read-only media) opens only as immutable: nothing can be
+            # writing it there, since no writer could create that file either.
+            return cls._open(location, busy_timeout, synchronous, readonly, check, "immutable=1")
+        return cls._open(location, busy_timeout, synchronous, readonly, check, "")
+
+    @classmethod
+    def _open(
+        cls,
+        location: str,
+        busy_timeout: float,
+        synchronous: str,
+        readonly: bool,
+        check: bool,
+        query: str,
+    ) -> Store:
+        """`open` with the read-only URI's `query` (``mode=ro`` or ``immutable=1``)."""
         with translated(location, "open the database"):
             if readonly:
-                uri = "file:" + Path(location).resolve().as_posix() + "?mode=ro"
+                uri = f"file:{quote(Path(location).resolve().as_posix())}?{query}"
                 conn = sqlite3.connect(
                     uri,
                     uri=True,
