@@ -316,9 +316,50 @@ def flush_standard_streams() -> None:
             silence(err=err)
 
 
+COLOUR_MODES = ("auto", "always", "never")
+_COLOUR_KEY = "uet.colour"
+
+
+def _set_colour(ctx: click.Context, param: click.Parameter, mode: str) -> str:
+    ctx.meta[_COLOUR_KEY] = mode
+    if mode != "auto":
+        # click.echo strips styles from output that is not a terminal unless told.
+        ctx.color = mode == "always"
+    return mode
+
+
+def colour_option(function: F) -> F:
+    """``--color auto|always|never`` for the commands that colour their output."""
+    return click.option(
+        "--color",
+        type=click.Choice(COLOUR_MODES),
+        default="auto",
+        show_default=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_colour,
+        help="Colour the output: on a terminal unless NO_COLOR is set (auto), always, never.",
+    )(function)
+
+
+def colour_wanted() -> bool:
+    """
+    Whether output is coloured: ``--color always`` or ``never`` if given;
+    else on a terminal, unless ``NO_COLOR`` is set to anything but the
+    empty string (https://no-color.org).
+    """
+    ctx = click.get_current_context(silent=True)
+    mode = ctx.meta.get(_COLOUR_KEY, "auto") if ctx is not None else "auto"
+    if mode != "auto":
+        return bool(mode == "always")
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout is not None and sys.stdout.isatty()
+
+
 def colour(text: str, fg: str) -> str:
-    """`text` in colour when stdout is a terminal, plain otherwise."""
-    if sys.stdout is not None and sys.stdout.isatty():
+    """`text` in colour when output is coloured (`colour_wanted`), plain otherwise."""
+    if colour_wanted():
         return click.style(text, fg=fg)
     return text
 

@@ -21,6 +21,7 @@ from uet_trio import TaskState
 from ._common import (
     STATUSES,
     colour,
+    colour_option,
     echo_json,
     open_view_store,
     resolve_run,
@@ -81,6 +82,7 @@ def _pad(text: str, plain: str, width: int) -> str:
 
 @click.command()
 @store_option
+@colour_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 @click.option("--status", type=click.Choice(STATUSES))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
@@ -146,6 +148,7 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
     type=click.IntRange(min=0),
     help="Lines of stdout and of stderr shown for each failed task.",
 )
+@colour_option
 @click.option("--failed", "only_failed", is_flag=True, help="List only failed and skipped tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_json: bool) -> None:

@@ -32,6 +32,7 @@ import click
 from ._common import (
     Program,
     colour,
+    colour_option,
     echo,
     flow_store,
     json_text,
@@ -82,6 +83,7 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="The store (env: UET_DB). Default: for run, .uet/uet.db in the workflow "
             "file's directory; for resume, the nearest .uet/uet.db from here up.",
         ),
+        colour_option,
     ]
     for option in reversed(options):
         function = option(function)
