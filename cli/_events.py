@@ -171,12 +171,12 @@ def events(
                     follow=follow,
                 )
                 if as_json:
-                    # One list, one compact event per line.
-                    separator = "[\n"
+                    # One list, one compact event per line, as `json_text` lays lists out.
+                    separator = "[\n  "
                     for batch in batches:
-                        out.write(separator + ",\n".join(map(_event_json, batch)))
-                        separator = ",\n"
-                    out.write("[]\n" if separator == "[\n" else "\n]\n")
+                        out.write(separator + ",\n  ".join(map(_event_json, batch)))
+                        separator = ",\n  "
+                    out.write("[]\n" if separator == "[\n  " else "\n]\n")
                 else:
                     for batch in batches:
                         out.write("".join(_event_json(row) + "\n" for row in batch))

@@ -63,8 +63,8 @@ def _plan_document(planned: Plan) -> dict[str, Any]:
     """The ``--json`` form of a plan."""
     return {
         "workflow": planned.workflow,
-        "tasks": planned.tasks,
-        "critical_path": planned.critical_path,
+        "task_count": planned.tasks,
+        "critical_path_length": planned.critical_path,
         "history": planned.history,
         "routing": {
             route.kind: {
@@ -79,7 +79,7 @@ def _plan_document(planned: Plan) -> dict[str, Any]:
 
 def _task_document(task: PlannedTask) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "id": task.id,
+        "task_id": task.id,
         "group": task.group,
         "priority": task.priority,
         "path": task.path,

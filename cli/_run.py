@@ -292,7 +292,10 @@ def _execute(
                     "run_id": result.run_id,
                     "status": result.status.value,
                     "wall": result.wall,
-                    "tasks": {task: state.value for task, state in result.states.items()},
+                    "tasks": [
+                        {"task_id": task, "state": state.value}
+                        for task, state in result.states.items()
+                    ],
                     "db": db,
                 }
             )

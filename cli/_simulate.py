@@ -61,16 +61,26 @@ def simulate(
     else:
         source = "recent runs" if history else NO_RECORD
     steps = [
-        {"task": step.task_id, "start": step.start, "end": step.end, "waited": step.waited}
+        {
+            "task_id": step.task_id,
+            "start": step.start,
+            "end": step.end,
+            "duration": step.end - step.start,
+            "waited": step.waited,
+        }
         for step in prediction.critical_path
     ]
+    path = prediction.critical_path
     if as_json:
         echo_json(
             {
                 "wall": prediction.wall,
                 "busy": prediction.busy,
                 "parallelism": prediction.parallelism,
-                "critical_path": steps,
+                "critical_path": {
+                    "duration": path[-1].end - path[0].start if path else 0.0,
+                    "steps": steps,
+                },
                 "workflow": spec.name,
                 "workers": workers,
                 "durations_from": source,

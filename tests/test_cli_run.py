@@ -103,7 +103,7 @@ def test_json_summary_and_db_from_environment(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["status"] == "succeeded"
-    assert summary["tasks"] == {"a": "succeeded"}
+    assert summary["tasks"] == [{"task_id": "a", "state": "succeeded"}]
     assert db.exists()
 
 
@@ -127,10 +127,10 @@ def test_validate_and_plan(cli: CliRunner) -> None:
     result = cli.invoke(main, ["plan", "--json", str(EXAMPLES / "hello.toml")])
     assert result.exit_code == 0
     plan = json.loads(result.output)
-    first_level = {entry["id"]: entry for entry in plan["levels"][0]}
+    first_level = {entry["task_id"]: entry for entry in plan["levels"][0]}
     assert first_level["greet-world"]["tool"] == "greeter"
     assert first_level["greet-world"]["argv"][-1] == "world"
-    assert [entry["id"] for entry in plan["levels"][1]] == ["count"]
+    assert [entry["task_id"] for entry in plan["levels"][1]] == ["count"]
     assert (first_level["greet-world"]["timeout"], first_level["greet-world"]["retries"]) == (30, 0)
     text = cli.invoke(main, ["plan", str(EXAMPLES / "hello.toml")]).output
     assert "level 1:" in text and "greet -> greeter" in text
@@ -172,7 +172,7 @@ def test_plan_shows_effective_timeout_and_retries(
     db = str(tmp_path / "none.db")
     result = cli.invoke(main, ["plan", "--json", str(flow), "--db", db])
     assert result.exit_code == 0, result.output
-    entries = {entry["id"]: entry for entry in json.loads(result.output)["levels"][0]}
+    entries = {entry["task_id"]: entry for entry in json.loads(result.output)["levels"][0]}
     assert {task: (e["timeout"], e["retries"]) for task, e in entries.items()} == {
         "routed": (5, 2),
         "own": (90, 0),

@@ -199,9 +199,9 @@ class TestRuns:
         assert [row["run_id"] for row in rows] == [filled.cancelled, filled.failed, filled.ok]
         by_id = {row["run_id"]: row for row in rows}
         ok, failed, cancelled = by_id[filled.ok], by_id[filled.failed], by_id[filled.cancelled]
-        assert (ok["workflow"], ok["status"], ok["tasks"]) == ("views-ok", "succeeded", 2)
+        assert (ok["workflow"], ok["status"], ok["task_count"]) == ("views-ok", "succeeded", 2)
         assert (ok["succeeded"], ok["failed"], ok["skipped"]) == (2, 0, 0)
-        assert (failed["status"], failed["tasks"]) == ("failed", 5)
+        assert (failed["status"], failed["task_count"]) == ("failed", 5)
         assert (failed["succeeded"], failed["failed"], failed["skipped"]) == (3, 1, 1)
         assert (cancelled["status"], cancelled["cancelled"]) == ("cancelled", 1)
         for row in rows:
@@ -313,7 +313,7 @@ class TestShow:
             "SELECT sum(duration) FROM attempts WHERE run_id = ?",
             (filled.failed,),
         )
-        assert document["busy_seconds"] == pytest.approx(rows[0][0])
+        assert document["busy"] == pytest.approx(rows[0][0])
         wall = run["finished_at"] - run["started_at"]
         assert document["parallelism"] == pytest.approx(rows[0][0] / wall)
 

@@ -103,10 +103,10 @@ class TestPrediction:
                 run_started=record.started_at,
             )
         assert abs(prediction["wall"] - wall) <= 0.10 * wall, (prediction["wall"], wall)
-        predicted_path = [step["task"] for step in prediction["critical_path"]]
+        predicted_path = [step["task_id"] for step in prediction["critical_path"]["steps"]]
         assert predicted_path == [step.task_id for step in steps]
         assert predicted_path == ["setup", "short-1", "finish"]
-        assert prediction["critical_path"][1]["waited"] > 0.5
+        assert prediction["critical_path"]["steps"][1]["waited"] > 0.5
 
     def test_more_workers_never_predict_longer(
         self, cli: CliRunner, recorded: tuple[Path, Path, str]
@@ -118,7 +118,11 @@ class TestPrediction:
         }
         assert walls[1]["wall"] == walls[1]["busy"]
         assert walls[1]["wall"] > walls[2]["wall"] > walls[3]["wall"]
-        assert [step["task"] for step in walls[3]["critical_path"]] == ["setup", "long", "finish"]
+        assert [step["task_id"] for step in walls[3]["critical_path"]["steps"]] == [
+            "setup",
+            "long",
+            "finish",
+        ]
         assert walls[3]["durations_from"] == "recent runs"
 
 
