@@ -426,6 +426,11 @@ def label(text: str, fg: str) -> str:
     return colour(text.ljust(7), fg)
 
 
+def plural(count: float, noun: str) -> str:
+    """``1 task``, ``2 tasks``, ``0 tasks``: `count` and `noun` in agreement (nouns taking -s)."""
+    return f"{count:g} {noun}" if count == 1 else f"{count:g} {noun}s"
+
+
 def seconds(value: float | None) -> str:
     """A duration for people: 0.52s, 1m03s, 2h05m."""
     if value is None:

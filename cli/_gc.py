@@ -11,6 +11,7 @@ import click
 from ._common import (
     echo_json,
     open_store,
+    plural,
     store_option,
 )
 
@@ -63,7 +64,9 @@ def gc(db: str, keep: int | None, older_than: float | None, dry_run: bool, as_js
             deleted.append({"run_id": record.run_id, "status": record.status, "log_files": files})
             if not as_json:
                 verb = "would delete" if dry_run else "deleted"
-                click.echo(f"{verb} run {record.run_id} ({record.status}, {files} log files)")
+                click.echo(
+                    f"{verb} run {record.run_id} ({record.status}, {plural(files, 'log file')})"
+                )
     if as_json:
         echo_json({"dry_run": dry_run, "deleted": deleted})
     elif not deleted:

@@ -23,6 +23,7 @@ from ._common import (
     colour_option,
     echo_json,
     open_view_store,
+    plural,
     resolve_run,
     seconds,
     store_option,
@@ -97,18 +98,45 @@ def runs(db: str, limit: int, status: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no runs")
         return
-    click.echo(
-        f"{'RUN':<20}  {'STATUS':<9}  {'WORKFLOW':<20}  {'STARTED':<19}  {'DURATION':>8}  "
-        f"{'OK':>5}  {'FAILED':>6}  {'SKIPPED':>7}"
-    )
-    for row in rows:
-        status = CRASHED if row["crashed"] else row["status"]
-        click.echo(
-            f"{row['run_id']:<20}  {_pad(_shade(status), status, 9)}  "
-            f"{row['workflow']:<20}  {_when(row['started_at']):<19}  "
-            f"{seconds(row['duration']):>8}  {row['succeeded']:>5}  {row['failed']:>6}  "
-            f"{row['skipped']:>7}"
-        )
+    sys.stdout.write("".join(line + "\n" for line in _runs_table(rows)))
+    sys.stdout.flush()
+
+
+RUNS_COLUMNS = ("RUN", "STATUS", "WORKFLOW", "STARTED", "DURATION", "OK", "FAILED", "SKIPPED")
+_RIGHT = frozenset({"DURATION", "OK", "FAILED", "SKIPPED"})
+
+
+def _runs_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The lines of `uet runs`: each column as wide as its widest cell, status coloured."""
+    cells = [
+        [
+            row["run_id"],
+            CRASHED if row["crashed"] else row["status"],
+            visible(row["workflow"]),
+            _when(row["started_at"]),
+            seconds(row["duration"]),
+            str(row["succeeded"]),
+            str(row["failed"]),
+            str(row["skipped"]),
+        ]
+        for row in rows
+    ]
+    widths = [
+        max(len(name), *(len(line[i]) for line in cells)) for i, name in enumerate(RUNS_COLUMNS)
+    ]
+
+    def line(values: list[str], shade: bool) -> str:
+        parts = []
+        for name, value, width in zip(RUNS_COLUMNS, values, widths, strict=True):
+            if name in _RIGHT:
+                parts.append(value.rjust(width))
+            elif name == "STATUS" and shade:
+                parts.append(_pad(_shade(value), value, width))
+            else:
+                parts.append(value.ljust(width))
+        return "  ".join(parts).rstrip()
+
+    return [line(list(RUNS_COLUMNS), False), *(line(values, True) for values in cells)]
 
 
 def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
@@ -307,7 +335,7 @@ def _show_lines(document: dict[str, Any], wall: float | None, tail: int) -> list
             echo_all(tail_block(tails, unavailable) or ["    (no output)"])
     path = document["critical_path"]
     echo("")
-    echo(f"  critical path: {len(steps)} tasks, {seconds(path['duration'])}")
+    echo(f"  critical path: {plural(len(steps), 'task')}, {seconds(path['duration'])}")
     origin = run["started_at"] or (steps[0]["started_at"] if steps else 0.0)
     for step in steps:
         echo(

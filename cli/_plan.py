@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import db_option, echo_json, open_store, seconds
+from ._common import db_option, echo_json, open_store, plural, seconds
 
 if TYPE_CHECKING:
     from uet_trio import Plan, PlannedTask
@@ -23,8 +23,8 @@ def validate(flow: str) -> None:
 
     spec, graph = open_workflow(flow)
     click.echo(
-        f"{flow}: ok: workflow {spec.name!r}, {len(graph)} tasks in {len(graph.levels)} "
-        f"levels, {len(spec.tools)} tools"
+        f"{flow}: ok: workflow {spec.name!r}, {plural(len(graph), 'task')} in "
+        f"{plural(len(graph.levels), 'level')}, {plural(len(spec.tools), 'tool')}"
     )
 
 
@@ -37,10 +37,10 @@ def plan(flow: str, db: str, as_json: bool) -> None:
     Show the execution levels, the tool each task would use and why.
 
     When the database exists, the plan starts from what earlier runs of the
-    workflow recorded there, as `uet run` does: the router's saved metrics
-    (for ``fastest`` and ``round_robin``) and the tasks' durations (for the
+    workflow recorded there, as uet run does: the router's saved metrics
+    (for fastest and round_robin) and the tasks' durations (for the
     critical-path weights). Tools are chosen in level order, so
-    ``least_loaded`` and ``round_robin`` show how a burst would be spread.
+    least_loaded and round_robin show how a burst would be spread.
     Each task also shows its effective timeout and retries.
     """
     from uet_trio import open_workflow, plan_workflow
@@ -103,9 +103,10 @@ def _echo_plan(planned: Plan) -> None:
     if planned.history:
         length = f"{seconds(planned.critical_path)} by recorded durations"
     else:
-        length = f"{planned.critical_path:g} tasks (no recorded durations)"
+        length = f"{plural(planned.critical_path, 'task')} (no recorded durations)"
     click.echo(
-        f"workflow {planned.workflow}: {planned.tasks} tasks in {len(planned.levels)} levels; "
+        f"workflow {planned.workflow}: {plural(planned.tasks, 'task')} in "
+        f"{plural(len(planned.levels), 'level')}; "
         f"critical path {length}"
     )
     if planned.routes:

@@ -39,6 +39,7 @@ from ._common import (
     label,
     locate_store,
     open_store,
+    plural,
     resolve_run,
     seconds,
     store_hint,
@@ -389,7 +390,7 @@ class _Reporter:
 
     def started(self, run_id: str, tasks: int) -> None:
         if not self.quiet:
-            self._echo(f"run {run_id}: {tasks} tasks")
+            self._echo(f"run {run_id}: {plural(tasks, 'task')}")
         if self.progress is not None:
             self.progress.start(tasks)
 
@@ -462,7 +463,8 @@ class _Reporter:
                     f"uet logs {result.run_id} {shlex.quote(visible(task))}{where} [--stderr]"
                 )
             if len(failed) > FAILED_LISTED:
-                echo(f"  ... and {len(failed) - FAILED_LISTED} more failed tasks")
+                more = plural(len(failed) - FAILED_LISTED, "more failed task")
+                echo(f"  ... and {more}")
             echo(f"  details: uet show {result.run_id}{where} --failed")
 
 

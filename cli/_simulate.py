@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._common import echo_json, flow_store, open_view_store, seconds
+from ._common import echo_json, flow_store, open_view_store, plural, seconds
 
 if TYPE_CHECKING:
     from uet_trio import WorkflowSpec
@@ -29,7 +29,7 @@ NO_RECORD = "no recorded run: every task counted as 1s"
 @click.command()
 @click.argument("flow", type=click.Path(dir_okay=False))
 @click.option(
-    "--workers", "-j", type=click.IntRange(min=1), help="Worker tasks (default: as `uet run`)."
+    "--workers", "-j", type=click.IntRange(min=1), help="Worker tasks (default: as uet run)."
 )
 @click.option(
     "--durations",
@@ -89,11 +89,13 @@ def simulate(
         )
         return
     click.echo(
-        f"workflow {spec.name}: {len(spec.tasks)} tasks on {workers} workers (durations: {source})"
+        f"workflow {spec.name}: {plural(len(spec.tasks), 'task')} on "
+        f"{plural(workers, 'worker')} (durations: {source})"
     )
     if prediction.estimated:
         click.echo(
-            f"  {len(prediction.estimated)} tasks without a recorded duration were estimated"
+            f"  {plural(len(prediction.estimated), 'task')} without a recorded duration "
+            f"{'was' if len(prediction.estimated) == 1 else 'were'} estimated"
         )
     click.echo(f"predicted wall time: {seconds(prediction.wall)}")
     click.echo(

@@ -18,8 +18,8 @@ def tools(db: str, workflow: str | None, as_json: bool) -> None:
     """
     List tools with the metrics the router learnt: successes, failures, average duration.
 
-    The router of each run starts from these numbers (unless ``uet run
-    --fresh-routing``) and saves them back as it goes, per workflow.
+    The router of each run starts from these numbers (unless uet run
+    --fresh-routing) and saves them back as it goes, per workflow.
     """
     from uet_trio import ToolMetrics
 
