@@ -25,6 +25,7 @@ from ._common import (
     open_view_store,
     resolve_run,
     store_option,
+    visible,
 )
 from ._inspect import crashed_message
 
@@ -202,15 +203,20 @@ def events(
 
 
 @click.command()
-@click.argument("run_or_task", metavar="[RUN] TASK")
+@click.argument("run_or_task", required=False, metavar="[RUN] [TASK]")
 @click.argument("task", required=False, metavar="")
 @click.option("--last", is_flag=True, help="The most recent run (then give only TASK).")
 @store_option
 @click.option("--attempt", type=click.IntRange(min=1), help="Attempt number (default: latest).")
 @click.option("--stderr", is_flag=True, help="Print stderr instead of stdout.")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing output until the attempt ends.")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep printing output until the task ends, through its retries.",
+)
 def logs(
-    run_or_task: str,
+    run_or_task: str | None,
     task: str | None,
     last: bool,
     db: str,
@@ -218,42 +224,88 @@ def logs(
     stderr: bool,
     follow: bool,
 ) -> None:
-    """Print the captured output of a task's attempt: ``uet logs RUN TASK`` or ``--last TASK``."""
-    from uet_trio import read_output
+    """
+    Print the captured output of a task's attempt: uet logs RUN TASK, or --last TASK.
 
+    With a run and no TASK (uet logs RUN, uet logs --last), list the run's
+    tasks, their states and attempts.
+    """
     run: str | None = run_or_task
     if last:
         if task is not None:
             raise click.UsageError("give a RUN or --last, not both")
         run, task = None, run_or_task
-    elif task is None:
-        raise click.UsageError("give RUN and TASK, or --last TASK")
+    elif run is None:
+        raise click.UsageError("give RUN and TASK, or --last TASK (without TASK: list the tasks)")
     with open_view_store(db) as store:
         run_id = resolve_run(store, run, last)
+        if task is None:
+            _list_tasks(store, run_id)
+            return
         if not store.has_task(run_id, task):
             raise click.BadParameter(f"run {run_id} has no task {task!r}", param_hint="TASK")
-        written = 0
         try:
-            while True:
-                run_record = store.get_run(run_id)
-                finished = run_record.status.finished
-                crashed = follow and not finished and _crashed(store, run_record)
-                record = store.find_attempt(run_id, task, attempt)
-                if record is None and (finished or not follow):
-                    which = f"attempt {attempt}" if attempt is not None else "attempts"
-                    raise click.ClickException(f"task {task!r} of run {run_id} has no {which}")
-                if record is not None:
-                    data = read_output(record, stderr=stderr, skip=written)
-                    written += len(data)
-                    _write_output(data)
-                    ended = record.finished_at is not None or record.status.finished
-                    if ended or finished or not follow:
-                        return
-                if crashed:
-                    _stop_crashed(run_record)
-                time.sleep(FOLLOW_INTERVAL)
+            _print_output(store, run_id, task, attempt, stderr=stderr, follow=follow)
         except KeyboardInterrupt:
             sys.exit(130)
+
+
+def _list_tasks(store: Store, run_id: str) -> None:
+    """The run's tasks, for choosing one: id, state and attempts, in declaration order."""
+    tasks = store.tasks(run_id)
+    names = [visible(task.task_id) for task in tasks]
+    width = max([4, *map(len, names)])
+    lines = [f"{'TASK':<{width}}  {'STATE':<10}  ATTEMPTS"]
+    lines += [
+        f"{name:<{width}}  {task.state.value:<10}  {task.attempts}"
+        for name, task in zip(names, tasks, strict=True)
+    ]
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    click.echo(f"output of one: uet logs {run_id} TASK [--stderr]", err=True)
+
+
+def _print_output(
+    store: Store, run_id: str, task: str, pinned: int | None, *, stderr: bool, follow: bool
+) -> None:
+    """
+    Print the output of attempt `pinned` of the task (default: its latest).
+
+    With `follow`, keep printing it as it is written; when the attempt ends
+    and the task goes on (a retry, a fallback tool), go on with the next
+    attempt, saying so on stderr, until the task has ended or the run has.
+    """
+    from uet_trio import read_output
+
+    number = pinned
+    written = 0
+    while True:
+        run_record = store.get_run(run_id)
+        finished = run_record.status.finished
+        crashed = follow and not finished and _crashed(store, run_record)
+        record = store.find_attempt(run_id, task, number)
+        if record is None and (finished or not follow):
+            which = f"attempt {pinned}" if pinned is not None else "attempts"
+            raise click.ClickException(f"task {task!r} of run {run_id} has no {which}")
+        if record is not None:
+            number = record.attempt
+            data = read_output(record, stderr=stderr, skip=written)
+            written += len(data)
+            _write_output(data)
+            ended = record.finished_at is not None or record.status.finished
+            if not follow or (pinned is not None and (ended or finished)):
+                return
+            if ended or finished:
+                following = store.find_attempt(run_id, task, number + 1)
+                if following is not None:
+                    click.echo(f"uet: attempt {number + 1} of {task!r}:", err=True)
+                    number, written = number + 1, 0
+                    continue
+                state = store.task(run_id, task)
+                if finished or (state is not None and state.state.finished):
+                    return
+        if crashed:
+            _stop_crashed(run_record)
+        time.sleep(FOLLOW_INTERVAL)
 
 
 def _write_output(data: bytes) -> None:

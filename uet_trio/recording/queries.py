@@ -278,6 +278,13 @@ class Queries:
             )
         return AttemptRecord.from_row(rows[0]) if rows else None
 
+    def task(self, run_id: str, task_id: str) -> TaskRecord | None:
+        """The run's task with this id, or None if it has none."""
+        rows = self._query(
+            "SELECT * FROM tasks WHERE run_id = ? AND task_id = ?", (run_id, task_id)
+        )
+        return TaskRecord.from_row(rows[0]) if rows else None
+
     def has_task(self, run_id: str, task_id: str) -> bool:
         """Whether the run has a task with this id."""
         rows = self._query(
