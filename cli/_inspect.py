@@ -90,8 +90,12 @@ def runs(db: str, limit: int, status: str | None, as_json: bool) -> None:
     """List recent runs, newest first."""
     with open_view_store(db) as store:
         records = store.list_runs(limit=limit, status=status)
-        counts = store.task_counts_by_run([record.run_id for record in records])
-    rows = [_run_row(record, counts[record.run_id]) for record in records]
+        ids = [record.run_id for record in records]
+        counts = store.task_counts_by_run(ids)
+        idle = store.idle_seconds(ids)
+    rows = [
+        _run_row(record, counts[record.run_id], idle.get(record.run_id, 0.0)) for record in records
+    ]
     if as_json:
         echo_json(rows)
         return
@@ -139,8 +143,13 @@ def _runs_table(rows: list[dict[str, Any]]) -> list[str]:
     return [line(list(RUNS_COLUMNS), False), *(line(values, True) for values in cells)]
 
 
-def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
-    """A run as `uet runs --json` gives it; ``crashed`` beside the status the store holds."""
+def _run_row(record: RunRecord, counts: dict[str, int], idle: float) -> dict[str, Any]:
+    """
+    A run as `uet runs --json` gives it; ``crashed`` beside the status the store holds.
+
+    Its duration leaves out the `idle` seconds it lay finished or crashed
+    before a resumption (`uet_trio.Store.idle_seconds`).
+    """
     from uet_trio import run_crashed
 
     return {
@@ -151,7 +160,7 @@ def _run_row(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
         "created_at": record.created_at,
         "started_at": record.started_at,
         "finished_at": record.finished_at,
-        "duration": record.duration,
+        "duration": record.duration - idle if record.duration is not None else None,
         "task_count": record.task_count,
         "succeeded": counts.get(TaskState.SUCCEEDED, 0),
         "failed": counts.get(TaskState.FAILED, 0),
@@ -194,6 +203,7 @@ def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_
         tasks = store.tasks(run_id)
         attempts = store.attempt_timings(run_id)
         causes = store.ready_causes(run_id)
+        idle = store.idle_seconds([run_id]).get(run_id, 0.0)
         failed = [
             found
             for task in tasks
@@ -205,6 +215,8 @@ def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_
     for timing in attempts:
         last_attempt[timing.task_id] = timing
     wall = run_wall(record.started_at, record.finished_at, now=now)
+    if wall is not None:
+        wall -= idle
     busy = busy_seconds(attempts, now=None if record.status.finished else now)
     path = critical_path(tasks, causes, run_started=record.started_at)
     counts: dict[str, int] = {}
@@ -229,7 +241,7 @@ def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_
             }
         )
     failures = [_failure(attempt, tail) for attempt in failed]
-    run_row = _run_row(record, counts) | {"max_workers": record.max_workers}
+    run_row = _run_row(record, counts, idle) | {"max_workers": record.max_workers}
     run_row["crash"] = crashed_message(record) if run_row["crashed"] else None
     origin = record.started_at
     document = {

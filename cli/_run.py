@@ -107,7 +107,14 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--fail-fast", is_flag=True, default=None, help="Cancel the run at the first failure."
 )
-@click.option("--retry-failed", metavar="RUN", help="Re-run the failed and skipped tasks of RUN.")
+@click.option(
+    "--retry-failed",
+    metavar="[RUN]",
+    is_flag=False,
+    flag_value="",
+    help="Re-run the failed and skipped tasks of RUN (default: the workflow's latest run).",
+)
+@click.option("--last", is_flag=True, help="With --retry-failed: the workflow's latest run.")
 @click.option("--fresh-routing", is_flag=True, help="Ignore router state saved by earlier runs.")
 @click.option(
     "--order",
@@ -127,6 +134,7 @@ def run(
     always_make: bool,
     fail_fast: bool | None,
     retry_failed: str | None,
+    last: bool,
     fresh_routing: bool,
     order: str,
     **options: Any,
@@ -140,6 +148,10 @@ def run(
     """
     from uet_trio import RunStatus, WorkflowError, compile_graph, open_workflow, select_targets
 
+    if last and retry_failed is None:
+        raise click.UsageError("--last goes with --retry-failed")
+    if last and retry_failed:
+        raise click.UsageError("give --retry-failed RUN or --retry-failed --last, not both")
     options["db"] = options["db"] or flow_store(flow)
     with _interrupt_exits(ctx):
         spec, graph = open_workflow(flow)
@@ -154,7 +166,10 @@ def run(
         # Checked before any task starts: a damaged file is refused, not written to.
         store = open_store(options["db"], check=True, writes=True)
         with store:
-            resume = store.resolve_run(retry_failed) if retry_failed else None
+            resume = None
+            if retry_failed is not None:
+                resume = store.resolve_run(retry_failed) if retry_failed else None
+                resume = resume or store.last_run_of(spec.name)
             if resume is not None and store.get_run(resume).status is RunStatus.SUCCEEDED:
                 echo(f"run {resume} already succeeded; nothing to retry")
                 ctx.exit(0)

@@ -18,7 +18,8 @@ RETRY_FLOW = """
 
     [[tasks]]
     id = "flaky"
-    command = ["sh", "-c", "if [ -e m ]; then echo try 2; else : > m; echo try 1; sleep 0.5; exit 1; fi"]
+    command = ["sh", "-c", '''
+        if [ -e m ]; then echo try 2; else : > m; echo try 1; sleep 0.5; exit 1; fi''']
     retries = 1
     backoff = { initial = 0.3 }
 

@@ -191,6 +191,47 @@ class Queries:
             counts[run_id][state] = n
         return counts
 
+    def idle_seconds(self, run_ids: Sequence[str]) -> dict[str, float]:
+        """
+        For each of `run_ids` that was resumed, the seconds it lay idle before its resumptions.
+
+        A run taken up again (``uet resume``, ``uet run --retry-failed``)
+        keeps its first start, so its span from start to finish counts the
+        time it lay finished or crashed. Each gap runs from the last event
+        before a ``run_resumed`` to that event. Runs never resumed are left
+        out. One pass over each listed run's events, with no index on kind.
+        """
+        idle: dict[str, float] = {}
+        if not run_ids:
+            return idle
+        marks = ", ".join("?" for _ in run_ids)
+        rows = self._tuples(
+            "SELECT r.run_id, r.at - (SELECT e.at FROM events AS e WHERE e.run_id = r.run_id "
+            "AND e.seq < r.seq ORDER BY e.seq DESC LIMIT 1) "
+            f"FROM events AS r WHERE r.run_id IN ({marks}) AND r.kind = ?",
+            (*run_ids, EventKind.RUN_RESUMED.value),
+        )
+        for run_id, gap in rows:
+            if gap is not None:
+                idle[run_id] = idle.get(run_id, 0.0) + max(0.0, gap)
+        return idle
+
+    def last_run_of(self, workflow: str) -> str:
+        """
+        The id of the most recently created run of `workflow`.
+
+        Raises:
+            RunNotFound: the store has no run of it.
+        """
+        rows = self._query(
+            "SELECT run_id FROM runs WHERE workflow = ? ORDER BY created_at DESC, run_id DESC "
+            "LIMIT 1",
+            (workflow,),
+        )
+        if not rows:
+            raise RunNotFound(f"no run of workflow {workflow!r} in {self.path}")
+        return str(rows[0][0])
+
     def ready_causes(self, run_id: str) -> dict[str, str | None]:
         """
         For each task that became ready, the task whose end made it ready.
