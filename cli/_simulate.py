@@ -14,7 +14,7 @@ and renders the prediction.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -53,9 +53,10 @@ def simulate(
 
     spec, _ = open_workflow(flow)
     db = db or flow_store(flow)
-    durations, history = _recorded(spec, db, durations_run)
+    durations, history, replayed = _recorded(spec, db, durations_run)
     prediction = predict(spec, workers=workers, durations=durations, history=history)
     workers = prediction.workers
+    actual = _actual(db, spec.name, workers, replayed, prediction.wall)
     if durations_run is not None:
         source = "run " + durations_run
     else:
@@ -85,6 +86,7 @@ def simulate(
                 "workers": workers,
                 "durations_from": source,
                 "estimated": list(prediction.estimated),
+                "actual": actual,
             }
         )
         return
@@ -98,6 +100,19 @@ def simulate(
             f"{'was' if len(prediction.estimated) == 1 else 'were'} estimated"
         )
     click.echo(f"predicted wall time: {seconds(prediction.wall)}")
+    if actual is None:
+        click.echo(f"  (no run succeeded on {plural(workers, 'worker')} to compare with)")
+    else:
+        error = actual["error"]
+        verdict = (
+            f"predicted {abs(error):.0%} {'long' if error > 0 else 'short'}"
+            if error is not None and round(abs(error), 2)
+            else "predicted to within 1%"
+        )
+        click.echo(
+            f"actual wall time: {seconds(actual['wall'])} (run {actual['run_id']} on "
+            f"{plural(workers, 'worker')}); {verdict}"
+        )
     click.echo(
         f"busy time: {seconds(prediction.busy)}, parallelism "
         f"{prediction.parallelism:.2f} of {workers}"
@@ -113,9 +128,10 @@ def simulate(
 
 def _recorded(
     spec: WorkflowSpec, db: str, durations_run: str | None
-) -> tuple[dict[str, float] | None, dict[str, list[float]]]:
+) -> tuple[dict[str, float] | None, dict[str, list[float]], str | None]:
     """
-    (The durations of the ``--durations`` run, or None; the workflow's recent durations).
+    (The durations of the ``--durations`` run, or None; the workflow's recent
+    durations; the ``--durations`` run's id, or None).
 
     Raises:
         click.UsageError: ``--durations`` without a database, or naming a run of another workflow.
@@ -125,11 +141,11 @@ def _recorded(
     if not os.path.exists(db):
         if durations_run is not None:
             raise click.UsageError(f"--durations {durations_run}: no database at {db}")
-        return None, {}
+        return None, {}, None
     with open_view_store(db) as store:
         history = store.recent_durations(spec.name)
         if durations_run is None:
-            return None, history
+            return None, history, None
         run_id = store.resolve_run(durations_run)
         record = store.get_run(run_id)
         if record.workflow != spec.name:
@@ -137,7 +153,42 @@ def _recorded(
                 f"--durations {durations_run}: run {run_id} is of workflow "
                 f"{record.workflow!r}, not {spec.name!r}"
             )
-        return run_durations(store, run_id), history
+        return run_durations(store, run_id), history, run_id
+
+
+def _actual(
+    db: str, workflow: str, workers: int, replayed: str | None, predicted: float
+) -> dict[str, Any] | None:
+    """
+    The real run the prediction can be held against, or None if there is none.
+
+    That is the ``--durations`` run if it ran on as many workers, else the
+    latest run of the workflow that succeeded on as many workers (a failed
+    run skipped tasks, so it did less work than predicted). Its wall time
+    leaves out the gaps before resumptions, as `uet runs` does. ``error``
+    is how far the prediction is off, as a fraction of the actual wall time
+    (positive: predicted too long).
+    """
+    from uet_trio import RunStatus
+
+    if not os.path.exists(db):
+        return None
+    with open_view_store(db) as store:
+        if replayed is not None and store.get_run(replayed).max_workers == workers:
+            record = store.get_run(replayed)
+        else:
+            candidates = store.runs_of(workflow, status=RunStatus.SUCCEEDED, workers=workers)
+            if not candidates:
+                return None
+            record = candidates[0]
+        if record.duration is None:
+            return None
+        wall = record.duration - store.idle_seconds([record.run_id]).get(record.run_id, 0.0)
+    return {
+        "run_id": record.run_id,
+        "wall": wall,
+        "error": (predicted - wall) / wall if wall > 0 else None,
+    }
 
 
 COMMANDS = [simulate]

@@ -216,6 +216,27 @@ class Queries:
                 idle[run_id] = idle.get(run_id, 0.0) + max(0.0, gap)
         return idle
 
+    def runs_of(
+        self,
+        workflow: str,
+        *,
+        status: str | None = None,
+        workers: int | None = None,
+        limit: int = 1,
+    ) -> list[RunRecord]:
+        """The most recent runs of `workflow` (in `status`, on `workers`), newest first."""
+        sql = "SELECT * FROM runs WHERE workflow = ?"
+        params: list[Any] = [workflow]
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if workers is not None:
+            sql += " AND max_workers = ?"
+            params.append(workers)
+        sql += " ORDER BY created_at DESC, run_id DESC LIMIT ?"
+        params.append(limit)
+        return [RunRecord.from_row(row) for row in self._query(sql, params)]
+
     def last_run_of(self, workflow: str) -> str:
         """
         The id of the most recently created run of `workflow`.
