@@ -14,8 +14,14 @@ failing once and retried: about five events per task, ~52,000 events for
   the floor for anything that reads these rows and prints them;
 - ``uet --version``, the cost of starting the CLI at all.
 
+A second store holds `--runs` runs (default 1,000) of a 20-task workflow in
+which one task fails for good and its dependent is skipped. On it (and, for
+comparison, on the large run) it times ``uet runs`` (the newest 20, and all
+of them with ``--limit``) and ``uet show RUN --failed``, each against the
+sqlite3 shell answering the raw query.
+
     python perf/bench_views.py -o views.json
-    python perf/bench_views.py --tasks 1000 --fast      # quick look
+    python perf/bench_views.py --tasks 1000 --runs 100 --fast      # quick look
 
 Commands run with stdout discarded; ratios are computed from means of the
 same invocation.
@@ -95,21 +101,85 @@ def build_store(directory: Path, tasks: int) -> Path:
     return db
 
 
+SMALL_FLOW = """
+[workflow]
+name = "many-runs"
+
+[[tasks]]
+id = "prepare"
+command = ["true"]
+
+[[tasks]]
+id = "broken"
+command = ["false"]
+depends_on = ["prepare"]
+
+[[tasks]]
+id = "after-broken"
+command = ["true"]
+depends_on = ["broken"]
+""" + "".join(
+    f'\n[[tasks]]\nid = "unit-{i:02d}"\ncommand = ["true"]\ndepends_on = ["prepare"]\n'
+    for i in range(17)
+)
+
+
+def build_runs_store(directory: Path, runs: int) -> Path:
+    """Record `runs` simulated runs of SMALL_FLOW into ``directory/runs.db``; return the path."""
+    from uet_trio.recording.store import Store
+    from uet_trio.testing import FakeRunner, Outcome, simulate
+    from uet_trio.workflow.loader import load_workflow
+
+    flow = directory / "small.toml"
+    flow.write_text(SMALL_FLOW)
+    spec = load_workflow(flow)
+
+    def outcome(task_id: str, attempt: int) -> Outcome:
+        return Outcome(0.05, exit_code=1 if task_id == "broken" else 0)
+
+    db = directory / "runs.db"
+    with Store.open(db) as store:
+        for i in range(runs):
+            simulate(spec, FakeRunner(outcome), max_workers=4, store=store, run_id=f"many-{i:05d}")
+    return db
+
+
 def add_args(cmd: list[str], args: Any) -> None:
     cmd.extend(["--tasks", str(args.tasks), "--db", args.db])
+    cmd.extend(["--runs", str(args.runs), "--runs-db", args.runs_db])
 
 
 def main() -> None:
     runner = pyperf.Runner(processes=4, values=3, warmups=1, add_cmdline_args=add_args)
     runner.argparser.add_argument("--tasks", type=int, default=10_000)
     runner.argparser.add_argument("--db", default="", help="An existing store (built if empty).")
+    runner.argparser.add_argument("--runs", type=int, default=1_000)
+    runner.argparser.add_argument(
+        "--runs-db", default="", help="An existing store of many runs (built if empty)."
+    )
     args = runner.parse_args()
     scratch = None
-    if not args.db:
+    if not args.db or not args.runs_db:
         scratch = tempfile.mkdtemp(prefix="bench-views-")
+    if not args.db:
+        assert scratch is not None
         args.db = str(build_store(Path(scratch), args.tasks))
         _describe(args.db)
-    db = args.db
+    if not args.runs_db:
+        assert scratch is not None
+        args.runs_db = str(build_runs_store(Path(scratch), args.runs))
+        _describe(args.runs_db)
+    db, many = args.db, args.runs_db
+    newest = f"many-{args.runs - 1:05d}"
+    runs_sql = (
+        "SELECT r.*, t.state, count(*) FROM (SELECT * FROM runs ORDER BY created_at DESC "
+        "LIMIT {limit}) AS r JOIN tasks AS t USING (run_id) GROUP BY r.run_id, t.state"
+    )
+    failed_sql = (
+        "SELECT t.*, a.attempt, a.exit_code, a.duration FROM tasks t LEFT JOIN attempts a "
+        "USING (run_id, task_id) WHERE t.run_id = '{run}' AND t.state IN ('failed', 'skipped') "
+        "ORDER BY t.idx, a.attempt"
+    )
     show_sql = (
         "SELECT t.*, a.attempt, a.exit_code, a.signal, a.duration, a.started_at, a.finished_at "
         f"FROM tasks t LEFT JOIN attempts a USING (run_id, task_id) WHERE t.run_id = '{RUN_ID}' "
@@ -123,6 +193,14 @@ def main() -> None:
         "uet-events-json": [UET, "events", RUN_ID, "--db", db, "--json"],
         "sqlite3-events-query": [SQLITE3, "-json", db, events_sql],
         "uet-startup": [UET, "--version"],
+        "uet-runs": [UET, "runs", "--db", many],
+        "sqlite3-runs-query": [SQLITE3, "-json", many, runs_sql.format(limit=20)],
+        "uet-runs-all": [UET, "runs", "--db", many, "--limit", str(args.runs)],
+        "sqlite3-runs-all-query": [SQLITE3, "-json", many, runs_sql.format(limit=args.runs)],
+        "uet-show-failed": [UET, "show", newest, "--failed", "--db", many],
+        "sqlite3-show-failed-query": [SQLITE3, "-json", many, failed_sql.format(run=newest)],
+        "uet-show-failed-large-run": [UET, "show", RUN_ID, "--failed", "--db", db],
+        "uet-runs-large-run": [UET, "runs", "--db", db],
     }
     results = {name: runner.bench_command(name, command) for name, command in timed.items()}
     if scratch is not None:
@@ -135,6 +213,11 @@ def main() -> None:
         ("uet-show", "sqlite3-show-query"),
         ("uet-show-json", "sqlite3-show-query"),
         ("uet-events-json", "sqlite3-events-query"),
+        ("uet-runs", "sqlite3-runs-query"),
+        ("uet-runs-all", "sqlite3-runs-all-query"),
+        ("uet-show-failed", "sqlite3-show-failed-query"),
+        ("uet-show-failed-large-run", "sqlite3-show-query"),
+        ("uet-runs-large-run", "sqlite3-runs-query"),
     ):
         print(
             f"{name}: {mean[name] * 1000:.0f} ms; {raw}: {mean[raw] * 1000:.0f} ms; "
@@ -147,11 +230,14 @@ def _describe(db: str) -> None:
     import sqlite3
 
     with sqlite3.connect(db) as conn:
-        tasks, attempts, events = (
+        runs, tasks, attempts, events = (
             conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            for table in ("tasks", "attempts", "events")
+            for table in ("runs", "tasks", "attempts", "events")
         )
-    print(f"store {db}: {tasks} tasks, {attempts} attempts, {events} events", flush=True)
+    print(
+        f"store {db}: {runs} runs, {tasks} tasks, {attempts} attempts, {events} events",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
