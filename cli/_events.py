@@ -192,7 +192,7 @@ def events(
                     lambda record: int(record.seq),
                     follow=follow,
                 ):
-                    out.write("".join(_event_line(record) + "\n" for record in batch))
+                    out.write("".join(visible(_event_line(record)) + "\n" for record in batch))
                     out.flush()
         except KeyboardInterrupt:
             sys.exit(130)

@@ -424,7 +424,7 @@ class _Reporter:
             details = " ".join(f"{k}={v}" for k, v in event.data.items() if v is not None)
             task = f" {event.task_id}" if event.task_id else ""
             attempt = f"#{event.attempt}" if event.attempt else ""
-            echo(f"{event.time:9.3f} {event.seq:>6} {kind.value}{task}{attempt} {details}")
+            echo(visible(f"{event.time:9.3f} {event.seq:>6} {kind.value}{task}{attempt} {details}"))
             return
         task = visible(event.task_id or "")
         if kind is EventKind.TASK_SUCCEEDED:

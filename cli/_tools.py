@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._common import echo_json, open_view_store, seconds, store_option
+from ._common import echo_json, open_view_store, seconds, store_option, visible
 
 
 @click.command()
@@ -50,6 +50,8 @@ def tools(db: str, workflow: str | None, as_json: bool) -> None:
         which = f"workflow {workflow!r}" if workflow is not None else "any workflow"
         click.echo(f"no tool metrics for {which} in {db} yet; they are saved by `uet run`")
         return
+    for row in rows:
+        row["workflow"], row["tool"] = visible(row["workflow"]), visible(row["tool"])
     width = max(len(row["tool"]) for row in rows)
     shown = None
     for row in rows:

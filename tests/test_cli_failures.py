@@ -185,6 +185,11 @@ class TestControlCharacters:
         assert "    | clear\\x1b[2J" in out
         assert "evil\\x1b]0;title\\x07" in out
 
+    def test_events_show_escapes_visibly(self, hostile: Ran) -> None:
+        out = invoke(hostile.directory, "events", hostile.run_id).stdout
+        assert "task_failed evil\\x1b]0;title\\x07" in out
+        assert "\x1b" not in out and "\x07" not in out
+
     def test_logs_keeps_the_raw_bytes(self, hostile: Ran) -> None:
         result = run_uet("logs", hostile.run_id, "evil\x1b]0;title\x07", cwd=hostile.directory)
         assert (result.returncode, result.stdout) == (0, "clear\x1b[2J\n")
