@@ -49,7 +49,11 @@ class Program:
 
 
 def db_option(function: F) -> F:
-    """``--db PATH`` (or ``UET_DB``): the run database."""
+    """
+    ``--db PATH`` (or ``UET_DB``), defaulting to ``.uet/uet.db`` here: for the
+    commands that read a store only if one is there (uet plan, uet graph).
+    The commands that need one use `store_option`, which finds it upward.
+    """
     return click.option(
         "--db",
         "db",

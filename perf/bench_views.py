@@ -22,6 +22,7 @@ sqlite3 shell answering the raw query.
 
     python perf/bench_views.py -o views.json
     python perf/bench_views.py --tasks 1000 --runs 100 --fast      # quick look
+    python perf/bench_views.py --interleaved 15                    # medians, interleaved
 
 Commands run with stdout discarded; ratios are computed from means of the
 same invocation.
@@ -31,8 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +161,13 @@ def main() -> None:
     runner.argparser.add_argument(
         "--runs-db", default="", help="An existing store of many runs (built if empty)."
     )
+    runner.argparser.add_argument(
+        "--interleaved",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="Instead of pyperf's runs: ROUNDS rounds, each running every command once.",
+    )
     args = runner.parse_args()
     scratch = None
     if not args.db or not args.runs_db:
@@ -202,6 +213,13 @@ def main() -> None:
         "uet-show-failed-large-run": [UET, "show", RUN_ID, "--failed", "--db", db],
         "uet-runs-large-run": [UET, "runs", "--db", db],
     }
+    if args.interleaved:
+        try:
+            interleaved(timed, args.interleaved)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        return
     results = {name: runner.bench_command(name, command) for name, command in timed.items()}
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -209,20 +227,57 @@ def main() -> None:
         return  # a worker process: the manager prints the summary
     mean = {name: result.mean() for name, result in results.items() if result is not None}
     print()
-    for name, raw in (
-        ("uet-show", "sqlite3-show-query"),
-        ("uet-show-json", "sqlite3-show-query"),
-        ("uet-events-json", "sqlite3-events-query"),
-        ("uet-runs", "sqlite3-runs-query"),
-        ("uet-runs-all", "sqlite3-runs-all-query"),
-        ("uet-show-failed", "sqlite3-show-failed-query"),
-        ("uet-show-failed-large-run", "sqlite3-show-query"),
-        ("uet-runs-large-run", "sqlite3-runs-query"),
-    ):
+    for name, raw in PAIRS:
         print(
             f"{name}: {mean[name] * 1000:.0f} ms; {raw}: {mean[raw] * 1000:.0f} ms; "
             f"ratio {mean[name] / mean[raw]:.1f}x; without CLI startup "
             f"{(mean[name] - mean['uet-startup']) * 1000:.0f} ms"
+        )
+
+
+PAIRS = (
+    ("uet-show", "sqlite3-show-query"),
+    ("uet-show-json", "sqlite3-show-query"),
+    ("uet-events-json", "sqlite3-events-query"),
+    ("uet-runs", "sqlite3-runs-query"),
+    ("uet-runs-all", "sqlite3-runs-all-query"),
+    ("uet-show-failed", "sqlite3-show-failed-query"),
+    ("uet-show-failed-large-run", "sqlite3-show-query"),
+    ("uet-runs-large-run", "sqlite3-runs-query"),
+)
+"""Each uet command and the raw query it is held against."""
+
+
+def interleaved(timed: dict[str, list[str]], rounds: int) -> None:
+    """
+    Time every command once per round, rounds interleaved, and print medians.
+
+    Each round runs all commands, starting one further along the list than
+    the round before, so a slow spell of a shared machine falls on a command
+    and its baseline alike; a first round is an untimed warm-up. For each
+    pair: the medians, their ratio, the median of the ratio within each
+    round ("paired"), and the command's median minus the CLI's start-up.
+    """
+    names = list(timed)
+    values: dict[str, list[float]] = {name: [] for name in names}
+    for round_number in range(rounds + 1):
+        shift = round_number % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            subprocess.run(timed[name], stdout=subprocess.DEVNULL, check=True)
+            if round_number:
+                values[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(found) for name, found in values.items()}
+    startup = median["uet-startup"]
+    print(f"\n{rounds} rounds; uet-startup median {startup * 1000:.0f} ms")
+    print("| command | median | baseline | baseline median | ratio | paired | minus start-up |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, raw in PAIRS:
+        paired = statistics.median(a / b for a, b in zip(values[name], values[raw], strict=True))
+        print(
+            f"| {name} | {median[name] * 1000:.0f} ms | {raw} | {median[raw] * 1000:.0f} ms | "
+            f"{median[name] / median[raw]:.1f}x | {paired:.1f}x | "
+            f"{(median[name] - startup) * 1000:.0f} ms |"
         )
 
 
