@@ -428,7 +428,8 @@ class _Reporter:
             return
         task = visible(event.task_id or "")
         if kind is EventKind.TASK_SUCCEEDED:
-            self._echo(f"  {label('ok', 'green')} {task}  {seconds(self.durations.get(event.task_id or ""))}")
+            took = seconds(self.durations.get(event.task_id or ""))
+            self._echo(f"  {label('ok', 'green')} {task}  {took}")
         elif kind is EventKind.TASK_UP_TO_DATE:
             self._echo(f"  {label('current', 'green')} {task}  up to date")
         elif kind is EventKind.TASK_FAILED:
