@@ -475,7 +475,7 @@ class _Reporter:
             failed = [task for task, state in result.states.items() if state is TaskState.FAILED]
             for task in failed[:FAILED_LISTED]:
                 echo(
-                    f"  {label('FAILED', 'red')} {visible(task)}  output: "
+                    f"  {colour('failed', 'red')} {visible(task)}: "
                     f"uet logs {result.run_id} {shlex.quote(visible(task))}{where} [--stderr]"
                 )
             if len(failed) > FAILED_LISTED:

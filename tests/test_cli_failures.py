@@ -109,8 +109,8 @@ class TestRun:
 
     def test_summary_names_each_failed_task_and_its_full_output(self, ran: Ran) -> None:
         summary = ran.stdout[ran.stdout.index(f"run {ran.run_id} failed") :]
-        assert f"  FAILED  suite  output: uet logs {ran.run_id} suite [--stderr]" in summary
-        assert f"  FAILED  quiet-fail  output: uet logs {ran.run_id} quiet-fail" in summary
+        assert f"  failed suite: uet logs {ran.run_id} suite [--stderr]" in summary
+        assert f"  failed quiet-fail: uet logs {ran.run_id} quiet-fail" in summary
         # The store is the one views find from the flow's directory: no --db needed.
         assert f"details: uet show {ran.run_id} --failed" in summary
 
