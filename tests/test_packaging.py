@@ -27,7 +27,7 @@ def test_python_dash_m_uet_trio_is_the_uet_command(tmp_path: Path) -> None:
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"{flow}: ok: workflow 'w', 1 tasks")
+    assert done.stdout.startswith(f"{flow}: ok: workflow 'w', 1 task in 1 level")
     bad = subprocess.run(
         [sys.executable, "-I", "-m", "uet_trio", "validate", str(tmp_path / "missing.toml")],
         cwd=tmp_path,
