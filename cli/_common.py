@@ -48,20 +48,19 @@ class Program:
         return ctx.find_object(cls) or cls()
 
 
-def db_option(function: F) -> F:
+def flow_db_option(function: F) -> F:
     """
-    ``--db PATH`` (or ``UET_DB``), defaulting to ``.uet/uet.db`` here: for the
-    commands that read a store only if one is there (uet plan, uet graph).
-    The commands that need one use `store_option`, which finds it upward.
+    ``--db PATH`` (or ``UET_DB``) for the commands given a workflow file FLOW
+    (run, plan, graph, simulate): None unless given, and then `flow_store`,
+    the store `uet run FLOW` keeps beside the file.
     """
     return click.option(
         "--db",
         "db",
         envvar="UET_DB",
-        default=DEFAULT_DB,
-        show_default=True,
         type=click.Path(dir_okay=False),
-        help="The run database (env: UET_DB).",
+        help="The store (env: UET_DB). Default: .uet/uet.db in the workflow file's "
+        "directory, where uet run FLOW keeps it.",
     )(function)
 
 

@@ -10,7 +10,8 @@ import click
 from uet_trio import TaskState
 
 from ._common import (
-    db_option,
+    flow_db_option,
+    flow_store,
     open_store,
 )
 
@@ -40,8 +41,8 @@ GRAPH_FILLS = {
 @click.option(
     "--expand", is_flag=True, help="One node per instance of a fanned-out task, not one per task."
 )
-@db_option
-def graph(flow: str, fmt: str, run: str | None, expand: bool, db: str) -> None:
+@flow_db_option
+def graph(flow: str, fmt: str, run: str | None, expand: bool, db: str | None) -> None:
     """
     Print the workflow's DAG as Mermaid or Graphviz (dot) text.
 
@@ -53,7 +54,7 @@ def graph(flow: str, fmt: str, run: str | None, expand: bool, db: str) -> None:
     spec, compiled = open_workflow(flow)
     states: dict[str, TaskState] = {}
     if run is not None:
-        with open_store(db) as store:
+        with open_store(db or flow_store(flow)) as store:
             run_id = store.resolve_run(run)
             states = {task.task_id: task.state for task in store.tasks(run_id)}
     node_of = {

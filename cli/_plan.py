@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import db_option, echo_json, open_store, plural, seconds
+from ._common import echo_json, flow_db_option, flow_store, open_store, plural, seconds
 
 if TYPE_CHECKING:
     from uet_trio import Plan, PlannedTask
@@ -30,9 +30,9 @@ def validate(flow: str) -> None:
 
 @click.command()
 @click.argument("flow", type=click.Path(dir_okay=False))
-@db_option
+@flow_db_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def plan(flow: str, db: str, as_json: bool) -> None:
+def plan(flow: str, db: str | None, as_json: bool) -> None:
     """
     Show the execution levels, the tool each task would use and why.
 
@@ -46,6 +46,7 @@ def plan(flow: str, db: str, as_json: bool) -> None:
     from uet_trio import open_workflow, plan_workflow
 
     spec, graph = open_workflow(flow)
+    db = db or flow_store(flow)
     saved = None
     durations: dict[str, list[float]] = {}
     if os.path.exists(db):

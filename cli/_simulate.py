@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import echo_json, flow_store, open_view_store, plural, seconds
+from ._common import echo_json, flow_db_option, flow_store, open_view_store, plural, seconds
 
 if TYPE_CHECKING:
     from uet_trio import WorkflowSpec
@@ -38,13 +38,7 @@ NO_RECORD = "no recorded run: every task counted as 1s"
     help="Take task durations from RUN (id or unique prefix) instead of recent runs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.option(
-    "--db",
-    envvar="UET_DB",
-    type=click.Path(dir_okay=False),
-    help="The store whose runs give the durations (env: UET_DB). "
-    "Default: .uet/uet.db in the workflow file's directory, as uet run.",
-)
+@flow_db_option
 def simulate(
     flow: str, workers: int | None, durations_run: str | None, as_json: bool, db: str | None
 ) -> None:
