@@ -41,7 +41,7 @@ def test_plan_json_names_each_instance_and_its_group(tmp_path: Path) -> None:
     db = str(tmp_path / "u.db")
     result = CliRunner().invoke(main, ["plan", flow(tmp_path), "--db", db, "--json"])
     level0 = json.loads(result.output)["levels"][0]
-    assert [(task["id"], task["group"]) for task in level0] == [
+    assert [(task["task_id"], task["group"]) for task in level0] == [
         ("compile[name=a]", "compile"),
         ("compile[name=b]", "compile"),
         ("compile[name=c]", "compile"),
