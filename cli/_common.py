@@ -293,7 +293,11 @@ def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
     and without an error.
     """
     try:
-        click.echo(message, err=err, nl=nl)
+        # color=True: print the text as it is. uet colours only what it
+        # decided to (`colour`), and task text has no control characters
+        # left (`visible`), so click need not ask the terminal on every line
+        # whether to strip colours.
+        click.echo(message, err=err, nl=nl, color=True)
     except OSError:
         silence(err=err)
 
@@ -358,6 +362,7 @@ def flush_standard_streams() -> None:
 
 COLOUR_MODES = ("auto", "always", "never")
 _COLOUR_KEY = "uet.colour"
+_COLOUR_WANTED_KEY = "uet.colour.wanted"
 
 
 def _set_colour(ctx: click.Context, param: click.Parameter, mode: str) -> str:
@@ -389,7 +394,16 @@ def colour_wanted() -> bool:
     empty string (https://no-color.org).
     """
     ctx = click.get_current_context(silent=True)
-    mode = ctx.meta.get(_COLOUR_KEY, "auto") if ctx is not None else "auto"
+    if ctx is None:
+        return _colour_for("auto")
+    wanted: bool | None = ctx.meta.get(_COLOUR_WANTED_KEY)
+    if wanted is None:
+        # Asked once per line printed: the terminal is asked once per command.
+        wanted = ctx.meta[_COLOUR_WANTED_KEY] = _colour_for(ctx.meta.get(_COLOUR_KEY, "auto"))
+    return wanted
+
+
+def _colour_for(mode: str) -> bool:
     if mode != "auto":
         return bool(mode == "always")
     if os.environ.get("NO_COLOR"):

@@ -323,9 +323,7 @@ class Run:
             scheduler.ready_roots()
             busy = 0
             while True:
-                for request in scheduler.dispatch(workers - busy):
-                    jobs.send_nowait(request)
-                    busy += 1
+                busy += await self._dispatch(jobs, workers - busy)
                 if not scheduler.unfinished:
                     return
                 if delivery.pending:
@@ -362,6 +360,39 @@ class Run:
                     return
                 scheduler.due(now)
 
+    async def _dispatch(self, jobs: trio.MemorySendChannel[Job], idle: int) -> int:
+        """
+        Send what the scheduler dispatches to the `idle` workers; return how many went.
+
+        A check that the stat cache answers (`Freshness.check_now`) is
+        answered here, and what that releases is dispatched in turn: a
+        no-op re-run goes through its tasks in this loop, never waiting on a
+        worker. It lets other tasks run every `CHECKS_PER_PASS` answers.
+        """
+        scheduler = self.scheduler
+        freshness = self._freshness
+        sent = 0
+        answered_since = 0
+        while True:
+            answered: list[Verdict] = []
+            for request in scheduler.dispatch(idle - sent):
+                verdict = None
+                if freshness is not None and isinstance(request, CheckRequest):
+                    verdict = freshness.check_now(request)
+                if verdict is None:
+                    jobs.send_nowait(request)
+                    sent += 1
+                else:
+                    answered.append(verdict)
+            if not answered:
+                return sent
+            scheduler.on_checked(answered)
+            answered_since += len(answered)
+            if answered_since >= CHECKS_PER_PASS:
+                answered_since = 0
+                await self._delivery.deliver()
+                await trio.lowlevel.checkpoint()
+
     async def _finish(self) -> None:
         """Record how the run ended: what is unfinished is cancelled, then `run_finished`."""
         scheduler = self.scheduler
@@ -383,6 +414,9 @@ class Run:
                 wall=trio.current_time() - self._clock_zero,
             )
 
+
+CHECKS_PER_PASS = 256
+"""Checks the loop answers from the stat cache before it lets other tasks run."""
 
 Job = AttemptRequest | CheckRequest
 """What the loop sends a worker: an attempt to run, or a task to check."""

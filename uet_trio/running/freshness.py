@@ -97,15 +97,33 @@ class Freshness:
 
     # -------------------------------------------------------- digests
 
-    async def digest(self, declared: str) -> str | None:
-        """The content digest of a declared path (None if it does not exist)."""
+    def cached_digest(self, declared: str) -> str | None:
+        """
+        The content digest of a declared path from the stat cache (None if
+        the file does not exist).
+
+        Raises:
+            KeyError: the cache holds no digest for the file as it is now.
+        """
         path = self.path(declared)
         stat = _stat(path)
         if stat is None:
             return None
-        cached = self._cache.get(path)
-        if cached is not None and (cached.size, cached.mtime_ns, cached.inode) == stat:
-            return cached.digest
+        cached = self._cache[path]
+        if (cached.size, cached.mtime_ns, cached.inode) != stat:
+            raise KeyError(path)
+        return cached.digest
+
+    async def digest(self, declared: str) -> str | None:
+        """The content digest of a declared path (None if it does not exist), read if need be."""
+        try:
+            return self.cached_digest(declared)
+        except KeyError:
+            pass
+        path = self.path(declared)
+        stat = _stat(path)
+        if stat is None:
+            return None
         digest = await trio.to_thread.run_sync(_digest_file, path)
         # Stat again: a file that changed while it was read is cached under
         # its new stat with a digest that may be stale, so it is not cached.
@@ -121,13 +139,32 @@ class Freshness:
 
     # -------------------------------------------------------- checks
 
+    def check_now(self, request: CheckRequest) -> Verdict | None:
+        """
+        `check` from the stat cache alone, without reading a file; None if a
+        file it needs changed since it was last read (then `check` it).
+
+        A no-op re-run is checked entirely here, by the run's loop, with no
+        round trip to a worker.
+        """
+        try:
+            digests = {path: self.cached_digest(path) for path in _paths(request)}
+        except KeyError:
+            return None
+        return self._verdict(request, digests)
+
     async def check(self, request: CheckRequest) -> Verdict:
         """A task's signature, and whether it is up to date (see the module docstring)."""
-        inputs = {path: (await self.digest(path)) or MISSING for path in request.inputs}
+        digests = {path: await self.digest(path) for path in _paths(request)}
+        return self._verdict(request, digests)
+
+    def _verdict(self, request: CheckRequest, digests: Mapping[str, str | None]) -> Verdict:
+        """The verdict on a task, given the digest of every file it names (None: missing)."""
+        inputs = {path: digests[path] or MISSING for path in request.inputs}
         upstream: dict[str, Any] = {}
         for dep, dep_outputs in request.upstream:
             if dep_outputs:
-                upstream[dep] = [await self.digest(path) for path in dep_outputs]
+                upstream[dep] = [digests[path] for path in dep_outputs]
             else:
                 upstream[dep] = self._signatures.get(dep) or self._recorded_signature(dep)
         command = _hash({"argv": request.argv, "env": dict(request.env), "cwd": request.cwd})
@@ -135,7 +172,7 @@ class Freshness:
         signature = _hash(detail)
         self._signatures[request.task_id] = signature
         if request.judged:
-            reason = await self._stale_reason(request, signature, detail)
+            reason = self._stale_reason(request, signature, detail, digests)
         else:
             reason = "always make" if request.outputs else "no outputs declared"
         return Verdict(
@@ -150,21 +187,25 @@ class Freshness:
         recorded = self._recorded.get(task_id)
         return recorded.signature if recorded is not None else None
 
-    async def _stale_reason(
-        self, request: CheckRequest, signature: str, detail: Mapping[str, Any]
+    def _stale_reason(
+        self,
+        request: CheckRequest,
+        signature: str,
+        detail: Mapping[str, Any],
+        digests: Mapping[str, str | None],
     ) -> str:
         """Why the task must run, the first reason found; empty if it is up to date."""
         recorded = self._recorded.get(request.task_id)
         if recorded is None:
             return "never run"
         for path in request.outputs:
-            if _stat(self.path(path)) is None:
+            if digests[path] is None:
                 return f"output missing: {path}"
         if recorded.signature != signature:
             return _changed(recorded.detail, detail)
         outputs = recorded.detail.get("outputs", {})
         for path in request.outputs:
-            if await self.digest(path) != outputs.get(path):
+            if digests[path] != outputs.get(path):
                 return f"output changed: {path}"
         return ""
 
@@ -221,6 +262,15 @@ class Freshness:
             if stat is not None and stat != before.get(declared) and not os.path.isdir(path):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
+
+
+def _paths(request: CheckRequest) -> dict[str, None]:
+    """Every file a check reads, once each, in order: inputs, dependencies' outputs, outputs."""
+    paths = dict.fromkeys(request.inputs)
+    for _, outputs in request.upstream:
+        paths.update(dict.fromkeys(outputs))
+    paths.update(dict.fromkeys(request.outputs))
+    return paths
 
 
 def _changed(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str:
