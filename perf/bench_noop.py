@@ -1,0 +1,253 @@
+"""
+No-op rebuilds: a whole `uet run` with nothing to do, against doit, make and ninja.
+
+The build is `--files` source files ``src/N.txt``, each copied to
+``out/N.txt`` by a task of its own (one input, one output), written four
+ways, each tool in its own scratch directory with its own copy of the
+sources:
+
+- uet: one task with ``foreach = { src = "src/*.txt" }``, ``inputs``,
+  ``outputs`` and ``cp {inputs} {outputs}``; the store is ``.uet/uet.db``
+  in that directory.
+- doit: a ``dodo.py`` yielding one task per file with ``file_dep`` and
+  ``targets`` (doit's default checker: size and time first, MD5 when the
+  time differs).
+- make: a Makefile with one pattern rule over ``$(wildcard src/*.txt)``,
+  timed as written (``make``) and without the built-in rules (``make -r``,
+  as large Makefiles set it): with them, make searches its built-in
+  implicit rules for a way to remake every source, which is most of its
+  no-op time here.
+- ninja: a ``build.ninja`` listing one ``build`` line per file (ninja does
+  not glob; its generators write the list, as this script does).
+
+Each tool builds once, untimed; then each no-op is checked once, untimed,
+to have run nothing (``uet run -n`` says "0 would run", every line of
+``doit`` says "--" (up to date), ``make -q`` exits 0, ``ninja -n`` says "no
+work to do"), which also warms the page cache for every tool alike. Then
+each round times one whole no-op process of each tool (``uet run``,
+``doit -n 1``, ``make -j8``, ``make -r -j8``, ``ninja -j8``), the order rotating by one tool
+every round so a slow spell of the shared machine falls on all of them
+alike. The manager prints the medians, uet's median as a fraction of
+doit's, and the median of that fraction within each round, all from this
+invocation; ``-o`` writes the values as a pyperf suite.
+
+uet's store keeps every run, so the last round's store holds one recorded
+run per round; that is what a project that re-runs its build sees.
+
+    python perf/bench_noop.py --files 1000 --rounds 15 -o noop.json
+    python perf/bench_noop.py --files 10000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyperf
+import workloads as w
+
+JOBS = 8
+
+
+@dataclass(frozen=True)
+class Tool:
+    """One build tool: how its build file is written, its no-op, and the check of that no-op."""
+
+    name: str
+    write: Callable[[Path, int], None]
+    build: list[str]
+    noop: list[str]
+    check: Callable[[Path, int], None]
+
+
+def _write_uet(directory: Path, files: int) -> None:
+    (directory / "flow.toml").write_text(
+        "[workflow]\n"
+        'name = "noop"\n'
+        f"max_workers = {JOBS}\n\n"
+        "[[tasks]]\n"
+        'id = "copy"\n'
+        'foreach = { src = "src/*.txt" }\n'
+        'inputs = ["{src}"]\n'
+        'outputs = ["out/{src.stem}.txt"]\n'
+        'command = ["cp", "{inputs}", "{outputs}"]\n'
+    )
+
+
+def _write_doit(directory: Path, files: int) -> None:
+    (directory / "out").mkdir()
+    (directory / "dodo.py").write_text(
+        "import glob\n"
+        "import os\n\n\n"
+        "def task_copy():\n"
+        "    for src in sorted(glob.glob('src/*.txt')):\n"
+        "        out = os.path.join('out', os.path.basename(src))\n"
+        "        yield {'name': src, 'actions': [['cp', src, out]],\n"
+        "               'file_dep': [src], 'targets': [out]}\n"
+    )
+
+
+def _write_make(directory: Path, files: int) -> None:
+    (directory / "Makefile").write_text(
+        "SRC := $(wildcard src/*.txt)\n"
+        "OUT := $(patsubst src/%.txt,out/%.txt,$(SRC))\n\n"
+        "all: $(OUT)\n\n"
+        "out/%.txt: src/%.txt | out\n"
+        "\tcp $< $@\n\n"
+        "out:\n"
+        "\tmkdir -p out\n"
+    )
+
+
+def _write_ninja(directory: Path, files: int) -> None:
+    lines = ["rule cp", "  command = cp $in $out", ""]
+    lines += [f"build out/{i}.txt: cp src/{i}.txt" for i in range(files)]
+    (directory / "build.ninja").write_text("\n".join(lines) + "\n")
+
+
+def _output(directory: Path, argv: list[str]) -> str:
+    done = subprocess.run(argv, cwd=directory, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{argv} exited {done.returncode} in {directory}: {done.stderr}")
+    return done.stdout
+
+
+def _check_uet(directory: Path, files: int) -> None:
+    said = _output(directory, [w.UET, "run", "-n", "--db", ".uet/uet.db", "flow.toml"])
+    if f"0 would run, {files} up to date" not in said:
+        raise RuntimeError(f"uet's no-op would run something:\n{said[-2000:]}")
+
+
+def _check_doit(directory: Path, files: int) -> None:
+    lines = _output(directory, [w.DOIT, "-n", "1"]).splitlines()
+    if len(lines) != files or not all(line.startswith("-- ") for line in lines):
+        raise RuntimeError(f"doit's no-op ran something:\n{lines[:20]}")
+
+
+def _check_make(*flags: str) -> Callable[[Path, int], None]:
+    """The check of make's no-op with `flags`: ``make -q`` exits 0 when nothing would run."""
+
+    def check(directory: Path, files: int) -> None:
+        question = subprocess.run(["make", "-q", *flags], cwd=directory, check=False)
+        if question.returncode:
+            raise RuntimeError(f"make -q {' '.join(flags)} exited {question.returncode}")
+
+    return check
+
+
+def _check_ninja(directory: Path, files: int) -> None:
+    said = _output(directory, ["ninja", "-n"])
+    if "no work to do" not in said:
+        raise RuntimeError(f"ninja's no-op would run something:\n{said[-2000:]}")
+
+
+TOOLS = (
+    Tool(
+        "uet",
+        _write_uet,
+        [w.UET, "run", "-q", "--db", ".uet/uet.db", "flow.toml"],
+        [w.UET, "run", "--db", ".uet/uet.db", "flow.toml"],
+        _check_uet,
+    ),
+    Tool(
+        "doit",
+        _write_doit,
+        [w.DOIT, "-n", str(JOBS), "-P", "thread"],
+        [w.DOIT, "-n", "1"],
+        _check_doit,
+    ),
+    Tool("make", _write_make, ["make", "-s", f"-j{JOBS}"], ["make", f"-j{JOBS}"], _check_make()),
+    Tool(
+        "make-r",
+        _write_make,
+        ["make", "-r", "-s", f"-j{JOBS}"],
+        ["make", "-r", f"-j{JOBS}"],
+        _check_make("-r"),
+    ),
+    Tool("ninja", _write_ninja, ["ninja", f"-j{JOBS}"], ["ninja", f"-j{JOBS}"], _check_ninja),
+)
+
+
+def prepare(root: Path, tool: Tool, files: int) -> Path:
+    """A built project of `files` copies for `tool`, its no-op checked; its directory."""
+    directory = w.fresh_dir(root / tool.name)
+    sources = directory / "src"
+    sources.mkdir()
+    for i in range(files):
+        (sources / f"{i}.txt").write_text(f"source file {i}\n" * 8)
+    tool.write(directory, files)
+    _output(directory, tool.build)
+    copied = sorted(path.name for path in (directory / "out").iterdir())
+    if copied != sorted(f"{i}.txt" for i in range(files)):
+        raise RuntimeError(f"{tool.name}'s build wrote {len(copied)} of {files} outputs")
+    tool.check(directory, files)
+    return directory
+
+
+def measure(files: int, rounds: int) -> dict[str, list[float]]:
+    """Each tool's no-op times in seconds, one per round, the order rotating each round."""
+    root = w.scratch(f"noop-{files}")
+    directories = {tool.name: prepare(root, tool, files) for tool in TOOLS}
+    times: dict[str, list[float]] = {tool.name: [] for tool in TOOLS}
+    for turn in range(rounds):
+        for tool in TOOLS[turn % len(TOOLS) :] + TOOLS[: turn % len(TOOLS)]:
+            times[tool.name].append(w.time_command(1, tool.noop, directories[tool.name]))
+    return times
+
+
+def summary(files: int, times: dict[str, list[float]]) -> None:
+    """Medians, and uet's time as a fraction of doit's."""
+    rounds = len(times["uet"])
+    print(f"\nno-op rebuild of {files} files, whole processes, {rounds} rounds (medians):")
+    median = {name: statistics.median(values) for name, values in times.items()}
+    for name, value in median.items():
+        print(f"  {name:<6} {value * 1000:9.1f} ms  (min {min(times[name]) * 1000:.1f} ms)")
+    paired = statistics.median(u / d for u, d in zip(times["uet"], times["doit"], strict=True))
+    ratio = median["uet"] / median["doit"]
+    print(f"  uet / doit: {ratio:.2f} (median of per-round ratios {paired:.2f}; target <= 0.5)")
+    for name in ("make", "make-r", "ninja"):
+        print(f"  uet / {name}: {median['uet'] / median[name]:.1f}")
+
+
+def save(path: str, results: dict[int, dict[str, list[float]]]) -> None:
+    """The values as a pyperf suite, one benchmark per tool and size."""
+    benchmarks = [
+        pyperf.Benchmark(
+            [
+                pyperf.Run(
+                    values,
+                    metadata={"name": f"noop-{name}-{files}", "unit": "second", "loops": 1},
+                )
+            ]
+        )
+        for files, times in results.items()
+        for name, values in times.items()
+    ]
+    pyperf.BenchmarkSuite(benchmarks).dump(path, replace=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
+    parser.add_argument("--files", type=int, nargs="+", default=[1000])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--debug-single-value", action="store_true", help="one round")
+    parser.add_argument("-o", "--output", help="write the values as a pyperf JSON suite")
+    args = parser.parse_args()
+    # The untimed builds leave bytecode caches, so every timed `uet` starts
+    # as an installed package does (pip compiles doit's at install time).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    rounds = 1 if args.debug_single_value else args.rounds
+    results = {files: measure(files, rounds) for files in args.files}
+    for files, times in results.items():
+        summary(files, times)
+    if args.output:
+        save(args.output, results)
+
+
+if __name__ == "__main__":
+    main()
