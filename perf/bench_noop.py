@@ -25,16 +25,23 @@ to have run nothing (``uet run -n`` says "0 would run", every line of
 ``doit`` says "--" (up to date), ``make -q`` exits 0, ``ninja -n`` says "no
 work to do"), which also warms the page cache for every tool alike. Then
 each round times one whole no-op process of each tool (``uet run``,
-``doit -n 1``, ``make -j8``, ``make -r -j8``, ``ninja -j8``), the order rotating by one tool
-every round so a slow spell of the shared machine falls on all of them
-alike. The manager prints the medians, uet's median as a fraction of
+``doit -n 1``, ``make -j8``, ``make -r -j8``, ``ninja -j8``), the order
+rotating by one every round so a slow spell of the shared machine falls on
+all of them alike. The manager prints the medians, uet's median as a fraction of
 doit's, and the median of that fraction within each round, all from this
 invocation; ``-o`` writes the values as a pyperf suite.
+
+With ``--steps``, the rounds also time commands that each stop at a part
+of uet's no-op, in uet's directory (report only): ``python -c pass``,
+``uet --help`` (start-up and the command line's imports), ``uet validate``
+(loading the file and expanding the ``foreach``), ``uet run -n`` (the
+up-to-date checks, against the store, writing nothing) and ``uet run -q``
+(the run without its line per task).
 
 uet's store keeps every run, so the last round's store holds one recorded
 run per round; that is what a project that re-runs its build sees.
 
-    python perf/bench_noop.py --files 1000 --rounds 15 -o noop.json
+    python perf/bench_noop.py --files 1000 --rounds 15 --steps -o noop.json
     python perf/bench_noop.py --files 10000 --rounds 3
 """
 
@@ -42,8 +49,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,33 +198,74 @@ def prepare(root: Path, tool: Tool, files: int) -> Path:
     return directory
 
 
-def measure(files: int, rounds: int) -> dict[str, list[float]]:
-    """Each tool's no-op times in seconds, one per round, the order rotating each round."""
+STEPS = {
+    "python": [sys.executable, "-c", "pass"],
+    "uet-help": [w.UET, "--help"],
+    "uet-validate": [w.UET, "validate", "flow.toml"],
+    "uet-dry-run": [w.UET, "run", "-n", "--db", ".uet/uet.db", "flow.toml"],
+    "uet-quiet": [w.UET, "run", "-q", "--db", ".uet/uet.db", "flow.toml"],
+}
+"""With ``--steps``, commands timed in uet's directory that each do a part of its no-op."""
+
+
+def run_timed(argv: list[str], directory: Path) -> tuple[float, float]:
+    """
+    One whole run of `argv`: its wall time and the CPU time (user and system) it used.
+
+    The CPU time, read from the children's resource usage, moves less than
+    the wall time when other work shares the machine.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = w.time_command(1, argv, directory)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def measure(files: int, rounds: int, steps: bool) -> dict[str, list[float]]:
+    """
+    Each command's wall times in seconds, one per round, the order rotating each round.
+
+    The CPU times are under the command's name with ``-cpu`` appended.
+    """
     root = w.scratch(f"noop-{files}")
-    directories = {tool.name: prepare(root, tool, files) for tool in TOOLS}
-    times: dict[str, list[float]] = {tool.name: [] for tool in TOOLS}
+    commands = {tool.name: (tool.noop, prepare(root, tool, files)) for tool in TOOLS}
+    if steps:
+        commands |= {name: (argv, commands["uet"][1]) for name, argv in STEPS.items()}
+    names = list(commands)
+    times: dict[str, list[float]] = {}
     for turn in range(rounds):
-        for tool in TOOLS[turn % len(TOOLS) :] + TOOLS[: turn % len(TOOLS)]:
-            times[tool.name].append(w.time_command(1, tool.noop, directories[tool.name]))
-    return times
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            wall, cpu = run_timed(*commands[name])
+            times.setdefault(name, []).append(wall)
+            times.setdefault(f"{name}-cpu", []).append(cpu)
+    return {key: times[key] for name in names for key in (name, f"{name}-cpu")}
 
 
 def summary(files: int, times: dict[str, list[float]]) -> None:
-    """Medians, and uet's time as a fraction of doit's."""
-    rounds = len(times["uet"])
-    print(f"\nno-op rebuild of {files} files, whole processes, {rounds} rounds (medians):")
+    """Medians, and uet's time as a fraction of doit's, in wall and in CPU time."""
+    print(f"\nno-op rebuild of {files} files, whole processes, {len(times['uet'])} rounds:")
+    print(f"  {'':<12} {'wall median':>12} {'wall min':>10} {'CPU median':>12}")
     median = {name: statistics.median(values) for name, values in times.items()}
-    for name, value in median.items():
-        print(f"  {name:<6} {value * 1000:9.1f} ms  (min {min(times[name]) * 1000:.1f} ms)")
-    paired = statistics.median(u / d for u, d in zip(times["uet"], times["doit"], strict=True))
-    ratio = median["uet"] / median["doit"]
-    print(f"  uet / doit: {ratio:.2f} (median of per-round ratios {paired:.2f}; target <= 0.5)")
+    for name in times:
+        if not name.endswith("-cpu"):
+            print(
+                f"  {name:<12} {median[name] * 1000:9.1f} ms {min(times[name]) * 1000:7.1f} ms"
+                f" {median[name + '-cpu'] * 1000:9.1f} ms"
+            )
+    for kind, label in (("", "wall"), ("-cpu", "CPU")):
+        uet, doit = times["uet" + kind], times["doit" + kind]
+        paired = statistics.median(u / d for u, d in zip(uet, doit, strict=True))
+        print(
+            f"  uet / doit, {label}: {median['uet' + kind] / median['doit' + kind]:.2f}"
+            f" (median of per-round ratios {paired:.2f}; target <= 0.5)"
+        )
     for name in ("make", "make-r", "ninja"):
-        print(f"  uet / {name}: {median['uet'] / median[name]:.1f}")
+        print(f"  uet / {name}, wall: {median['uet'] / median[name]:.1f}")
 
 
 def save(path: str, results: dict[int, dict[str, list[float]]]) -> None:
-    """The values as a pyperf suite, one benchmark per tool and size."""
+    """The values as a pyperf suite, one benchmark per command (wall or CPU) and size."""
     benchmarks = [
         pyperf.Benchmark(
             [
@@ -236,13 +286,16 @@ def main() -> None:
     parser.add_argument("--files", type=int, nargs="+", default=[1000])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--debug-single-value", action="store_true", help="one round")
+    parser.add_argument(
+        "--steps", action="store_true", help="also time the parts of uet's no-op (report only)"
+    )
     parser.add_argument("-o", "--output", help="write the values as a pyperf JSON suite")
     args = parser.parse_args()
     # The untimed builds leave bytecode caches, so every timed `uet` starts
     # as an installed package does (pip compiles doit's at install time).
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     rounds = 1 if args.debug_single_value else args.rounds
-    results = {files: measure(files, rounds) for files in args.files}
+    results = {files: measure(files, rounds, args.steps) for files in args.files}
     for files, times in results.items():
         summary(files, times)
     if args.output:

@@ -17,7 +17,7 @@ CASES = {
     "bench_persister.py": (["--events", "500"], "persister:"),
     "bench_startup.py": ([], "uet-validate-1000"),
     "bench_memory.py": (["--tasks", "300"], "3x events adds"),
-    "bench_noop.py": (["--files", "20"], "uet / doit:"),
+    "bench_noop.py": (["--files", "20"], "uet / doit, wall:"),
 }
 
 
