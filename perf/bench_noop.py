@@ -291,9 +291,11 @@ def main() -> None:
     )
     parser.add_argument("-o", "--output", help="write the values as a pyperf JSON suite")
     args = parser.parse_args()
-    # The untimed builds leave bytecode caches, so every timed `uet` starts
-    # as an installed package does (pip compiles doit's at install time).
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # The commands see a shell's defaults: the untimed builds leave bytecode
+    # caches, so `uet` starts as an installed package does (pip compiled
+    # doit's), and standard output is buffered as usual.
+    for variable in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
+        os.environ.pop(variable, None)
     rounds = 1 if args.debug_single_value else args.rounds
     results = {files: measure(files, rounds, args.steps) for files in args.files}
     for files, times in results.items():
