@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pstats
 import resource
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ import pyperf
 import workloads as w
 
 JOBS = 8
+REPO = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,16 @@ def _write_ninja(directory: Path, files: int) -> None:
 
 
 def _output(directory: Path, argv: list[str]) -> str:
-    done = subprocess.run(argv, cwd=directory, capture_output=True, text=True, check=False)
+    """
+    What `argv` printed; raises if it failed.
+
+    The output is only searched and shown, and a parallel build's is not
+    always valid UTF-8 (one 10,000-file build's was not), so bytes that do
+    not decode are replaced.
+    """
+    done = subprocess.run(
+        argv, cwd=directory, capture_output=True, encoding="utf-8", errors="replace", check=False
+    )
     if done.returncode:
         raise RuntimeError(f"{argv} exited {done.returncode} in {directory}: {done.stderr}")
     return done.stdout
@@ -264,6 +275,55 @@ def summary(files: int, times: dict[str, list[float]]) -> None:
         print(f"  uet / {name}, wall: {median['uet'] / median[name]:.1f}")
 
 
+def profile(files: int, runs: int) -> None:
+    """
+    Where uet's no-op spends its time: `runs` no-op runs under cProfile, after one build.
+
+    Each function's time is the least it took over the runs: on a shared
+    machine a run that is descheduled charges that pause to whichever
+    function it was in, and the least of several runs leaves that out.
+    Printed: the ten largest self times, then uet's own functions and the
+    imports by cumulative time.
+    """
+    uet = TOOLS[0]
+    directory = prepare(w.scratch(f"profile-{files}"), uet, files)
+    stats = []
+    for run in range(runs):
+        path = directory / f"noop-{run}.prof"
+        subprocess.run(
+            [sys.executable, "-m", "cProfile", "-o", str(path), *uet.noop],
+            cwd=directory,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        stats.append(pstats.Stats(str(path)).stats)
+    functions = set.intersection(*(set(run) for run in stats))
+
+    def least(function: tuple[str, int, str], field: int) -> float:
+        return min(run[function][field] for run in stats)
+
+    def show(function: tuple[str, int, str]) -> str:
+        file, line, name = function
+        where = name if file == "~" else f"{'/'.join(Path(file).parts[-2:])}:{line}({name})"
+        return (
+            f"  {least(function, 2) * 1000:7.1f} ms self {least(function, 3) * 1000:7.1f} ms cumul"
+            f" {int(least(function, 1)):6d} calls  {where}"
+        )
+
+    print(f"\nuet's no-op of {files} files under cProfile, least of {runs} runs per function:")
+    print(" largest self times:")
+    for function in sorted(functions, key=lambda f: least(f, 2), reverse=True)[:10]:
+        print(show(function))
+    print(" uet's own functions and the imports, by cumulative time:")
+    own = [
+        f
+        for f in functions
+        if str(REPO) in f[0] or (f[2] == "_find_and_load" and "importlib" in f[0])
+    ]
+    for function in sorted(own, key=lambda f: least(f, 3), reverse=True)[:15]:
+        print(show(function))
+
+
 def save(path: str, results: dict[int, dict[str, list[float]]]) -> None:
     """The values as a pyperf suite, one benchmark per command (wall or CPU) and size."""
     benchmarks = [
@@ -289,6 +349,12 @@ def main() -> None:
     parser.add_argument(
         "--steps", action="store_true", help="also time the parts of uet's no-op (report only)"
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="RUNS",
+        help="instead, profile uet's no-op RUNS times and print where its time goes",
+    )
     parser.add_argument("-o", "--output", help="write the values as a pyperf JSON suite")
     args = parser.parse_args()
     # The commands see a shell's defaults: the untimed builds leave bytecode
@@ -296,6 +362,10 @@ def main() -> None:
     # doit's), and standard output is buffered as usual.
     for variable in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
         os.environ.pop(variable, None)
+    if args.profile:
+        for files in args.files:
+            profile(files, args.profile)
+        return
     rounds = 1 if args.debug_single_value else args.rounds
     results = {files: measure(files, rounds, args.steps) for files in args.files}
     for files, times in results.items():
