@@ -27,22 +27,26 @@ work to do"), which also warms the page cache for every tool alike. Then
 each round times one whole no-op process of each tool (``uet run``,
 ``doit -n 1``, ``make -j8``, ``make -r -j8``, ``ninja -j8``), the order
 rotating by one every round so a slow spell of the shared machine falls on
-all of them alike. The manager prints the medians, uet's median as a fraction of
-doit's, and the median of that fraction within each round, all from this
-invocation; ``-o`` writes the values as a pyperf suite.
+all of them alike. Each value is the wall time and the CPU time (user and
+system) of that process. The manager prints the medians, uet's median as a
+fraction of doit's and the median of that fraction within each round, in
+both, all from this invocation; ``-o`` writes the values as a pyperf suite.
 
 With ``--steps``, the rounds also time commands that each stop at a part
 of uet's no-op, in uet's directory (report only): ``python -c pass``,
 ``uet --help`` (start-up and the command line's imports), ``uet validate``
 (loading the file and expanding the ``foreach``), ``uet run -n`` (the
 up-to-date checks, against the store, writing nothing) and ``uet run -q``
-(the run without its line per task).
+(the run without its line per task). ``--profile RUNS`` instead builds
+uet's project and prints where its no-op spends its time under cProfile
+(see `profile`).
 
 uet's store keeps every run, so the last round's store holds one recorded
 run per round; that is what a project that re-runs its build sees.
 
-    python perf/bench_noop.py --files 1000 --rounds 15 --steps -o noop.json
-    python perf/bench_noop.py --files 10000 --rounds 3
+    python perf/bench_noop.py --files 1000 --rounds 21 --steps -o noop.json
+    python perf/bench_noop.py --files 10000 --rounds 3 --steps
+    python perf/bench_noop.py --files 1000 --profile 7
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ def _write_uet(directory: Path, files: int) -> None:
 
 
 def _write_doit(directory: Path, files: int) -> None:
+    # doit makes no directories for targets (uet, make's order-only
+    # prerequisite and ninja do), so the outputs' one is made here.
     (directory / "out").mkdir()
     (directory / "dodo.py").write_text(
         "import glob\n"
