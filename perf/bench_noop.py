@@ -46,7 +46,7 @@ run per round; that is what a project that re-runs its build sees.
 
     python perf/bench_noop.py --files 1000 --rounds 21 --steps -o noop.json
     python perf/bench_noop.py --files 10000 --rounds 3 --steps
-    python perf/bench_noop.py --files 1000 --profile 7
+    python perf/bench_noop.py --files 1000 --profile 15
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def profile(files: int, runs: int) -> None:
         for f in functions
         if str(REPO) in f[0] or (f[2] == "_find_and_load" and "importlib" in f[0])
     ]
-    for function in sorted(own, key=lambda f: least(f, 3), reverse=True)[:15]:
+    for function in sorted(own, key=lambda f: least(f, 3), reverse=True)[:20]:
         print(show(function))
 
 
