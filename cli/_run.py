@@ -49,6 +49,8 @@ from ._failures import FailureTails
 from ._progress import ProgressLine
 
 if TYPE_CHECKING:
+    import trio
+
     from uet_trio import Event, Run, RunResult, Store, TaskGraph, WorkflowSpec
 
 EXIT_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -384,9 +386,25 @@ async def _drive(
                         with active.events() as events:
                             async for event in events:
                                 reporter.event(event)
+                                # What else has arrived is printed before the
+                                # run's task gets the loop back: one pass of
+                                # the loop per burst of events, not per event.
+                                for later in _arrived(events):
+                                    reporter.event(later)
             nursery.cancel_scope.cancel()
     result = active.result if active is not None else None
     return result, received[0] if received else None
+
+
+def _arrived(events: trio.MemoryReceiveChannel[Event]) -> Iterator[Event]:
+    """The events already waiting in `events`, taken without a checkpoint."""
+    import trio
+
+    while True:
+        try:
+            yield events.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return
 
 
 class _Reporter:

@@ -107,17 +107,29 @@ class Delivery:
         self._backlog.append(Event._make(event))
 
     async def deliver(self) -> None:
-        """Hand the backlog on in order: to the persister (waiting for room), then subscribers."""
-        assert self._persister is not None
+        """
+        Hand the backlog on in order: to the persister (waiting for room), then subscribers.
+
+        While the persister and the subscribers have room, events go on
+        without a checkpoint each: the run's task waits only when a channel
+        is full, and checkpoints once at the end.
+        """
+        persister = self._persister
+        assert persister is not None
+        await trio.lowlevel.checkpoint_if_cancelled()
         backlog = self._backlog
         while backlog:
             event = backlog[0]
-            # Cancellation-atomic: a cancelled send leaves the event in the
-            # backlog, to be delivered before the run's last events.
-            await self._persister.send(event)
+            try:
+                persister.send_nowait(event)
+            except trio.WouldBlock:
+                # Cancellation-atomic: a cancelled send leaves the event in
+                # the backlog, to be delivered before the run's last events.
+                await persister.send(event)
             backlog.popleft()
             if self._subscribers:
                 await self._publish(event)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _publish(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
