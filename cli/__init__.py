@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from . import _events, _gc, _graph, _inspect, _plan, _run, _simulate, _tools
+from . import _events, _gc, _graph, _inspect, _plan, _run, _serve, _simulate, _tools, _trace
 from ._common import Program, echo, flush_standard_streams, hold_standard_streams, silence
 
 EXIT_PIPE = 141
@@ -56,7 +56,7 @@ def main() -> None:
     """Run workflows of commands on Trio, recorded in SQLite."""
 
 
-for module in (_plan, _run, _inspect, _events, _graph, _gc, _tools, _simulate):
+for module in (_plan, _run, _inspect, _events, _graph, _gc, _tools, _simulate, _serve, _trace):
     for command in module.COMMANDS:
         main.add_command(command)
 

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from .recording.states import RunStatus as RunStatus
     from .recording.states import TaskState as TaskState
     from .recording.store import Store as Store
+    from .recording.trace import chrome_trace as chrome_trace
     from .running.dry_run import DryRunTask as DryRunTask
     from .running.dry_run import dry_run as dry_run
     from .running.engine import Run as Run
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
     from .running.prediction import predict as predict
     from .running.prediction import run_durations as run_durations
     from .running.preparation import new_run_id as new_run_id
+    from .web.server import serve_web as serve_web
     from .workflow.graph import TaskGraph as TaskGraph
     from .workflow.graph import compile_graph as compile_graph
     from .workflow.loader import load_workflow as load_workflow
@@ -132,6 +134,7 @@ _EXPORTS = {
     "RunStatus": "recording.states",
     "TaskState": "recording.states",
     "Store": "recording.store",
+    "chrome_trace": "recording.trace",
     "Run": "running.engine",
     "RunResult": "running.engine",
     "open_run": "running.engine",
@@ -141,6 +144,7 @@ _EXPORTS = {
     "become_subreaper": "running.executors.subreaper",
     "run_crashed": "running.ownership",
     "new_run_id": "running.preparation",
+    "serve_web": "web.server",
     "TaskGraph": "workflow.graph",
     "compile_graph": "workflow.graph",
     "load_workflow": "workflow.loader",

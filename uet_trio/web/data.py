@@ -1,0 +1,306 @@
+"""
+What the web view reads from a store, as JSON-ready dictionaries.
+
+`ViewStore` is a `Store` opened read-only with the few queries the pages
+need beyond the store's own: a cheap "has anything changed?" probe for
+polling, a run's snapshot (run, tasks with their DAG levels, edges,
+attempts, failed tasks' output tails), and the changes since an event
+sequence number, which is what the live page is fed. Every method reads and
+is synchronous; the app calls them from a worker thread.
+
+The JSON vocabulary, shared with the page's script: a task is ``{"id", "i"
+(declaration index), "state", "attempts", "tool", "start", "end", "exit",
+"level"}``; an attempt ``{"task", "attempt", "worker", "status", "tool",
+"start", "end", "exit", "signal", "timed_out"}``; times are Unix seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..errors import RunNotFound
+from ..recording.logs import LogUnavailable, read_output, tail_lines
+from ..recording.records import AttemptRecord, RunRecord
+from ..recording.states import TaskState
+from ..recording.store import Store
+from .dag import RunGraph, run_graph
+
+TAIL_LINES = 20
+"""Lines of each stream shown for a failed task."""
+
+MAX_FAILURE_TAILS = 50
+"""Failed tasks whose tails a run's page reads; the others are listed without them."""
+
+LOG_CHUNK = 256 * 1024
+"""The most bytes of a log one read returns: a follower asks again for the rest."""
+
+_CHUNK = 500
+"""Ids per ``IN (...)`` list, well below SQLite's limit on parameters."""
+
+_TASK_COLUMNS = "task_id, idx, state, attempts, tool, started_at, finished_at, exit_code"
+_ATTEMPT_COLUMNS = (
+    "task_id, attempt, worker, status, tool, started_at, finished_at, exit_code, signal, timed_out"
+)
+
+
+class ViewStore(Store):
+    """A store opened read-only for the web view, with the view's queries."""
+
+    @classmethod
+    def open_view(cls, path: str | os.PathLike[str]) -> ViewStore:
+        """
+        Open the database at `path` read-only (it must exist; nothing is created).
+
+        Raises:
+            StoreError: the file cannot be opened or is not a uet-trio database.
+        """
+        store = cls.open(path, readonly=True)
+        assert isinstance(store, ViewStore)
+        return store
+
+    # ---------------------------------------------------------------- probes
+
+    def runs_token(self) -> tuple[int, int]:
+        """(number of runs, sum of their last event numbers): changes whenever any run does."""
+        count, total = self._tuples("SELECT count(*), coalesce(sum(last_seq), 0) FROM runs")[0]
+        return int(count), int(total)
+
+    def run_token(self, run_id: str) -> tuple[int, str]:
+        """
+        (last event number, status) of the run: changes whenever the run does.
+
+        Raises:
+            RunNotFound: no such run (it may have been collected meanwhile).
+        """
+        rows = self._tuples("SELECT last_seq, status FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}")
+        return int(rows[0][0]), str(rows[0][1])
+
+    # ---------------------------------------------------------------- runs
+
+    def runs_summary(self, *, limit: int = 200) -> list[dict[str, Any]]:
+        """The most recent runs, newest first, with their task counts by state."""
+        records = self.list_runs(limit=limit)
+        counts = self.task_counts_by_run([record.run_id for record in records])
+        return [_run_json(record, counts[record.run_id]) for record in records]
+
+    def run_snapshot(self, run_id: str, *, now: float | None = None) -> dict[str, Any]:
+        """
+        Everything a run's page draws: the run, its tasks, edges, attempts and failures.
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        record = self.get_run(run_id)
+        tasks = self._tuples(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY idx", (run_id,)
+        )
+        graph: RunGraph = run_graph(self, run_id, [row[0] for row in tasks])
+        counts: dict[str, int] = {}
+        for row in tasks:
+            counts[row[2]] = counts.get(row[2], 0) + 1
+        attempts = self._tuples(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY started_at",
+            (run_id,),
+        )
+        failed = [row[0] for row in tasks if row[2] == TaskState.FAILED]
+        return {
+            "run": _run_json(record, counts),
+            "tasks": [_task_json(row, graph.levels[n]) for n, row in enumerate(tasks)],
+            "edges": [list(edge) for edge in graph.edges],
+            "edge_source": graph.source,
+            "attempts": [_attempt_json(row) for row in attempts],
+            "failures": self.failures(run_id, failed[:MAX_FAILURE_TAILS]),
+            "failed": len(failed),
+            "seq": record.last_seq,
+            "now": time.time() if now is None else now,
+        }
+
+    def run_changes(self, run_id: str, after_seq: int) -> dict[str, Any]:
+        """
+        What changed in the run after event `after_seq`: the run, and the tasks
+        and attempts its later events touched (with the failures among them).
+
+        Raises:
+            RunNotFound: no such run.
+        """
+        record = self.get_run(run_id)
+        touched = sorted(
+            {
+                row[0]
+                for row in self._tuples(
+                    "SELECT DISTINCT task_id FROM events WHERE run_id = ? AND seq > ? "
+                    "AND seq <= ? AND task_id IS NOT NULL",
+                    (run_id, after_seq, record.last_seq),
+                )
+            }
+        )
+        tasks: list[Any] = []
+        attempts: list[Any] = []
+        for chunk in _chunks(touched):
+            marks = ", ".join("?" for _ in chunk)
+            tasks += self._tuples(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id = ? AND task_id IN ({marks})",
+                (run_id, *chunk),
+            )
+            attempts += self._tuples(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? "
+                f"AND task_id IN ({marks})",
+                (run_id, *chunk),
+            )
+        failed = [row[0] for row in tasks if row[2] == TaskState.FAILED]
+        return {
+            "run": _run_json(record, self.task_counts(run_id)),
+            "tasks": [_task_json(row, None) for row in tasks],
+            "attempts": [_attempt_json(row) for row in attempts],
+            "failures": self.failures(run_id, failed[:MAX_FAILURE_TAILS]),
+            "seq": record.last_seq,
+            "now": time.time(),
+        }
+
+    # ---------------------------------------------------------------- tasks
+
+    def failures(self, run_id: str, task_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Each task's latest attempt with the last lines of its stdout and stderr."""
+        found = []
+        for task_id in task_ids:
+            attempt = self.find_attempt(run_id, task_id)
+            if attempt is not None:
+                found.append({"task": task_id, **_attempt_detail(attempt), **_tails(attempt)})
+        return found
+
+    def task_detail(self, run_id: str, task_id: str) -> dict[str, Any]:
+        """
+        One task: its row, every attempt (with argv, error and output sizes),
+        and the last lines of its latest attempt's output.
+
+        Raises:
+            RunNotFound: no such run, or the run has no such task.
+        """
+        record = self.get_run(run_id)
+        rows = self._tuples(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id = ? AND task_id = ?",
+            (run_id, task_id),
+        )
+        if not rows:
+            raise RunNotFound(f"run {run_id} has no task {task_id!r}")
+        attempts = self.attempts(run_id, task_id)
+        latest = attempts[-1] if attempts else None
+        return {
+            "run": _run_json(record, {}),
+            "task": _task_json(rows[0], None),
+            "attempts": [_attempt_detail(attempt) for attempt in attempts],
+            "tail": _tails(latest) if latest is not None else None,
+            "now": time.time(),
+        }
+
+    def log_slice(
+        self, run_id: str, task_id: str, attempt: int, stderr: bool, offset: int
+    ) -> tuple[bytes, bool]:
+        """
+        (bytes of the attempt's stream from `offset`, at most `LOG_CHUNK`; whether it has ended).
+
+        An attempt has ended when it is finished and everything up to its
+        recorded length has been read.
+
+        Raises:
+            RunNotFound: no such attempt.
+            LogUnavailable: its log file is gone or truncated.
+        """
+        record = self.find_attempt(run_id, task_id, attempt)
+        if record is None:
+            raise RunNotFound(f"run {run_id} has no attempt {attempt} of task {task_id!r}")
+        data = read_output(record, stderr=stderr, skip=offset, limit=LOG_CHUNK)
+        length = record.err_length if stderr else record.out_length
+        finished = record.finished_at is not None and (
+            length is None or offset + len(data) >= length
+        )
+        return data, finished
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _run_json(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status.value,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "duration": record.duration,
+        "tasks": record.task_count,
+        "counts": counts,
+        "workers": record.max_workers,
+        "seq": record.last_seq,
+    }
+
+
+def _task_json(row: Sequence[Any], level: int | None) -> dict[str, Any]:
+    task_id, idx, state, attempts, tool, start, end, exit_code = row
+    found = {
+        "id": task_id,
+        "i": idx,
+        "state": state,
+        "attempts": attempts,
+        "tool": tool,
+        "start": start,
+        "end": end,
+        "exit": exit_code,
+    }
+    if level is not None:
+        found["level"] = level
+    return found
+
+
+def _attempt_json(row: Sequence[Any]) -> dict[str, Any]:
+    task_id, attempt, worker, status, tool, start, end, exit_code, signal, timed_out = row
+    return {
+        "task": task_id,
+        "attempt": attempt,
+        "worker": worker,
+        "status": status,
+        "tool": tool,
+        "start": start,
+        "end": end,
+        "exit": exit_code,
+        "signal": signal,
+        "timed_out": bool(timed_out),
+    }
+
+
+def _attempt_detail(attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "status": attempt.status.value,
+        "tool": attempt.tool,
+        "argv": attempt.argv,
+        "worker": attempt.worker,
+        "start": attempt.started_at,
+        "end": attempt.finished_at,
+        "exit": attempt.exit_code,
+        "signal": attempt.signal,
+        "timed_out": attempt.timed_out,
+        "error": attempt.error,
+        "out_length": attempt.out_length,
+        "err_length": attempt.err_length,
+    }
+
+
+def _tails(attempt: AttemptRecord) -> dict[str, Any]:
+    """The last `TAIL_LINES` lines of both streams, or why one cannot be read."""
+    tails: dict[str, Any] = {}
+    for name, stderr in (("stdout", False), ("stderr", True)):
+        try:
+            tails[name] = tail_lines(attempt, TAIL_LINES, stderr=stderr)
+        except LogUnavailable as error:
+            tails[name] = None
+            tails[f"{name}_error"] = str(error)
+    return tails
