@@ -12,6 +12,7 @@ caller says where the view is.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -48,7 +49,7 @@ async def serve_web(
     store = ViewStore.open_view(db)
     try:
         config = Config()
-        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+        config.bind = [f"fd://{_listen(host, port)}"]
         config.accesslog = None
         config.errorlog = None
         config.graceful_timeout = GRACE_SECONDS
@@ -61,3 +62,15 @@ async def serve_web(
         )
     finally:
         store.close()
+
+
+def _listen(host: str, port: int) -> int:
+    """
+    A listening socket on `host`:`port`, as a descriptor Hypercorn takes over.
+
+    Bound here rather than by Hypercorn so that an address that cannot be
+    used raises `OSError` with the socket already closed.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, port), family=family)
+    return listener.detach()
