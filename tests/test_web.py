@@ -384,7 +384,7 @@ class TestBrowser:
         """Each task is a node of the graph and a row of the table, with its state."""
         page.goto(f"{served.url}/runs/{served.done}")
         for task_id, state in DONE_STATES.items():
-            node = page.locator(f'#dag g.node[data-task="{task_id}"]')
+            node = page.locator(f'#dag rect.node[data-task="{task_id}"]')
             expect(node).to_have_attribute("data-state", state, timeout=WAIT_MS)
         rows = page.locator("#tasks tbody tr")
         expect(rows).to_have_count(4)
@@ -399,14 +399,14 @@ class TestBrowser:
     ) -> None:
         """The gate task turns from running to succeeded on the open page, which never reloads."""
         page.goto(f"{served.url}/runs/{served.live}")
-        gate = page.locator('#dag g.node[data-task="gate"]')
+        gate = page.locator('#dag rect.node[data-task="gate"]')
         expect(gate).to_have_attribute("data-state", "running", timeout=WAIT_MS)
         expect(page.locator("#live")).to_have_text("live")
         page.evaluate("window.stillTheSamePage = true")
-        fill = gate.locator("rect").evaluate("node => getComputedStyle(node).fill")
+        fill = gate.evaluate("node => getComputedStyle(node).fill")
         (served.directory / "go-gate").touch()
         expect(gate).to_have_attribute("data-state", "succeeded", timeout=WAIT_MS)
-        assert gate.locator("rect").evaluate("node => getComputedStyle(node).fill") != fill
+        assert gate.evaluate("node => getComputedStyle(node).fill") != fill
         assert page.evaluate("window.stillTheSamePage") is True
 
     def test_a_failed_tasks_page_shows_its_output_tail(self, page: Page, served: Served) -> None:

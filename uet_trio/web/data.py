@@ -34,6 +34,9 @@ TAIL_LINES = 20
 MAX_FAILURE_TAILS = 50
 """Failed tasks whose tails a run's page reads; the others are listed without them."""
 
+GRAPHS_KEPT = 8
+"""Runs whose edges (read from their workflow files) a `ViewStore` keeps in memory."""
+
 LOG_CHUNK = 256 * 1024
 """The most bytes of a log one read returns: a follower asks again for the rest."""
 
@@ -49,6 +52,8 @@ _ATTEMPT_COLUMNS = (
 class ViewStore(Store):
     """A store opened read-only for the web view, with the view's queries."""
 
+    _graphs: dict[str, RunGraph]
+
     @classmethod
     def open_view(cls, path: str | os.PathLike[str]) -> ViewStore:
         """
@@ -59,7 +64,26 @@ class ViewStore(Store):
         """
         store = cls.open(path, readonly=True)
         assert isinstance(store, ViewStore)
+        store._graphs = {}
         return store
+
+    def graph(self, run_id: str, task_ids: Sequence[str]) -> RunGraph:
+        """
+        The run's edges and levels (`dag.run_graph`), remembered when they come from its file.
+
+        Loading a large workflow file takes a while (0.4 s for 10,000 tasks)
+        and its edges never change for a run; edges rebuilt from events grow
+        while the run goes on, so they are computed again each time. The
+        last `GRAPHS_KEPT` runs' graphs are kept.
+        """
+        found = self._graphs.get(run_id)
+        if found is None:
+            found = run_graph(self, run_id, task_ids)
+            if found.source == "workflow":
+                if len(self._graphs) >= GRAPHS_KEPT:
+                    del self._graphs[next(iter(self._graphs))]
+                self._graphs[run_id] = found
+        return found
 
     # ---------------------------------------------------------------- probes
 
@@ -99,7 +123,7 @@ class ViewStore(Store):
         tasks = self._tuples(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY idx", (run_id,)
         )
-        graph: RunGraph = run_graph(self, run_id, [row[0] for row in tasks])
+        graph = self.graph(run_id, [row[0] for row in tasks])
         counts: dict[str, int] = {}
         for row in tasks:
             counts[row[2]] = counts.get(row[2], 0) + 1

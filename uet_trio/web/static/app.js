@@ -119,8 +119,13 @@ function showRuns() {
 
 // ------------------------------------------------------------------ a run
 
-const NODE_W = 150, NODE_H = 20, COL_GAP = 36, ROW_GAP = 6, PER_COLUMN = 30, PAD = 10;
-const MAX_EDGES = 5000;
+// A node's box: labelled, or (above LABELLED tasks, where labels could not be read
+// anyway and would cost the browser seconds to draw) a small square with a tooltip.
+const LABELLED = 2000;
+const FULL = { w: 150, h: 20, colGap: 36, rowGap: 6, perColumn: 30, levelGap: 0 };
+const COMPACT = { w: 10, h: 10, colGap: 2, rowGap: 2, perColumn: 60, levelGap: 16 };
+const PAD = 10;
+const MAX_EDGES = 5000, MAX_ROWS = 500;
 const LANE_H = 18, AXIS_H = 22, LABEL_W = 80;
 
 class RunPage {
@@ -131,7 +136,7 @@ class RunPage {
     this.attempts = new Map();
     this.failures = new Map();
     this.nodes = [];
-    this.rows = [];
+    this.rows = new Map();
     this.ganttPending = false;
     this.clockSkew = 0;
   }
@@ -150,6 +155,8 @@ class RunPage {
     this.renderSummary();
     this.renderFailures();
     this.renderGantt();
+    // Marks the page as drawn, for whoever waits for it (tests, benchmarks).
+    document.documentElement.dataset.drawn = "run";
     if (FINISHED_RUN.has(this.run.status)) {
       setLive(false, "finished");
     } else {
@@ -170,26 +177,51 @@ class RunPage {
     this.dagBox = el("div", { class: "scroll", id: "dag" });
     this.ganttBox = el("div", { class: "scroll", id: "gantt" });
     this.failureBox = el("div", { id: "failures" });
-    const tableBody = el("tbody", {});
+    this.tableBody = el("tbody", {});
     const table = el("table", { id: "tasks" },
       el("thead", {}, el("tr", {},
         el("th", { class: "num" }, "#"), el("th", {}, "task"), el("th", {}, "state"),
         el("th", { class: "num" }, "attempts"), el("th", {}, "tool"),
         el("th", { class: "num" }, "duration"), el("th", { class: "num" }, "exit"))),
-      tableBody);
+      this.tableBody);
+    this.idFilter = el("input", { type: "search", id: "task-filter", placeholder: "task id contains" });
+    this.stateFilter = el("select", { id: "state-filter" }, el("option", { value: "" }, "any state"),
+      ...STATES.map((state) => el("option", { value: state }, state)));
+    this.shownNote = el("span", { class: "muted", id: "tasks-shown" });
+    this.idFilter.addEventListener("input", () => this.renderTable());
+    this.stateFilter.addEventListener("change", () => this.renderTable());
     main.replaceChildren(
       title, this.summary, legend,
       el("h2", {}, "Graph", el("span", { class: "muted" }, note)), this.dagBox,
       el("h2", {}, "Timeline (attempts per worker)"), this.ganttBox,
       el("h2", { id: "failures-title" }, "Failed tasks"), this.failureBox,
-      el("h2", {}, "Tasks"), el("div", { class: "scroll", id: "tasks-wrap" }, table));
+      el("h2", {}, "Tasks"),
+      el("div", { class: "controls" }, this.idFilter, this.stateFilter, this.shownNote),
+      el("div", { class: "scroll", id: "tasks-wrap" }, table));
     this.drawDag(snapshot.edges);
-    tableBody.innerHTML = this.tasks.map((task, n) => "<tr data-i=\"" + n + "\">" + this.rowHtml(task) + "</tr>").join("");
-    this.rows = Array.from(tableBody.children);
+    this.renderTable();
     this.dagBox.addEventListener("click", (event) => {
-      const node = event.target.closest("g.node");
+      const node = event.target.closest("rect.node");
       if (node) window.location.href = taskUrl(this.runId, this.tasks[Number(node.dataset.i)].id);
     });
+  }
+
+  // At most MAX_ROWS rows: a table of every task of a large run would take the
+  // browser seconds to lay out, and the graph above already shows each one.
+  renderTable() {
+    const text = this.idFilter.value;
+    const state = this.stateFilter.value;
+    const shown = [];
+    let matching = 0;
+    this.tasks.forEach((task, n) => {
+      if ((text && !task.id.includes(text)) || (state && task.state !== state)) return;
+      matching += 1;
+      if (shown.length < MAX_ROWS) shown.push(n);
+    });
+    this.tableBody.innerHTML = shown.map((n) => "<tr data-i=\"" + n + "\">" + this.rowHtml(this.tasks[n]) + "</tr>").join("");
+    this.rows = new Map(shown.map((n, k) => [n, this.tableBody.children[k]]));
+    this.shownNote.textContent = shown.length < this.tasks.length
+      ? "showing " + shown.length + " of " + matching + " matching, " + this.tasks.length + " tasks" : "";
   }
 
   rowHtml(task) {
@@ -210,23 +242,27 @@ class RunPage {
     }
     const x = new Float64Array(this.tasks.length);
     const y = new Float64Array(this.tasks.length);
-    let column = 0, tallest = 0;
+    const labelled = this.tasks.length <= LABELLED;
+    const box = labelled ? FULL : COMPACT;
+    let column = 0, tallest = 0, levels = 0;
     for (const level of [...columns.keys()].sort((a, b) => a - b)) {
       const members = columns.get(level);
+      const left = PAD + levels * box.levelGap;
+      levels += 1;
       members.forEach((n, k) => {
-        x[n] = PAD + (column + Math.floor(k / PER_COLUMN)) * (NODE_W + COL_GAP);
-        y[n] = PAD + (k % PER_COLUMN) * (NODE_H + ROW_GAP);
+        x[n] = left + (column + Math.floor(k / box.perColumn)) * (box.w + box.colGap);
+        y[n] = PAD + (k % box.perColumn) * (box.h + box.rowGap);
       });
-      column += Math.ceil(members.length / PER_COLUMN);
-      tallest = Math.max(tallest, Math.min(members.length, PER_COLUMN));
+      column += Math.ceil(members.length / box.perColumn);
+      tallest = Math.max(tallest, Math.min(members.length, box.perColumn));
     }
-    const width = PAD * 2 + column * (NODE_W + COL_GAP);
-    const height = PAD * 2 + tallest * (NODE_H + ROW_GAP);
+    const width = PAD * 2 + column * (box.w + box.colGap) + levels * box.levelGap;
+    const height = PAD * 2 + tallest * (box.h + box.rowGap);
     const parts = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + width + "\" height=\"" + height + "\">"];
     if (edges.length <= MAX_EDGES) {
       parts.push("<g class=\"edges\">");
       for (const [a, b] of edges) {
-        const x1 = x[a] + NODE_W, y1 = y[a] + NODE_H / 2, x2 = x[b], y2 = y[b] + NODE_H / 2;
+        const x1 = x[a] + box.w, y1 = y[a] + box.h / 2, x2 = x[b], y2 = y[b] + box.h / 2;
         const bend = (x2 - x1) / 2;
         parts.push("<path class=\"edge\" d=\"M" + x1 + " " + y1 + "C" + (x1 + bend) + " " + y1 + " " + (x2 - bend) + " " + y2 + " " + x2 + " " + y2 + "\"/>");
       }
@@ -234,16 +270,17 @@ class RunPage {
     }
     this.tasks.forEach((task, n) => {
       const label = task.id.length > 22 ? task.id.slice(0, 21) + "…" : task.id;
-      parts.push("<g class=\"node st-" + esc(task.state) + "\" data-i=\"" + n + "\" data-task=\"" + esc(task.id) +
-        "\" data-state=\"" + esc(task.state) + "\"><title>" + esc(task.id + " — " + task.state) + "</title><rect x=\"" + x[n] + "\" y=\"" + y[n] +
-        "\" width=\"" + NODE_W + "\" height=\"" + NODE_H + "\"/><text x=\"" + (x[n] + 5) + "\" y=\"" + (y[n] + 14) + "\">" + esc(label) + "</text></g>");
+      parts.push("<rect class=\"node st-" + esc(task.state) + "\" data-i=\"" + n + "\" data-task=\"" + esc(task.id) +
+        "\" data-state=\"" + esc(task.state) + "\" data-tip=\"" + esc(task.id + " — " + task.state) + "\" x=\"" + x[n] + "\" y=\"" + y[n] +
+        "\" width=\"" + box.w + "\" height=\"" + box.h + "\"/>");
+      if (labelled) parts.push("<text x=\"" + (x[n] + 5) + "\" y=\"" + (y[n] + 14) + "\">" + esc(label) + "</text>");
     });
     parts.push("</svg>");
     if (edges.length > MAX_EDGES) {
       this.dagBox.before(el("p", { class: "muted" }, edges.length + " edges: only the tasks are drawn, by level."));
     }
     this.dagBox.innerHTML = parts.join("");
-    this.nodes = Array.from(this.dagBox.querySelectorAll("g.node"));
+    this.nodes = Array.from(this.dagBox.querySelectorAll("rect.node"));
   }
 
   renderSummary() {
@@ -268,9 +305,9 @@ class RunPage {
     if (node && old.state !== task.state) {
       node.setAttribute("class", "node st-" + task.state);
       node.dataset.state = task.state;
-      node.firstChild.textContent = task.id + " — " + task.state;
+      node.dataset.tip = task.id + " — " + task.state;
     }
-    const row = this.rows[n];
+    const row = this.rows.get(n);
     if (row) row.innerHTML = this.rowHtml(task);
   }
 
@@ -324,14 +361,15 @@ class RunPage {
         let k = spare.findIndex((free) => free <= a.start);
         if (k < 0) { k = spare.length; spare.push(0); }
         spare[k] = a.end || Infinity;
-        lane = "extra " + k;
+        lane = "lane " + k;
       }
       if (!lanes.has(lane)) lanes.set(lane, []);
       lanes.get(lane).push(a);
     }
     const names = [...lanes.keys()].sort((a, b) =>
       (typeof a === "number" ? a : 1e9) - (typeof b === "number" ? b : 1e9) || String(a).localeCompare(String(b)));
-    const width = Math.max(600, this.ganttBox.clientWidth - 20);
+    // From the window, not the box: reading the box's size would lay out the whole page now.
+    const width = Math.max(600, window.innerWidth - 60);
     const plot = width - LABEL_W - PAD;
     const height = AXIS_H + names.length * LANE_H + PAD;
     const scale = plot / span;
@@ -355,7 +393,7 @@ class RunPage {
         const label = a.task + " #" + a.attempt + " " + a.status + " " + seconds((a.end || now) - a.start) +
           (a.exit !== null ? " exit " + a.exit : "");
         parts.push("<rect class=\"bar at-" + esc(a.status) + "\" data-task=\"" + esc(a.task) + "\" x=\"" + x0.toFixed(1) + "\" y=\"" + top +
-          "\" width=\"" + w.toFixed(1) + "\" height=\"" + (LANE_H - 4) + "\"><title>" + esc(label) + "</title></rect>");
+          "\" width=\"" + w.toFixed(1) + "\" height=\"" + (LANE_H - 4) + "\" data-tip=\"" + esc(label) + "\"/>");
         if (w > 60) {
           parts.push("<text x=\"" + (x0 + 3).toFixed(1) + "\" y=\"" + (top + 11) + "\">" + esc(a.task.slice(0, Math.floor(w / 7))) + "</text>");
         }
@@ -513,6 +551,28 @@ class TaskPage {
     if (this.autoScroll.checked) this.log.scrollTop = this.log.scrollHeight;
   }
 }
+
+// ------------------------------------------------------------------ tooltips
+
+// One tooltip for every element with a data-tip, instead of a <title> in each of
+// tens of thousands of shapes.
+const tip = el("div", { id: "tip", class: "tip", hidden: "" });
+document.body.append(tip);
+document.addEventListener("mouseover", (event) => {
+  const target = event.target.closest ? event.target.closest("[data-tip]") : null;
+  if (!target) {
+    tip.hidden = true;
+    return;
+  }
+  tip.textContent = target.dataset.tip;
+  tip.hidden = false;
+});
+document.addEventListener("mousemove", (event) => {
+  if (!tip.hidden) {
+    tip.style.left = event.pageX + 12 + "px";
+    tip.style.top = event.pageY + 12 + "px";
+  }
+});
 
 // ------------------------------------------------------------------ routing
 
