@@ -30,6 +30,8 @@ from click.testing import CliRunner
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from uet_trio_cli import main
 
+from uet_trio.web.data import ViewStore
+
 from .conftest import UET, run_uet
 
 DONE_FLOW = """
@@ -55,9 +57,24 @@ DONE_FLOW = """
     id = "d"
     command = ["true"]
     depends_on = ["b", "c"]
+
+    [[tasks]]
+    id = "flaky"
+    command = [
+        "sh", "-c",
+        "if [ -e marker ]; then echo second try; exit 0; fi; touch marker; echo first try; exit 1",
+    ]
+    retries = 1
+    backoff = { initial = 0.05, factor = 1.0, jitter = 0.0 }
 """
 
-DONE_STATES = {"a": "succeeded", "b": "failed", "c": "succeeded", "d": "skipped"}
+DONE_STATES = {
+    "a": "succeeded",
+    "b": "failed",
+    "c": "succeeded",
+    "d": "skipped",
+    "flaky": "succeeded",
+}
 
 LIVE_FLOW = """
     [workflow]
@@ -85,6 +102,26 @@ LIVE_FLOW = """
     id = "last"
     command = ["sh", "-c", "while [ ! -e go-last ]; do sleep 0.05; done"]
     depends_on = ["first"]
+"""
+
+CHAIN_FLOW = """
+    [workflow]
+    name = "chain"
+    max_workers = 2
+
+    [[tasks]]
+    id = "a"
+    command = ["true"]
+
+    [[tasks]]
+    id = "b"
+    command = ["sh", "-c", "sleep 0.2"]
+    depends_on = ["a"]
+
+    [[tasks]]
+    id = "c"
+    command = ["sh", "-c", "echo failing; exit 2"]
+    depends_on = ["a", "b"]
 """
 
 CHROMIUM_ARGS = [
@@ -226,7 +263,7 @@ class TestEndpoints:
         """/api/runs: the finished run (failed) and the live one (running), with counts."""
         runs = {run["run_id"]: run for run in _json(served.url + "/api/runs")["runs"]}
         assert runs[served.done]["status"] == "failed"
-        assert runs[served.done]["counts"] == {"succeeded": 2, "failed": 1, "skipped": 1}
+        assert runs[served.done]["counts"] == {"succeeded": 3, "failed": 1, "skipped": 1}
         assert runs[served.done]["duration"] > 0
         assert runs[served.live]["status"] == "running"
         assert runs[served.live]["tasks"] == 4
@@ -238,12 +275,18 @@ class TestEndpoints:
         assert states == DONE_STATES
         assert snapshot["edge_source"] == "workflow"
         assert sorted(map(tuple, snapshot["edges"])) == [(0, 1), (0, 2), (1, 3), (2, 3)]
-        assert [task["level"] for task in snapshot["tasks"]] == [0, 1, 1, 2]
+        assert [task["level"] for task in snapshot["tasks"]] == [0, 1, 1, 2, 0]
         (failure,) = snapshot["failures"]
         assert (failure["task"], failure["exit"]) == ("b", 3)
         assert failure["stdout"] == ["line1", "line2"]
         assert failure["stderr"] == ["oops"]
-        assert {a["task"] for a in snapshot["attempts"]} == {"a", "b", "c"}
+        assert sorted((a["task"], a["attempt"]) for a in snapshot["attempts"]) == [
+            ("a", 1),
+            ("b", 1),
+            ("c", 1),
+            ("flaky", 1),
+            ("flaky", 2),
+        ]
 
     def test_live_stream_of_a_finished_run_sends_its_state_then_ends(self, served: Served) -> None:
         """/live?after=0 of a finished run: one update with every task, then "end"."""
@@ -275,6 +318,17 @@ class TestEndpoints:
             ("end", {"attempts": 1, "state": "failed"}),
         ]
 
+    def test_follow_goes_from_attempt_to_attempt(self, served: Served) -> None:
+        """A retried task's log is followed through each attempt in turn."""
+        url = f"{served.url}/api/runs/{served.done}/follow?task=flaky&stream=out"
+        assert _events(url, until="end") == [
+            ("attempt", {"attempt": 1}),
+            ("chunk", {"attempt": 1, "text": "first try\n"}),
+            ("attempt", {"attempt": 2}),
+            ("chunk", {"attempt": 2, "text": "second try\n"}),
+            ("end", {"attempts": 2, "state": "succeeded"}),
+        ]
+
     def test_unknown_runs_and_tasks_are_404_with_a_message(self, served: Served) -> None:
         """A run or task that does not exist is a 404 whose JSON names it."""
         status, _, body = _get(served.url + "/api/runs/no-such-run")
@@ -300,6 +354,46 @@ class TestEndpoints:
         assert status == 400
         status, _, _ = _get(served.url + "/api/runs", headers={"Host": "localhost"})
         assert status == 200
+
+
+class TestStoreReads:
+    """The view's reads of a store whose workflow file or logs have changed since the run."""
+
+    @pytest.fixture
+    def recorded(self, tmp_path: Path) -> tuple[Path, str]:
+        flow = tmp_path / "chain.toml"
+        flow.write_text(textwrap.dedent(CHAIN_FLOW))
+        done = run_uet("run", flow.name, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr
+        db = tmp_path / ".uet" / "uet.db"
+        with ViewStore.open_view(db) as store:
+            return db, store.last_run()
+
+    def test_edges_come_from_the_events_when_the_workflow_file_changed(
+        self, recorded: tuple[Path, str]
+    ) -> None:
+        """A changed file's edges are not trusted: each task gets the one that released it."""
+        db, run_id = recorded
+        with ViewStore.open_view(db) as store:
+            assert store.run_snapshot(run_id)["edge_source"] == "workflow"
+        flow = db.parent.parent / "chain.toml"
+        flow.write_text(flow.read_text().replace('"true"', '"/bin/true"'))
+        with ViewStore.open_view(db) as store:
+            snapshot = store.run_snapshot(run_id)
+        assert snapshot["edge_source"] == "events"
+        # c waits for a and b; b ended last, so b released it.
+        assert sorted(map(tuple, snapshot["edges"])) == [(0, 1), (1, 2)]
+        assert [task["level"] for task in snapshot["tasks"]] == [0, 1, 2]
+
+    def test_a_missing_log_is_reported_in_the_tails(self, recorded: tuple[Path, str]) -> None:
+        """A failed task whose log files are gone shows why its tails are missing."""
+        db, run_id = recorded
+        shutil.rmtree(db.parent / "logs")
+        with ViewStore.open_view(db) as store:
+            (failure,) = store.run_snapshot(run_id)["failures"]
+        assert failure["task"] == "c"
+        assert failure["stdout"] is None
+        assert "log missing" in failure["stdout_error"]
 
 
 class TestCommand:
@@ -387,11 +481,11 @@ class TestBrowser:
             node = page.locator(f'#dag rect.node[data-task="{task_id}"]')
             expect(node).to_have_attribute("data-state", state, timeout=WAIT_MS)
         rows = page.locator("#tasks tbody tr")
-        expect(rows).to_have_count(4)
+        expect(rows).to_have_count(len(DONE_STATES))
         for n, (task_id, state) in enumerate(DONE_STATES.items()):
             expect(rows.nth(n)).to_contain_text(task_id)
             expect(rows.nth(n).locator(".badge")).to_have_attribute("data-state", state)
-        expect(page.locator("#gantt rect.bar")).to_have_count(3)
+        expect(page.locator("#gantt rect.bar")).to_have_count(5)
         expect(page.locator("#failures .failure pre[data-stream=stderr]")).to_have_text("oops")
 
     def test_a_task_finishing_in_the_live_run_changes_colour_without_reload(

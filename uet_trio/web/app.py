@@ -215,7 +215,7 @@ def build_app(store: ViewStore, *, host: str = "127.0.0.1") -> Starlette:
         run_id = request.path_params["run_id"]
         task_id = request.query_params["task"]
         stderr = request.query_params.get("stream", "out") == "err"
-        await read(store.task_detail, run_id, task_id)
+        await read(store.task_progress, run_id, task_id)
         return _stream(_follow(read, run_id, task_id, stderr=stderr))
 
     async def not_found(request: Request, error: Exception) -> Response:
@@ -264,27 +264,34 @@ async def _follow(read: _Reader, run_id: str, task_id: str, *, stderr: bool) -> 
 
     Each attempt starts with an ``attempt`` event; its bytes are decoded
     incrementally (a character split between reads is kept whole, bad bytes
-    replaced). Ends with ``end`` once the task has finished and its last
-    attempt's output has been read.
+    replaced). A log file that is gone or truncated is reported once, as a
+    ``chunk`` with an ``error``, and that attempt's output taken as ended.
+    Ends with ``end`` once the task has finished and its last attempt's
+    output has been read.
     """
     store = read.store
     attempt = 1
     offset = 0
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     announced = 0
+    unreadable = 0
     quiet = 0.0
     while True:
-        detail = await read(store.task_detail, run_id, task_id)
-        attempts = detail["attempts"]
-        if attempt <= len(attempts):
+        state, attempts = await read(store.task_progress, run_id, task_id)
+        if attempt <= attempts:
             if announced < attempt:
                 announced = attempt
                 yield _sse("attempt", {"attempt": attempt})
-            try:
-                data, ended = await read(store.log_slice, run_id, task_id, attempt, stderr, offset)
-            except LogUnavailable as error:
-                yield _sse("chunk", {"attempt": attempt, "error": str(error)})
-                data, ended = b"", True
+            data, ended = b"", True
+            if unreadable < attempt:
+                try:
+                    data, ended = await read(
+                        store.log_slice, run_id, task_id, attempt, stderr, offset
+                    )
+                except LogUnavailable as error:
+                    # Said once; the attempt's output is then taken as ended.
+                    unreadable = attempt
+                    yield _sse("chunk", {"attempt": attempt, "error": str(error)})
             offset += len(data)
             text = decoder.decode(data, final=ended)
             if text:
@@ -292,15 +299,15 @@ async def _follow(read: _Reader, run_id: str, task_id: str, *, stderr: bool) -> 
                 yield _sse("chunk", {"attempt": attempt, "text": text})
             if data and not ended:
                 continue
-            if ended and attempt < len(attempts):
+            if ended and attempt < attempts:
                 attempt, offset = attempt + 1, 0
                 decoder.reset()
                 continue
-            if ended and detail["task"]["state"] in _FINISHED_TASK:
-                yield _sse("end", {"attempts": len(attempts), "state": detail["task"]["state"]})
+            if ended and state in _FINISHED_TASK:
+                yield _sse("end", {"attempts": attempts, "state": state})
                 return
-        elif detail["task"]["state"] in _FINISHED_TASK:
-            yield _sse("end", {"attempts": len(attempts), "state": detail["task"]["state"]})
+        elif state in _FINISHED_TASK:
+            yield _sse("end", {"attempts": attempts, "state": state})
             return
         if quiet >= KEEPALIVE_SECONDS:
             quiet = 0.0

@@ -222,6 +222,20 @@ class ViewStore(Store):
             "now": time.time(),
         }
 
+    def task_progress(self, run_id: str, task_id: str) -> tuple[str, int]:
+        """
+        (state, number of attempts) of one task: what a follower of its log polls.
+
+        Raises:
+            RunNotFound: the run has no such task.
+        """
+        rows = self._tuples(
+            "SELECT state, attempts FROM tasks WHERE run_id = ? AND task_id = ?", (run_id, task_id)
+        )
+        if not rows:
+            raise RunNotFound(f"run {run_id} has no task {task_id!r}")
+        return str(rows[0][0]), int(rows[0][1])
+
     def log_slice(
         self, run_id: str, task_id: str, attempt: int, stderr: bool, offset: int
     ) -> tuple[bytes, bool]:
