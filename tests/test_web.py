@@ -12,6 +12,7 @@ Every request the page makes is checked to stay on that server.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import sqlite3
@@ -30,6 +31,7 @@ from click.testing import CliRunner
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from uet_trio_cli import main
 
+from uet_trio import RunStatus, TaskState, web
 from uet_trio.web.data import ViewStore
 
 from .conftest import UET, run_uet
@@ -394,6 +396,24 @@ class TestStoreReads:
         assert failure["task"] == "c"
         assert failure["stdout"] is None
         assert "log missing" in failure["stdout_error"]
+
+
+class TestAssets:
+    def test_the_script_knows_every_state(self) -> None:
+        """The page's lists of states and finished states are uet_trio's own."""
+        script = (Path(web.__file__).parent / "static" / "app.js").read_text()
+
+        def listed(name: str) -> list[str]:
+            match = re.search(rf"const {name} = (?:new Set\()?\[([^\]]*)\]", script)
+            assert match is not None, name
+            return json.loads(f"[{match.group(1)}]")
+
+        assert listed("STATES") == [state.value for state in TaskState]
+        assert set(listed("FINISHED_TASK")) == {s.value for s in TaskState if s.finished}
+        assert set(listed("FINISHED_RUN")) == {s.value for s in RunStatus if s.finished}
+        css = (Path(web.__file__).parent / "static" / "app.css").read_text()
+        for state in TaskState:
+            assert f"svg rect.node.st-{state.value} {{ fill: var(--{state.value}); }}" in css
 
 
 class TestCommand:

@@ -4,8 +4,9 @@
 "use strict";
 
 const FINISHED_RUN = new Set(["succeeded", "failed", "cancelled"]);
-const FINISHED_TASK = new Set(["succeeded", "failed", "skipped", "cancelled"]);
-const STATES = ["pending", "ready", "running", "retry_wait", "succeeded", "failed", "skipped", "cancelled"];
+// Kept equal to uet_trio's RunStatus and TaskState (tests/test_web.py compares them).
+const FINISHED_TASK = new Set(["up_to_date", "succeeded", "failed", "skipped", "cancelled"]);
+const STATES = ["pending", "ready", "running", "retry_wait", "up_to_date", "succeeded", "failed", "skipped", "cancelled"];
 const main = document.getElementById("main");
 const crumbs = document.getElementById("crumbs");
 const liveMark = document.getElementById("live");
