@@ -320,6 +320,22 @@ class TestEndpoints:
             ("end", {"attempts": 1, "state": "failed"}),
         ]
 
+    def test_trace_is_the_runs_chrome_trace_as_a_download(self, served: Served) -> None:
+        """/trace: the document `uet trace` writes, offered as a file."""
+        status, headers, body = _get(f"{served.url}/api/runs/{served.done}/trace")
+        assert status == 200
+        assert headers["content-disposition"] == (
+            f'attachment; filename="{served.done}.trace.json"'
+        )
+        slices = [e for e in json.loads(body)["traceEvents"] if e["ph"] == "X"]
+        assert sorted((s["name"], s["args"]["attempt"]) for s in slices) == [
+            ("a", 1),
+            ("b", 1),
+            ("c", 1),
+            ("flaky", 1),
+            ("flaky", 2),
+        ]
+
     def test_follow_goes_from_attempt_to_attempt(self, served: Served) -> None:
         """A retried task's log is followed through each attempt in turn."""
         url = f"{served.url}/api/runs/{served.done}/follow?task=flaky&stream=out"

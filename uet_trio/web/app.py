@@ -9,6 +9,8 @@ whose script draws whichever the address names from the JSON endpoints:
 - ``GET /api/runs/{run}``: a run's snapshot (`ViewStore.run_snapshot`);
   ``GET /api/runs/{run}/live?after=SEQ``: server-sent ``update`` events with
   what changed after event SEQ, then ``end`` once the run has finished;
+- ``GET /api/runs/{run}/trace``: the run as Chrome trace-event JSON
+  (`recording.trace`), as a file to download;
 - ``GET /api/runs/{run}/task?id=TASK``: a task, its attempts and tails;
 - ``GET /api/runs/{run}/log?task=&attempt=&stream=out|err&offset=``: a slice
   of an attempt's output as bytes (``X-Next-Offset``, ``X-Finished``);
@@ -46,6 +48,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import RunNotFound, StoreError
 from ..recording.logs import LogUnavailable
 from ..recording.states import RunStatus, TaskState
+from ..recording.trace import chrome_trace
 from .data import ViewStore
 
 POLL_SECONDS = 0.25
@@ -190,6 +193,14 @@ def build_app(store: ViewStore, *, host: str = "127.0.0.1") -> Starlette:
 
         return _stream(events())
 
+    async def trace(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        document = await read(chrome_trace, store, run_id)
+        return JSONResponse(
+            document,
+            headers={"Content-Disposition": f'attachment; filename="{run_id}.trace.json"'},
+        )
+
     async def task(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         return JSONResponse(await read(store.task_detail, run_id, request.query_params["id"]))
@@ -236,6 +247,7 @@ def build_app(store: ViewStore, *, host: str = "127.0.0.1") -> Starlette:
         Route("/api/runs/live", runs_live),
         Route("/api/runs/{run_id}", run),
         Route("/api/runs/{run_id}/live", run_live),
+        Route("/api/runs/{run_id}/trace", trace),
         Route("/api/runs/{run_id}/task", task),
         Route("/api/runs/{run_id}/log", log),
         Route("/api/runs/{run_id}/follow", follow),

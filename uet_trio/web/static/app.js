@@ -194,7 +194,9 @@ class RunPage {
     main.replaceChildren(
       title, this.summary, legend,
       el("h2", {}, "Graph", el("span", { class: "muted" }, note)), this.dagBox,
-      el("h2", {}, "Timeline (attempts per worker)"), this.ganttBox,
+      el("h2", {}, "Timeline (attempts per worker) ",
+        el("a", { id: "trace-link", class: "small", href: "/api/runs/" + encodeURIComponent(this.runId) + "/trace" },
+          "trace file for Perfetto")), this.ganttBox,
       el("h2", { id: "failures-title" }, "Failed tasks"), this.failureBox,
       el("h2", {}, "Tasks"),
       el("div", { class: "controls" }, this.idFilter, this.stateFilter, this.shownNote),
