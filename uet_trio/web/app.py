@@ -58,6 +58,7 @@ KEEPALIVE_SECONDS = 15.0
 """Longest silence on a live stream: a comment line is sent after it."""
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+"""The host names a server listening on loopback answers to (the ``Host`` header's)."""
 
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
