@@ -336,6 +336,16 @@ class TestEndpoints:
             ("flaky", 2),
         ]
 
+    def test_trace_of_a_live_run_ends_running_attempts_now(self, served: Served) -> None:
+        """An attempt still running is a slice up to the moment of the trace, status running."""
+        _, _, body = _get(f"{served.url}/api/runs/{served.live}/trace")
+        trace = json.loads(body)
+        (last,) = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["name"] == "last"]
+        assert last["args"]["status"] == "running"
+        assert last["args"]["exit_code"] is None
+        assert last["dur"] > 0
+        assert trace["otherData"]["status"] == "running"
+
     def test_follow_goes_from_attempt_to_attempt(self, served: Served) -> None:
         """A retried task's log is followed through each attempt in turn."""
         url = f"{served.url}/api/runs/{served.done}/follow?task=flaky&stream=out"
