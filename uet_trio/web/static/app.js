@@ -123,7 +123,9 @@ function showRuns() {
 // A node's box: labelled, or (above LABELLED tasks, where labels could not be read
 // anyway and would cost the browser seconds to draw) a small square with a tooltip.
 const LABELLED = 2000;
-const FULL = { w: 150, h: 20, colGap: 36, rowGap: 6, perColumn: 30, levelGap: 0 };
+// A level taller than perColumn wraps into more columns, closer to each other than
+// to the next level's.
+const FULL = { w: 150, h: 20, colGap: 8, rowGap: 6, perColumn: 30, levelGap: 36 };
 const COMPACT = { w: 10, h: 10, colGap: 2, rowGap: 2, perColumn: 60, levelGap: 16 };
 const PAD = 10;
 const MAX_EDGES = 5000, MAX_ROWS = 500;
@@ -386,7 +388,9 @@ class RunPage {
     for (let t = 0; t <= span; t += step) {
       const tx = LABEL_W + t * scale;
       parts.push("<line class=\"tick\" x1=\"" + tx + "\" y1=\"" + (AXIS_H - 4) + "\" x2=\"" + tx + "\" y2=\"" + height + "\"/>");
-      parts.push("<text x=\"" + (tx + 2) + "\" y=\"14\">" + (step < 1 ? Math.round(t * 1000) + "ms" : seconds(t)) + "</text>");
+      if (tx < width - 40) {
+        parts.push("<text x=\"" + (tx + 2) + "\" y=\"14\">" + (step < 1 ? Math.round(t * 1000) + "ms" : seconds(t)) + "</text>");
+      }
     }
     names.forEach((name, k) => {
       const top = AXIS_H + k * LANE_H + 2;
