@@ -161,7 +161,7 @@ class TestWaits:
         retry = [p for p in spans.values() if p["b"]["name"] == "retry wait"]
         assert len(retry) == 1
         (pair,) = retry
-        assert pair["b"]["args"]["task"] == "flaky"
+        assert pair["b"]["args"]["task_id"] == "flaky"
         flaky = sorted(
             (s for s in _slices(trace) if s["name"] == "flaky"), key=lambda s: s["args"]["attempt"]
         )
@@ -169,7 +169,7 @@ class TestWaits:
         assert pair["e"]["ts"] <= flaky[1]["ts"]
         # 0.2 s of backoff, in microseconds.
         assert pair["e"]["ts"] - pair["b"]["ts"] >= 150_000
-        queued = {p["b"]["args"]["task"] for p in spans.values() if p["b"]["name"] == "queued"}
+        queued = {p["b"]["args"]["task_id"] for p in spans.values() if p["b"]["name"] == "queued"}
         assert queued == {"routed", "flaky", "boom", "plain-1", "plain-2"}
 
 

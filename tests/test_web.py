@@ -268,21 +268,22 @@ class TestEndpoints:
         assert runs[served.done]["counts"] == {"succeeded": 3, "failed": 1, "skipped": 1}
         assert runs[served.done]["duration"] > 0
         assert runs[served.live]["status"] == "running"
-        assert runs[served.live]["tasks"] == 4
+        assert runs[served.live]["task_count"] == 4
 
     def test_run_snapshot_has_tasks_edges_levels_and_failure_tails(self, served: Served) -> None:
         """A run's snapshot: every task's state and level, the file's edges, the tails."""
         snapshot = _json(f"{served.url}/api/runs/{served.done}")
-        states = {task["id"]: task["state"] for task in snapshot["tasks"]}
+        states = {task["task_id"]: task["state"] for task in snapshot["tasks"]}
         assert states == DONE_STATES
         assert snapshot["edge_source"] == "workflow"
         assert sorted(map(tuple, snapshot["edges"])) == [(0, 1), (0, 2), (1, 3), (2, 3)]
         assert [task["level"] for task in snapshot["tasks"]] == [0, 1, 1, 2, 0]
         (failure,) = snapshot["failures"]
-        assert (failure["task"], failure["exit"]) == ("b", 3)
-        assert failure["stdout"] == ["line1", "line2"]
-        assert failure["stderr"] == ["oops"]
-        assert sorted((a["task"], a["attempt"]) for a in snapshot["attempts"]) == [
+        assert (failure["task_id"], failure["exit_code"]) == ("b", 3)
+        assert failure["stdout_tail"] == ["line1", "line2"]
+        assert failure["stderr_tail"] == ["oops"]
+        assert failure["stderr_unavailable"] is None
+        assert sorted((a["task_id"], a["attempt"]) for a in snapshot["attempts"]) == [
             ("a", 1),
             ("b", 1),
             ("c", 1),
@@ -295,7 +296,7 @@ class TestEndpoints:
         events = _events(f"{served.url}/api/runs/{served.done}/live?after=0", until="end")
         (name, update), (last, end) = events
         assert (name, last) == ("update", "end")
-        assert {task["id"]: task["state"] for task in update["tasks"]} == DONE_STATES
+        assert {task["task_id"]: task["state"] for task in update["tasks"]} == DONE_STATES
         assert end["status"] == "failed"
 
     def test_task_detail_and_log_slices(self, served: Served) -> None:
@@ -303,7 +304,7 @@ class TestEndpoints:
         detail = _json(f"{served.url}/api/runs/{served.done}/task?id=b")
         assert detail["task"]["state"] == "failed"
         assert detail["attempts"][0]["argv"][0] == "sh"
-        assert detail["tail"]["stderr"] == ["oops"]
+        assert detail["tail"]["stderr_tail"] == ["oops"]
         status, headers, body = _get(
             f"{served.url}/api/runs/{served.done}/log?task=b&attempt=1&stream=out&offset=6"
         )
@@ -419,9 +420,9 @@ class TestStoreReads:
         shutil.rmtree(db.parent / "logs")
         with ViewStore.open_view(db) as store:
             (failure,) = store.run_snapshot(run_id)["failures"]
-        assert failure["task"] == "c"
-        assert failure["stdout"] is None
-        assert "log missing" in failure["stdout_error"]
+        assert failure["task_id"] == "c"
+        assert failure["stdout_tail"] is None
+        assert "log missing" in failure["stdout_unavailable"]
 
 
 class TestAssets:

@@ -109,7 +109,8 @@ def chrome_trace(store: Store, run_id: str, *, now: float | None = None) -> dict
         )
     for number, (task_id, name, start, end, args) in enumerate(waits):
         common = {"name": name, "cat": "wait", "pid": PROCESS_ID, "id": number, "tid": 0}
-        trace.append({**common, "ph": "b", "ts": micros(start), "args": {"task": task_id, **args}})
+        opening = {"ph": "b", "ts": micros(start), "args": {"task_id": task_id, **args}}
+        trace.append({**common, **opening})
         trace.append({**common, "ph": "e", "ts": micros(end)})
     return {
         "traceEvents": trace,

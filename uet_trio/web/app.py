@@ -179,12 +179,12 @@ def build_app(store: ViewStore, *, host: str = "127.0.0.1") -> Starlette:
                 last, status = await read(store.run_token, run_id)
                 if last != seq:
                     changes = await read(store.run_changes, run_id, seq)
-                    seq = changes["seq"]
+                    seq = changes["last_seq"]
                     quiet = 0.0
                     yield _sse("update", changes)
                     continue
                 if status in _FINISHED_RUN:
-                    yield _sse("end", {"seq": seq, "status": status})
+                    yield _sse("end", {"last_seq": seq, "status": status})
                     return
                 if quiet >= KEEPALIVE_SECONDS:
                     quiet = 0.0

@@ -8,10 +8,12 @@ attempts, failed tasks' output tails), and the changes since an event
 sequence number, which is what the live page is fed. Every method reads and
 is synchronous; the app calls them from a worker thread.
 
-The JSON vocabulary, shared with the page's script: a task is ``{"id", "i"
-(declaration index), "state", "attempts", "tool", "start", "end", "exit",
-"level"}``; an attempt ``{"task", "attempt", "worker", "status", "tool",
-"start", "end", "exit", "signal", "timed_out"}``; times are Unix seconds.
+The JSON names are those of the CLI's ``--json`` (docs/cli.md): a task is
+``{"task_id", "index" (in declaration order), "state", "attempts" (how
+many), "tool", "started_at", "finished_at", "exit_code", "level"}``; an
+attempt ``{"task_id", "attempt", "worker", "status", "tool", "started_at",
+"finished_at", "exit_code", "signal", "timed_out"}``; ``*_at`` are Unix
+times, in seconds.
 """
 
 from __future__ import annotations
@@ -140,7 +142,7 @@ class ViewStore(Store):
             "attempts": [_attempt_json(row) for row in attempts],
             "failures": self.failures(run_id, failed[:MAX_FAILURE_TAILS]),
             "failed": len(failed),
-            "seq": record.last_seq,
+            "last_seq": record.last_seq,
             "now": time.time() if now is None else now,
         }
 
@@ -182,7 +184,7 @@ class ViewStore(Store):
             "tasks": [_task_json(row, None) for row in tasks],
             "attempts": [_attempt_json(row) for row in attempts],
             "failures": self.failures(run_id, failed[:MAX_FAILURE_TAILS]),
-            "seq": record.last_seq,
+            "last_seq": record.last_seq,
             "now": time.time(),
         }
 
@@ -194,7 +196,7 @@ class ViewStore(Store):
         for task_id in task_ids:
             attempt = self.find_attempt(run_id, task_id)
             if attempt is not None:
-                found.append({"task": task_id, **_attempt_detail(attempt), **_tails(attempt)})
+                found.append({"task_id": task_id, **_attempt_detail(attempt), **_tails(attempt)})
         return found
 
     def task_detail(self, run_id: str, task_id: str) -> dict[str, Any]:
@@ -274,24 +276,24 @@ def _run_json(record: RunRecord, counts: dict[str, int]) -> dict[str, Any]:
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "duration": record.duration,
-        "tasks": record.task_count,
+        "task_count": record.task_count,
         "counts": counts,
-        "workers": record.max_workers,
-        "seq": record.last_seq,
+        "max_workers": record.max_workers,
+        "last_seq": record.last_seq,
     }
 
 
 def _task_json(row: Sequence[Any], level: int | None) -> dict[str, Any]:
     task_id, idx, state, attempts, tool, start, end, exit_code = row
     found = {
-        "id": task_id,
-        "i": idx,
+        "task_id": task_id,
+        "index": idx,
         "state": state,
         "attempts": attempts,
         "tool": tool,
-        "start": start,
-        "end": end,
-        "exit": exit_code,
+        "started_at": start,
+        "finished_at": end,
+        "exit_code": exit_code,
     }
     if level is not None:
         found["level"] = level
@@ -301,14 +303,14 @@ def _task_json(row: Sequence[Any], level: int | None) -> dict[str, Any]:
 def _attempt_json(row: Sequence[Any]) -> dict[str, Any]:
     task_id, attempt, worker, status, tool, start, end, exit_code, signal, timed_out = row
     return {
-        "task": task_id,
+        "task_id": task_id,
         "attempt": attempt,
         "worker": worker,
         "status": status,
         "tool": tool,
-        "start": start,
-        "end": end,
-        "exit": exit_code,
+        "started_at": start,
+        "finished_at": end,
+        "exit_code": exit_code,
         "signal": signal,
         "timed_out": bool(timed_out),
     }
@@ -321,9 +323,9 @@ def _attempt_detail(attempt: AttemptRecord) -> dict[str, Any]:
         "tool": attempt.tool,
         "argv": attempt.argv,
         "worker": attempt.worker,
-        "start": attempt.started_at,
-        "end": attempt.finished_at,
-        "exit": attempt.exit_code,
+        "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at,
+        "exit_code": attempt.exit_code,
         "signal": attempt.signal,
         "timed_out": attempt.timed_out,
         "error": attempt.error,
@@ -333,12 +335,16 @@ def _attempt_detail(attempt: AttemptRecord) -> dict[str, Any]:
 
 
 def _tails(attempt: AttemptRecord) -> dict[str, Any]:
-    """The last `TAIL_LINES` lines of both streams, or why one cannot be read."""
+    """
+    The last `TAIL_LINES` lines of both streams (``stdout_tail``, ``stderr_tail``),
+    or why one cannot be read (``stdout_unavailable``, ``stderr_unavailable``).
+    """
     tails: dict[str, Any] = {}
     for name, stderr in (("stdout", False), ("stderr", True)):
         try:
-            tails[name] = tail_lines(attempt, TAIL_LINES, stderr=stderr)
+            tails[f"{name}_tail"] = tail_lines(attempt, TAIL_LINES, stderr=stderr)
+            tails[f"{name}_unavailable"] = None
         except LogUnavailable as error:
-            tails[name] = None
-            tails[f"{name}_error"] = str(error)
+            tails[f"{name}_tail"] = None
+            tails[f"{name}_unavailable"] = str(error)
     return tails

@@ -110,7 +110,7 @@ function showRuns() {
       el("td", {}, badge(run.status)),
       el("td", {}, when(run.started_at || run.created_at)),
       el("td", { class: "num" }, seconds(runDuration(run, now))),
-      el("td", { class: "num" }, run.tasks),
+      el("td", { class: "num" }, run.task_count),
       el("td", {}, countsText(run.counts)))));
     if (!runs.length) body.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No runs recorded yet.")));
     setLive(true, "live");
@@ -150,9 +150,9 @@ class RunPage {
     this.clockSkew = snapshot.now - Date.now() / 1000;
     this.run = snapshot.run;
     this.tasks = snapshot.tasks;
-    this.tasks.forEach((task, n) => this.index.set(task.id, n));
-    for (const attempt of snapshot.attempts) this.attempts.set(attempt.task + "\u0000" + attempt.attempt, attempt);
-    for (const failure of snapshot.failures) this.failures.set(failure.task, failure);
+    this.tasks.forEach((task, n) => this.index.set(task.task_id, n));
+    for (const attempt of snapshot.attempts) this.attempts.set(attempt.task_id + "\u0000" + attempt.attempt, attempt);
+    for (const failure of snapshot.failures) this.failures.set(failure.task_id, failure);
     this.failedCount = snapshot.failed;
     this.layout(snapshot);
     this.renderSummary();
@@ -163,7 +163,7 @@ class RunPage {
     if (FINISHED_RUN.has(this.run.status)) {
       setLive(false, "finished");
     } else {
-      this.follow(snapshot.seq);
+      this.follow(snapshot.last_seq);
     }
   }
 
@@ -207,7 +207,7 @@ class RunPage {
     this.renderTable();
     this.dagBox.addEventListener("click", (event) => {
       const node = event.target.closest("rect.node");
-      if (node) window.location.href = taskUrl(this.runId, this.tasks[Number(node.dataset.i)].id);
+      if (node) window.location.href = taskUrl(this.runId, this.tasks[Number(node.dataset.i)].task_id);
     });
   }
 
@@ -219,7 +219,7 @@ class RunPage {
     const shown = [];
     let matching = 0;
     this.tasks.forEach((task, n) => {
-      if ((text && !task.id.includes(text)) || (state && task.state !== state)) return;
+      if ((text && !task.task_id.includes(text)) || (state && task.state !== state)) return;
       matching += 1;
       if (shown.length < MAX_ROWS) shown.push(n);
     });
@@ -230,12 +230,12 @@ class RunPage {
   }
 
   rowHtml(task) {
-    const duration = task.start && task.end ? seconds(task.end - task.start) : "-";
-    return "<td class=\"num\">" + (task.i + 1) + "</td>" +
-      "<td class=\"id\"><a href=\"" + esc(taskUrl(this.runId, task.id)) + "\">" + esc(task.id) + "</a></td>" +
+    const duration = task.started_at && task.finished_at ? seconds(task.finished_at - task.started_at) : "-";
+    return "<td class=\"num\">" + (task.index + 1) + "</td>" +
+      "<td class=\"id\"><a href=\"" + esc(taskUrl(this.runId, task.task_id)) + "\">" + esc(task.task_id) + "</a></td>" +
       "<td><span class=\"badge st-" + esc(task.state) + "\" data-state=\"" + esc(task.state) + "\">" + esc(task.state) + "</span></td>" +
       "<td class=\"num\">" + task.attempts + "</td><td>" + esc(task.tool || "") + "</td>" +
-      "<td class=\"num\">" + duration + "</td><td class=\"num\">" + (task.exit === null ? "" : task.exit) + "</td>";
+      "<td class=\"num\">" + duration + "</td><td class=\"num\">" + (task.exit_code === null ? "" : task.exit_code) + "</td>";
   }
 
   drawDag(edges) {
@@ -274,9 +274,9 @@ class RunPage {
       parts.push("</g>");
     }
     this.tasks.forEach((task, n) => {
-      const label = task.id.length > 22 ? task.id.slice(0, 21) + "…" : task.id;
-      parts.push("<rect class=\"node st-" + esc(task.state) + "\" data-i=\"" + n + "\" data-task=\"" + esc(task.id) +
-        "\" data-state=\"" + esc(task.state) + "\" data-tip=\"" + esc(task.id + " — " + task.state) + "\" x=\"" + x[n] + "\" y=\"" + y[n] +
+      const label = task.task_id.length > 22 ? task.task_id.slice(0, 21) + "…" : task.task_id;
+      parts.push("<rect class=\"node st-" + esc(task.state) + "\" data-i=\"" + n + "\" data-task=\"" + esc(task.task_id) +
+        "\" data-state=\"" + esc(task.state) + "\" data-tip=\"" + esc(task.task_id + " — " + task.state) + "\" x=\"" + x[n] + "\" y=\"" + y[n] +
         "\" width=\"" + box.w + "\" height=\"" + box.h + "\"/>");
       if (labelled) parts.push("<text x=\"" + (x[n] + 5) + "\" y=\"" + (y[n] + 14) + "\">" + esc(label) + "</text>");
     });
@@ -296,12 +296,12 @@ class RunPage {
       el("span", {}, "status ", badge(run.status)),
       el("span", {}, el("b", {}, "started "), when(run.started_at || run.created_at)),
       el("span", {}, el("b", {}, "duration "), seconds(runDuration(run, this.now()))),
-      el("span", {}, el("b", {}, "workers "), run.workers === null ? "-" : run.workers),
-      el("span", { id: "counts" }, el("b", {}, run.tasks + " tasks: "), countsText(counts)));
+      el("span", {}, el("b", {}, "workers "), run.max_workers === null ? "-" : run.max_workers),
+      el("span", { id: "counts" }, el("b", {}, run.task_count + " tasks: "), countsText(counts)));
   }
 
   setTask(task) {
-    const n = this.index.get(task.id);
+    const n = this.index.get(task.task_id);
     if (n === undefined) return;
     const old = this.tasks[n];
     task.level = old.level;
@@ -310,7 +310,7 @@ class RunPage {
     if (node && old.state !== task.state) {
       node.setAttribute("class", "node st-" + task.state);
       node.dataset.state = task.state;
-      node.dataset.tip = task.id + " — " + task.state;
+      node.dataset.tip = task.task_id + " — " + task.state;
     }
     const row = this.rows.get(n);
     if (row) row.innerHTML = this.rowHtml(task);
@@ -326,9 +326,9 @@ class RunPage {
     }
     const cards = [];
     for (const task of failed) {
-      const failure = this.failures.get(task.id);
-      const card = el("div", { class: "failure", "data-task": task.id },
-        el("h3", {}, el("a", { href: taskUrl(this.runId, task.id) }, task.id)));
+      const failure = this.failures.get(task.task_id);
+      const card = el("div", { class: "failure", "data-task": task.task_id },
+        el("h3", {}, el("a", { href: taskUrl(this.runId, task.task_id) }, task.task_id)));
       if (failure) {
         card.append(el("div", { class: "muted" }, describeEnd(failure)));
         appendTails(card, failure);
@@ -348,24 +348,24 @@ class RunPage {
   }
 
   renderGantt() {
-    const attempts = [...this.attempts.values()].sort((a, b) => a.start - b.start);
+    const attempts = [...this.attempts.values()].sort((a, b) => a.started_at - b.started_at);
     if (!attempts.length) {
       this.ganttBox.replaceChildren(el("p", { class: "muted" }, "No attempts yet."));
       return;
     }
     const now = this.now();
-    const origin = Math.min(this.run.started_at || attempts[0].start, attempts[0].start);
+    const origin = Math.min(this.run.started_at || attempts[0].started_at, attempts[0].started_at);
     let end = this.run.finished_at || now;
-    for (const a of attempts) end = Math.max(end, a.end || now);
+    for (const a of attempts) end = Math.max(end, a.finished_at || now);
     const span = Math.max(end - origin, 0.001);
     const lanes = new Map();
     const spare = [];
     for (const a of attempts) {
       let lane = a.worker;
       if (lane === null) {
-        let k = spare.findIndex((free) => free <= a.start);
+        let k = spare.findIndex((free) => free <= a.started_at);
         if (k < 0) { k = spare.length; spare.push(0); }
-        spare[k] = a.end || Infinity;
+        spare[k] = a.finished_at || Infinity;
         lane = "lane " + k;
       }
       if (!lanes.has(lane)) lanes.set(lane, []);
@@ -395,14 +395,14 @@ class RunPage {
     names.forEach((name, k) => {
       const top = AXIS_H + k * LANE_H + 2;
       for (const a of lanes.get(name)) {
-        const x0 = LABEL_W + (a.start - origin) * scale;
-        const w = Math.max(1, ((a.end || now) - a.start) * scale);
-        const label = a.task + " #" + a.attempt + " " + a.status + " " + seconds((a.end || now) - a.start) +
-          (a.exit !== null ? " exit " + a.exit : "");
-        parts.push("<rect class=\"bar at-" + esc(a.status) + "\" data-task=\"" + esc(a.task) + "\" x=\"" + x0.toFixed(1) + "\" y=\"" + top +
+        const x0 = LABEL_W + (a.started_at - origin) * scale;
+        const w = Math.max(1, ((a.finished_at || now) - a.started_at) * scale);
+        const label = a.task_id + " #" + a.attempt + " " + a.status + " " + seconds((a.finished_at || now) - a.started_at) +
+          (a.exit_code !== null ? " exit " + a.exit_code : "");
+        parts.push("<rect class=\"bar at-" + esc(a.status) + "\" data-task=\"" + esc(a.task_id) + "\" x=\"" + x0.toFixed(1) + "\" y=\"" + top +
           "\" width=\"" + w.toFixed(1) + "\" height=\"" + (LANE_H - 4) + "\" data-tip=\"" + esc(label) + "\"/>");
         if (w > 60) {
-          parts.push("<text x=\"" + (x0 + 3).toFixed(1) + "\" y=\"" + (top + 11) + "\">" + esc(a.task.slice(0, Math.floor(w / 7))) + "</text>");
+          parts.push("<text x=\"" + (x0 + 3).toFixed(1) + "\" y=\"" + (top + 11) + "\">" + esc(a.task_id.slice(0, Math.floor(w / 7))) + "</text>");
         }
       }
     });
@@ -429,8 +429,8 @@ class RunPage {
       this.clockSkew = changes.now - Date.now() / 1000;
       this.run = changes.run;
       for (const task of changes.tasks) this.setTask(task);
-      for (const attempt of changes.attempts) this.attempts.set(attempt.task + "\u0000" + attempt.attempt, attempt);
-      for (const failure of changes.failures) this.failures.set(failure.task, failure);
+      for (const attempt of changes.attempts) this.attempts.set(attempt.task_id + "\u0000" + attempt.attempt, attempt);
+      for (const failure of changes.failures) this.failures.set(failure.task_id, failure);
       this.renderSummary();
       if (changes.tasks.some((task) => task.state === "failed")) this.renderFailures();
       this.scheduleGantt();
@@ -454,7 +454,7 @@ function niceStep(raw) {
 
 function describeEnd(attempt) {
   const parts = ["attempt " + attempt.attempt, attempt.status];
-  if (attempt.exit !== null && attempt.exit !== undefined) parts.push("exit " + attempt.exit);
+  if (attempt.exit_code !== null && attempt.exit_code !== undefined) parts.push("exit " + attempt.exit_code);
   if (attempt.signal) parts.push("signal " + attempt.signal);
   if (attempt.timed_out) parts.push("timed out");
   if (attempt.error) parts.push(attempt.error);
@@ -463,9 +463,9 @@ function describeEnd(attempt) {
 
 function appendTails(parent, tails) {
   for (const name of ["stdout", "stderr"]) {
-    const lines = tails[name];
+    const lines = tails[name + "_tail"];
     if (lines === null) {
-      parent.append(el("div", { class: "label error" }, name + ": " + tails[name + "_error"]));
+      parent.append(el("div", { class: "label error" }, name + ": " + tails[name + "_unavailable"]));
     } else if (lines.length) {
       parent.append(el("div", { class: "label" }, name + " (last " + lines.length + " lines)"),
         el("pre", { class: "tail", "data-stream": name }, lines.join("\n")));
@@ -512,11 +512,11 @@ class TaskPage {
       el("span", { id: "task-state" }, "state ", badge(task.state)),
       el("span", {}, el("b", {}, "attempts "), task.attempts),
       el("span", {}, el("b", {}, "tool "), task.tool || "-"),
-      el("span", {}, el("b", {}, "duration "), task.start && task.end ? seconds(task.end - task.start) : "-"));
+      el("span", {}, el("b", {}, "duration "), task.started_at && task.finished_at ? seconds(task.finished_at - task.started_at) : "-"));
     const rows = detail.attempts.map((a) => el("tr", {},
       el("td", { class: "num" }, a.attempt), el("td", {}, badge(a.status)), el("td", {}, a.tool || "-"),
-      el("td", { class: "num" }, a.worker === null ? "-" : a.worker), el("td", {}, when(a.start)),
-      el("td", { class: "num" }, seconds((a.end || detail.now) - a.start)),
+      el("td", { class: "num" }, a.worker === null ? "-" : a.worker), el("td", {}, when(a.started_at)),
+      el("td", { class: "num" }, seconds((a.finished_at || detail.now) - a.started_at)),
       el("td", {}, describeEnd(a)),
       el("td", { class: "id" }, a.argv ? el("code", {}, a.argv.join(" ")) : "")));
     this.attemptsBox.replaceChildren(el("table", {},
