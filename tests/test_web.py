@@ -42,6 +42,10 @@ DONE_FLOW = """
     max_workers = 2
 
     [[tasks]]
+    id = "big"
+    command = ["sh", "-c", "head -c 1100000 /dev/zero | tr '\\\\0' x; echo; echo the end"]
+
+    [[tasks]]
     id = "a"
     command = ["sh", "-c", "echo hello a"]
 
@@ -71,6 +75,7 @@ DONE_FLOW = """
 """
 
 DONE_STATES = {
+    "big": "succeeded",
     "a": "succeeded",
     "b": "failed",
     "c": "succeeded",
@@ -265,7 +270,7 @@ class TestEndpoints:
         """/api/runs: the finished run (failed) and the live one (running), with counts."""
         runs = {run["run_id"]: run for run in _json(served.url + "/api/runs")["runs"]}
         assert runs[served.done]["status"] == "failed"
-        assert runs[served.done]["counts"] == {"succeeded": 3, "failed": 1, "skipped": 1}
+        assert runs[served.done]["counts"] == {"succeeded": 4, "failed": 1, "skipped": 1}
         assert runs[served.done]["duration"] > 0
         assert runs[served.live]["status"] == "running"
         assert runs[served.live]["task_count"] == 4
@@ -276,8 +281,8 @@ class TestEndpoints:
         states = {task["task_id"]: task["state"] for task in snapshot["tasks"]}
         assert states == DONE_STATES
         assert snapshot["edge_source"] == "workflow"
-        assert sorted(map(tuple, snapshot["edges"])) == [(0, 1), (0, 2), (1, 3), (2, 3)]
-        assert [task["level"] for task in snapshot["tasks"]] == [0, 1, 1, 2, 0]
+        assert sorted(map(tuple, snapshot["edges"])) == [(1, 2), (1, 3), (2, 4), (3, 4)]
+        assert [task["level"] for task in snapshot["tasks"]] == [0, 0, 1, 1, 2, 0]
         (failure,) = snapshot["failures"]
         assert (failure["task_id"], failure["exit_code"]) == ("b", 3)
         assert failure["stdout_tail"] == ["line1", "line2"]
@@ -286,6 +291,7 @@ class TestEndpoints:
         assert sorted((a["task_id"], a["attempt"]) for a in snapshot["attempts"]) == [
             ("a", 1),
             ("b", 1),
+            ("big", 1),
             ("c", 1),
             ("flaky", 1),
             ("flaky", 2),
@@ -332,6 +338,7 @@ class TestEndpoints:
         assert sorted((s["name"], s["args"]["attempt"]) for s in slices) == [
             ("a", 1),
             ("b", 1),
+            ("big", 1),
             ("c", 1),
             ("flaky", 1),
             ("flaky", 2),
@@ -357,6 +364,18 @@ class TestEndpoints:
             ("chunk", {"attempt": 2, "text": "second try\n"}),
             ("end", {"attempts": 2, "state": "succeeded"}),
         ]
+
+    def test_follow_sends_only_the_end_of_a_long_log(self, served: Served) -> None:
+        """Of 1,100,009 bytes of output, the last MiB is sent, after a note of what was skipped."""
+        url = f"{served.url}/api/runs/{served.done}/follow?task=big&stream=out"
+        events = _events(url, until="end")
+        assert events[:2] == [
+            ("attempt", {"attempt": 1}),
+            ("chunk", {"attempt": 1, "skipped": 1_100_009 - 2**20}),
+        ]
+        text = "".join(data["text"] for name, data in events[2:] if name == "chunk")
+        assert text == "x" * (2**20 - 9) + "\nthe end\n"
+        assert events[-1] == ("end", {"attempts": 1, "state": "succeeded"})
 
     def test_unknown_runs_and_tasks_are_404_with_a_message(self, served: Served) -> None:
         """A run or task that does not exist is a 404 whose JSON names it."""
@@ -532,7 +551,7 @@ class TestBrowser:
         for n, (task_id, state) in enumerate(DONE_STATES.items()):
             expect(rows.nth(n)).to_contain_text(task_id)
             expect(rows.nth(n).locator(".badge")).to_have_attribute("data-state", state)
-        expect(page.locator("#gantt rect.bar")).to_have_count(5)
+        expect(page.locator("#gantt rect.bar")).to_have_count(6)
         expect(page.locator("#failures .failure pre[data-stream=stderr]")).to_have_text("oops")
 
     def test_a_task_finishing_in_the_live_run_changes_colour_without_reload(

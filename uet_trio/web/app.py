@@ -54,6 +54,9 @@ from .data import ViewStore
 POLL_SECONDS = 0.25
 """How often a live stream asks the store whether anything changed."""
 
+FOLLOW_FROM_END = 1024 * 1024
+"""A followed log starts at most this many bytes before the end of each attempt's stream."""
+
 KEEPALIVE_SECONDS = 15.0
 """Longest silence on a live stream: a comment line is sent after it."""
 
@@ -277,7 +280,10 @@ async def _follow(read: _Reader, run_id: str, task_id: str, *, stderr: bool) -> 
 
     Each attempt starts with an ``attempt`` event; its bytes are decoded
     incrementally (a character split between reads is kept whole, bad bytes
-    replaced). A log file that is gone or truncated is reported once, as a
+    replaced). Of a stream longer than `FOLLOW_FROM_END`, only its end is
+    sent, after a ``chunk`` saying how many bytes were ``skipped`` (the
+    ``log`` endpoint reads them). A log file that is gone or truncated is
+    reported once, as a
     ``chunk`` with an ``error``, and that attempt's output taken as ended.
     Ends with ``end`` once the task has finished and its last attempt's
     output has been read.
@@ -295,6 +301,13 @@ async def _follow(read: _Reader, run_id: str, task_id: str, *, stderr: bool) -> 
             if announced < attempt:
                 announced = attempt
                 yield _sse("attempt", {"attempt": attempt})
+                try:
+                    size = await read(store.log_size, run_id, task_id, attempt, stderr)
+                except LogUnavailable:
+                    size = 0
+                if size > FOLLOW_FROM_END:
+                    offset = size - FOLLOW_FROM_END
+                    yield _sse("chunk", {"attempt": attempt, "skipped": offset})
             data, ended = b"", True
             if unreadable < attempt:
                 try:

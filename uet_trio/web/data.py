@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..errors import RunNotFound
-from ..recording.logs import LogUnavailable, read_output, tail_lines
+from ..recording.logs import LogUnavailable, output_size, read_output, tail_lines
 from ..recording.records import AttemptRecord, RunRecord
 from ..recording.states import TaskState
 from ..recording.store import Store
@@ -237,6 +237,16 @@ class ViewStore(Store):
         if not rows:
             raise RunNotFound(f"run {run_id} has no task {task_id!r}")
         return str(rows[0][0]), int(rows[0][1])
+
+    def log_size(self, run_id: str, task_id: str, attempt: int, stderr: bool) -> int:
+        """
+        How many bytes the attempt's stream holds (so far, while it runs); 0 without an attempt.
+
+        Raises:
+            LogUnavailable: the attempt runs and its log file is gone or truncated.
+        """
+        record = self.find_attempt(run_id, task_id, attempt)
+        return 0 if record is None else output_size(record, stderr=stderr)
 
     def log_slice(
         self, run_id: str, task_id: str, attempt: int, stderr: bool, offset: int

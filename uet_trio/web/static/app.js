@@ -545,7 +545,9 @@ class TaskPage {
     });
     source.addEventListener("chunk", (event) => {
       const chunk = JSON.parse(event.data);
-      this.append(chunk.error ? "[" + chunk.error + "]\n" : chunk.text);
+      if (chunk.error) this.append("[" + chunk.error + "]\n");
+      else if (chunk.skipped) this.append("[… the first " + chunk.skipped + " bytes are not shown …]\n");
+      else this.append(chunk.text);
     });
     source.addEventListener("end", () => {
       source.close();
