@@ -150,7 +150,7 @@ def build_app(store: ViewStore, *, host: str = "127.0.0.1") -> Starlette:
 
     async def runs_live(request: Request) -> Response:
         async def events() -> AsyncIterator[str]:
-            token: tuple[int, int] | None = None
+            token: tuple[int, int, float] | None = None
             quiet = 0.0
             while True:
                 now = await read(store.runs_token)

@@ -19,9 +19,10 @@ times, in seconds.
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..errors import RunNotFound
 from ..recording.logs import LogUnavailable, output_size, read_output, tail_lines
@@ -54,7 +55,9 @@ _ATTEMPT_COLUMNS = (
 class ViewStore(Store):
     """A store opened read-only for the web view, with the view's queries."""
 
-    _graphs: dict[str, RunGraph]
+    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
+        super().__init__(connection, path)
+        self._graphs: dict[str, RunGraph] = {}
 
     @classmethod
     def open_view(cls, path: str | os.PathLike[str]) -> ViewStore:
@@ -64,10 +67,8 @@ class ViewStore(Store):
         Raises:
             StoreError: the file cannot be opened or is not a uet-trio database.
         """
-        store = cls.open(path, readonly=True)
-        assert isinstance(store, ViewStore)
-        store._graphs = {}
-        return store
+        # `Store.open` builds an instance of the class it is called on.
+        return cast(ViewStore, cls.open(path, readonly=True))
 
     def graph(self, run_id: str, task_ids: Sequence[str]) -> RunGraph:
         """
@@ -89,10 +90,15 @@ class ViewStore(Store):
 
     # ---------------------------------------------------------------- probes
 
-    def runs_token(self) -> tuple[int, int]:
-        """(number of runs, sum of their last event numbers): changes whenever any run does."""
-        count, total = self._tuples("SELECT count(*), coalesce(sum(last_seq), 0) FROM runs")[0]
-        return int(count), int(total)
+    def runs_token(self) -> tuple[int, int, float]:
+        """
+        (number of runs, sum of their last event numbers, latest creation time):
+        changes whenever a run is created, records an event or is deleted.
+        """
+        count, total, latest = self._tuples(
+            "SELECT count(*), coalesce(sum(last_seq), 0), coalesce(max(created_at), 0) FROM runs"
+        )[0]
+        return int(count), int(total), float(latest)
 
     def run_token(self, run_id: str) -> tuple[int, str]:
         """
