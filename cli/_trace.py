@@ -35,8 +35,13 @@ def trace(run: str | None, last: bool, output: str, db: str) -> None:
     with open_store(db) as store:
         document = chrome_trace(store, resolve_run(store, run, last))
     text = json.dumps(document, separators=(",", ":"))
-    with click.open_file(output, "w", encoding="utf-8") as file:
-        file.write(text + "\n")
+    try:
+        with click.open_file(output, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+    except OSError as error:
+        if output == "-":
+            raise
+        raise click.FileError(output, hint=error.strerror) from None
 
 
 COMMANDS = [trace]

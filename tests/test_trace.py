@@ -190,6 +190,18 @@ class TestCommand:
         written = json.loads(target.read_text())
         assert [e for e in written["traceEvents"] if e["ph"] == "X"] == _slices(trace)
 
+    def test_an_output_file_that_cannot_be_written_is_named(
+        self, traced: tuple[Path, dict[str, Any]], tmp_path: Path
+    ) -> None:
+        """-o into a missing directory fails with the file's name, exit 1, no traceback."""
+        db, _ = traced
+        target = tmp_path / "missing" / "trace.json"
+        result = CliRunner().invoke(main, ["trace", "--last", "-o", str(target), "--db", str(db)])
+        assert result.exit_code == 1
+        assert str(target) in result.output
+        assert "No such file or directory" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
     def test_an_unknown_run_exits_3(self, traced: tuple[Path, dict[str, Any]]) -> None:
         """A RUN that matches nothing is refused with its name, exit code 3."""
         db, _ = traced
