@@ -553,6 +553,10 @@ class TestBrowser:
             expect(rows.nth(n).locator(".badge")).to_have_attribute("data-state", state)
         expect(page.locator("#gantt rect.bar")).to_have_count(6)
         expect(page.locator("#failures .failure pre[data-stream=stderr]")).to_have_text("oops")
+        page.hover('#dag rect.node[data-task="b"]')
+        expect(page.locator("#tip")).to_have_text("b — failed")
+        page.hover("#gantt rect.bar.at-failed >> nth=0")
+        expect(page.locator("#tip")).to_contain_text(" exit ")
 
     def test_a_task_finishing_in_the_live_run_changes_colour_without_reload(
         self, page: Page, served: Served

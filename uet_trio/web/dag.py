@@ -33,16 +33,23 @@ class RunGraph:
     """``"workflow"`` (every edge, from the workflow file) or ``"events"`` (one per task)."""
 
 
-def run_graph(store: Store, run_id: str, task_ids: Sequence[str]) -> RunGraph:
+def run_graph(
+    store: Store, run_id: str, task_ids: Sequence[str], *, from_file: bool = True
+) -> RunGraph:
     """
     The edges and levels of run `run_id`, whose tasks in declaration order are `task_ids`.
+
+    `from_file` False skips the workflow file (known not to match) and
+    rebuilds the edges from the events at once.
 
     Raises:
         RunNotFound: no such run.
         StoreError: the store cannot be read.
     """
-    run = store.get_run(run_id)
-    edges = _edges_from_workflow(run.source, run.spec_hash, task_ids)
+    edges = None
+    if from_file:
+        run = store.get_run(run_id)
+        edges = _edges_from_workflow(run.source, run.spec_hash, task_ids)
     source = "workflow"
     if edges is None:
         source = "events"

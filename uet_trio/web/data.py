@@ -57,7 +57,8 @@ class ViewStore(Store):
 
     def __init__(self, connection: sqlite3.Connection, path: str) -> None:
         super().__init__(connection, path)
-        self._graphs: dict[str, RunGraph] = {}
+        # Per run: its graph and the last event number it was made at.
+        self._graphs: dict[str, tuple[RunGraph, int]] = {}
 
     @classmethod
     def open_view(cls, path: str | os.PathLike[str]) -> ViewStore:
@@ -70,22 +71,24 @@ class ViewStore(Store):
         # `Store.open` builds an instance of the class it is called on.
         return cast(ViewStore, cls.open(path, readonly=True))
 
-    def graph(self, run_id: str, task_ids: Sequence[str]) -> RunGraph:
+    def graph(self, run_id: str, task_ids: Sequence[str], last_seq: int) -> RunGraph:
         """
-        The run's edges and levels (`dag.run_graph`), remembered when they come from its file.
+        The run's edges and levels (`dag.run_graph`) when its last event is `last_seq`.
 
-        Loading a large workflow file takes a while (0.4 s for 10,000 tasks)
-        and its edges never change for a run; edges rebuilt from events grow
-        while the run goes on, so they are computed again each time. The
-        last `GRAPHS_KEPT` runs' graphs are kept.
+        Remembered for the last `GRAPHS_KEPT` runs: loading a large workflow
+        file takes a while (0.4 s for 10,000 tasks), and its edges never
+        change for a run. Edges rebuilt from the events grow while the run
+        goes on, so they are rebuilt when it has recorded more events, but
+        the file, once found not to match, is not read again.
         """
-        found = self._graphs.get(run_id)
-        if found is None:
-            found = run_graph(self, run_id, task_ids)
-            if found.source == "workflow":
-                if len(self._graphs) >= GRAPHS_KEPT:
-                    del self._graphs[next(iter(self._graphs))]
-                self._graphs[run_id] = found
+        cached = self._graphs.get(run_id)
+        if cached is not None and (cached[0].source == "workflow" or cached[1] == last_seq):
+            return cached[0]
+        found = run_graph(self, run_id, task_ids, from_file=cached is None)
+        self._graphs.pop(run_id, None)
+        if len(self._graphs) >= GRAPHS_KEPT:
+            del self._graphs[next(iter(self._graphs))]
+        self._graphs[run_id] = (found, last_seq)
         return found
 
     # ---------------------------------------------------------------- probes
@@ -131,7 +134,7 @@ class ViewStore(Store):
         tasks = self._tuples(
             f"SELECT {_TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY idx", (run_id,)
         )
-        graph = self.graph(run_id, [row[0] for row in tasks])
+        graph = self.graph(run_id, [row[0] for row in tasks], record.last_seq)
         counts: dict[str, int] = {}
         for row in tasks:
             counts[row[2]] = counts.get(row[2], 0) + 1

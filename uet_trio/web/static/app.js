@@ -142,6 +142,8 @@ class RunPage {
     this.rows = new Map();
     this.ganttPending = false;
     this.clockSkew = 0;
+    this.bars = [];
+    tipSource = this;
   }
 
   async start() {
@@ -276,7 +278,7 @@ class RunPage {
     this.tasks.forEach((task, n) => {
       const label = task.task_id.length > 22 ? task.task_id.slice(0, 21) + "…" : task.task_id;
       parts.push("<rect class=\"node st-" + esc(task.state) + "\" data-i=\"" + n + "\" data-task=\"" + esc(task.task_id) +
-        "\" data-state=\"" + esc(task.state) + "\" data-tip=\"" + esc(task.task_id + " — " + task.state) + "\" x=\"" + x[n] + "\" y=\"" + y[n] +
+        "\" data-state=\"" + esc(task.state) + "\" x=\"" + x[n] + "\" y=\"" + y[n] +
         "\" width=\"" + box.w + "\" height=\"" + box.h + "\"/>");
       if (labelled) parts.push("<text x=\"" + (x[n] + 5) + "\" y=\"" + (y[n] + 14) + "\">" + esc(label) + "</text>");
     });
@@ -310,7 +312,6 @@ class RunPage {
     if (node && old.state !== task.state) {
       node.setAttribute("class", "node st-" + task.state);
       node.dataset.state = task.state;
-      node.dataset.tip = task.task_id + " — " + task.state;
     }
     const row = this.rows.get(n);
     if (row) row.innerHTML = this.rowHtml(task);
@@ -392,15 +393,15 @@ class RunPage {
         parts.push("<text x=\"" + (tx + 2) + "\" y=\"14\">" + (step < 1 ? Math.round(t * 1000) + "ms" : seconds(t)) + "</text>");
       }
     }
+    this.bars = [];
     names.forEach((name, k) => {
       const top = AXIS_H + k * LANE_H + 2;
       for (const a of lanes.get(name)) {
         const x0 = LABEL_W + (a.started_at - origin) * scale;
         const w = Math.max(1, ((a.finished_at || now) - a.started_at) * scale);
-        const label = a.task_id + " #" + a.attempt + " " + a.status + " " + seconds((a.finished_at || now) - a.started_at) +
-          (a.exit_code !== null ? " exit " + a.exit_code : "");
-        parts.push("<rect class=\"bar at-" + esc(a.status) + "\" data-task=\"" + esc(a.task_id) + "\" x=\"" + x0.toFixed(1) + "\" y=\"" + top +
-          "\" width=\"" + w.toFixed(1) + "\" height=\"" + (LANE_H - 4) + "\" data-tip=\"" + esc(label) + "\"/>");
+        parts.push("<rect class=\"bar at-" + esc(a.status) + "\" data-b=\"" + this.bars.length + "\" x=\"" + x0.toFixed(1) + "\" y=\"" + top +
+          "\" width=\"" + w.toFixed(1) + "\" height=\"" + (LANE_H - 4) + "\"/>");
+        this.bars.push(a);
         if (w > 60) {
           parts.push("<text x=\"" + (x0 + 3).toFixed(1) + "\" y=\"" + (top + 11) + "\">" + esc(a.task_id.slice(0, Math.floor(w / 7))) + "</text>");
         }
@@ -412,9 +413,24 @@ class RunPage {
       this.ganttClick = true;
       this.ganttBox.addEventListener("click", (event) => {
         const bar = event.target.closest("rect.bar");
-        if (bar) window.location.href = taskUrl(this.runId, bar.dataset.task);
+        if (bar) window.location.href = taskUrl(this.runId, this.bars[Number(bar.dataset.b)].task_id);
       });
     }
+  }
+
+  // What the shared tooltip says over a node of the graph or a bar of the timeline.
+  tipFor(target) {
+    if (target.matches("rect.node")) {
+      const task = this.tasks[Number(target.dataset.i)];
+      return task.task_id + " — " + task.state;
+    }
+    if (target.matches("rect.bar")) {
+      const a = this.bars[Number(target.dataset.b)];
+      const end = a.finished_at || this.now();
+      return a.task_id + " #" + a.attempt + " " + a.status + " " + seconds(end - a.started_at) +
+        (a.exit_code !== null ? " exit " + a.exit_code : "");
+    }
+    return null;
   }
 
   follow(seq) {
@@ -563,18 +579,16 @@ class TaskPage {
 
 // ------------------------------------------------------------------ tooltips
 
-// One tooltip for every element with a data-tip, instead of a <title> in each of
-// tens of thousands of shapes.
+// One tooltip for the shapes of a run's page, its text made when the pointer is
+// over one, instead of a <title> (or an attribute) in each of tens of thousands.
 const tip = el("div", { id: "tip", class: "tip", hidden: "" });
 document.body.append(tip);
+let tipSource = null;
 document.addEventListener("mouseover", (event) => {
-  const target = event.target.closest ? event.target.closest("[data-tip]") : null;
-  if (!target) {
-    tip.hidden = true;
-    return;
-  }
-  tip.textContent = target.dataset.tip;
-  tip.hidden = false;
+  const target = event.target.closest ? event.target.closest("rect.node, rect.bar") : null;
+  const text = target && tipSource ? tipSource.tipFor(target) : null;
+  tip.hidden = text === null;
+  if (text !== null) tip.textContent = text;
 });
 document.addEventListener("mousemove", (event) => {
   if (!tip.hidden) {
