@@ -6,7 +6,7 @@ import signal
 
 import click
 
-from ._common import db_option, echo
+from ._common import echo, store_option
 
 
 @click.command()
@@ -18,7 +18,7 @@ from ._common import db_option, echo
     type=click.IntRange(0, 65535),
     help="Port to listen on (0: any free port; the URL printed names it).",
 )
-@db_option
+@store_option
 def serve(host: str, port: int, db: str) -> None:
     """
     Serve a live, read-only web view of the store until interrupted.
@@ -26,9 +26,10 @@ def serve(host: str, port: int, db: str) -> None:
     Pages: the runs; a run's DAG coloured by task state, its timeline of
     attempts per worker, its failed tasks with their output's last lines,
     and every task's log, followed while it runs. Pages update by themselves
-    while a run is in progress. The store is opened read-only and never
-    created. Listens on loopback unless --host says otherwise: anyone who
-    can reach the address can read every recorded command and its output.
+    while a run is in progress. The store (the nearest .uet/uet.db here or
+    above, unless --db names one) is opened read-only and never created.
+    Listens on loopback unless --host says otherwise: anyone who can reach
+    the address can read every recorded command and its output.
     Needs the web extra: pip install 'uet-trio[web]'.
     """
     import trio

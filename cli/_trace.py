@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ._common import db_option, open_store, resolve_run
+from ._common import open_view_store, resolve_run, store_option
 
 
 @click.command()
@@ -20,7 +20,7 @@ from ._common import db_option, open_store, resolve_run
     show_default=True,
     help="Write the trace to this file ('-': standard output).",
 )
-@db_option
+@store_option
 def trace(run: str | None, last: bool, output: str, db: str) -> None:
     """
     Write RUN as Chrome trace-event JSON: one slice per attempt on its worker's lane.
@@ -32,7 +32,7 @@ def trace(run: str | None, last: bool, output: str, db: str) -> None:
     """
     from uet_trio import chrome_trace
 
-    with open_store(db) as store:
+    with open_view_store(db) as store:
         document = chrome_trace(store, resolve_run(store, run, last))
     text = json.dumps(document, separators=(",", ":"))
     try:

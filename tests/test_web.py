@@ -464,10 +464,10 @@ class TestAssets:
 
 class TestCommand:
     def test_a_missing_store_is_not_created(self, tmp_path: Path) -> None:
-        """`uet serve --db` of a file that does not exist exits 4 and creates nothing."""
+        """`uet serve --db` of a file that does not exist exits 2 and creates nothing."""
         missing = tmp_path / "none" / "uet.db"
         result = CliRunner().invoke(main, ["serve", "--port", "0", "--db", str(missing)])
-        assert result.exit_code == 4, result.output
+        assert result.exit_code == 2, result.output
         assert str(missing) in result.output
         assert not missing.parent.exists()
 
