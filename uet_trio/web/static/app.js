@@ -141,6 +141,7 @@ class RunPage {
     this.nodes = [];
     this.rows = new Map();
     this.ganttPending = false;
+    this.ganttClick = false;
     this.clockSkew = 0;
     this.bars = [];
     tipSource = this;
@@ -155,7 +156,6 @@ class RunPage {
     this.tasks.forEach((task, n) => this.index.set(task.task_id, n));
     for (const attempt of snapshot.attempts) this.attempts.set(attempt.task_id + "\u0000" + attempt.attempt, attempt);
     for (const failure of snapshot.failures) this.failures.set(failure.task_id, failure);
-    this.failedCount = snapshot.failed;
     this.layout(snapshot);
     this.renderSummary();
     this.renderFailures();
