@@ -86,7 +86,7 @@ DONE_STATES = {
 LIVE_FLOW = """
     [workflow]
     name = "web-live"
-    max_workers = 3
+    max_workers = 4
 
     [[tasks]]
     id = "first"
@@ -109,6 +109,12 @@ LIVE_FLOW = """
     id = "last"
     command = ["sh", "-c", "while [ ! -e go-last ]; do sleep 0.05; done"]
     depends_on = ["first"]
+
+    [[tasks]]
+    id = "breaks"
+    command = [
+        "sh", "-c", "while [ ! -e go-breaks ]; do sleep 0.05; done; echo broken pipe >&2; exit 5"
+    ]
 """
 
 CHAIN_FLOW = """
@@ -194,9 +200,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     )
     try:
         done_id = _wait_for_row(db, "SELECT run_id FROM runs WHERE workflow = 'web-done'")
+        # Every task has started: first has ended, the other four wait for their files.
         live_id = _wait_for_row(
             db,
-            "SELECT run_id FROM attempts WHERE task_id = 'chatter' AND out_path IS NOT NULL",
+            "SELECT run_id FROM attempts JOIN runs USING (run_id) "
+            "WHERE workflow = 'web-live' AND out_path IS NOT NULL "
+            "GROUP BY run_id HAVING count(*) = 5",
         )
         assert server.stdout is not None
         line = server.stdout.readline()
@@ -204,10 +213,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         url = line.split(" at ", 1)[1].split()[0].rstrip("/")
         yield Served(directory, db, url, done_id, live_id)
     finally:
-        for name in ("go-gate", "go-chatter", "go-last"):
+        for name in ("go-gate", "go-chatter", "go-last", "go-breaks"):
             (directory / name).touch()
         try:
-            assert live.wait(timeout=60) == 0
+            assert live.wait(timeout=60) == 1
         finally:
             if live.poll() is None:
                 live.kill()
@@ -273,7 +282,7 @@ class TestEndpoints:
         assert runs[served.done]["counts"] == {"succeeded": 4, "failed": 1, "skipped": 1}
         assert runs[served.done]["duration"] > 0
         assert runs[served.live]["status"] == "running"
-        assert runs[served.live]["task_count"] == 4
+        assert runs[served.live]["task_count"] == 5
 
     def test_run_snapshot_has_tasks_edges_levels_and_failure_tails(self, served: Served) -> None:
         """A run's snapshot: every task's state and level, the file's edges, the tails."""
@@ -571,6 +580,22 @@ class TestBrowser:
         (served.directory / "go-gate").touch()
         expect(gate).to_have_attribute("data-state", "succeeded", timeout=WAIT_MS)
         assert gate.evaluate("node => getComputedStyle(node).fill") != fill
+        assert page.evaluate("window.stillTheSamePage") is True
+
+    def test_a_task_failing_in_the_live_run_shows_its_tail_without_reload(
+        self, page: Page, served: Served
+    ) -> None:
+        """A failure in the live run appears among the failed tasks, with its stderr."""
+        page.goto(f"{served.url}/runs/{served.live}")
+        breaks = page.locator('#dag rect.node[data-task="breaks"]')
+        expect(breaks).to_have_attribute("data-state", "running", timeout=WAIT_MS)
+        expect(page.locator("#failures-title")).to_have_text("Failed tasks (0)")
+        page.evaluate("window.stillTheSamePage = true")
+        (served.directory / "go-breaks").touch()
+        card = page.locator('#failures .failure[data-task="breaks"]')
+        expect(card.locator("pre[data-stream=stderr]")).to_have_text("broken pipe", timeout=WAIT_MS)
+        expect(card).to_contain_text("exit 5")
+        expect(breaks).to_have_attribute("data-state", "failed")
         assert page.evaluate("window.stillTheSamePage") is True
 
     def test_a_failed_tasks_page_shows_its_output_tail(self, page: Page, served: Served) -> None:
