@@ -15,11 +15,13 @@ only a pattern that names them. This module reads directories, nothing else.
 
 from __future__ import annotations
 
+import bisect
 import glob
 import itertools
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,10 @@ from .templates import render_text, unknown_placeholders
 
 Combination = tuple[tuple[str, str], ...]
 """One instance's foreach values: (key, value) pairs in declaration order."""
+
+
+_NOT_IN_IDS = frozenset("\n\r\0")
+"""Characters a task id may not hold, so neither may a foreach value."""
 
 
 def instance_id(task_id: str, combination: Combination) -> str:
@@ -56,9 +62,19 @@ def combinations(foreach: Mapping[str, Any], *, task: str, base_dir: Path) -> li
             if not values:
                 raise WorkflowError("needs at least one value", task=task, field=field)
             items = [_scalar(value, task=task, field=field) for value in values]
+            twice = next((item for item, n in Counter(items).items() if n > 1), None)
+            if twice is not None:
+                raise WorkflowError(f"the value {twice!r} is listed twice", task=task, field=field)
         else:
             raise WorkflowError(
                 f"expected a list of values or a glob string, got {type(values).__name__}",
+                task=task,
+                field=field,
+            )
+        broken = next((item for item in items if _NOT_IN_IDS.intersection(item)), None)
+        if broken is not None:
+            raise WorkflowError(
+                f"the value {broken!r} has a line break or NUL, which an instance id cannot hold",
                 task=task,
                 field=field,
             )
@@ -110,70 +126,131 @@ def match_files(pattern: str, base_dir: Path) -> list[str]:
     )
 
 
+_VISIBLE = "(?!\\.)"
+"""At the start of a path component: a wildcard does not match a leading dot."""
+
+
 @lru_cache(maxsize=256)
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
     """
     `pattern` as a regular expression over relative paths, as glob reads it.
 
     ``**/`` is any number of directories, ``*`` and ``?`` stay within one
-    path component, ``[...]`` is a character class.
+    path component, ``[...]`` is a character class; a component that starts
+    with a wildcard matches no hidden name, as glob's does not.
     """
     parts: list[str] = []
     i = 0
     while i < len(pattern):
+        at_start = i == 0 or pattern[i - 1] == "/"
         if pattern.startswith("**/", i):
-            parts.append("(?:[^/]+/)*")
+            parts.append(f"(?:{_VISIBLE}[^/]+/)*")
             i += 3
         elif pattern.startswith("**", i):
-            parts.append(".*")
+            parts.append(f"(?:{_VISIBLE}[^/]*)(?:/{_VISIBLE}[^/]*)*")
             i += 2
-        elif pattern[i] == "*":
-            parts.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            parts.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
-            end = pattern.index("]", i + 2)
-            body = pattern[i + 1 : end]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            parts.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end + 1
+        elif pattern[i] in "*?[" and at_start:
+            parts.append(_VISIBLE)
+            parts.append(_wildcard(pattern, i))
+            i = _wildcard_end(pattern, i)
+        elif pattern[i] in "*?[":
+            parts.append(_wildcard(pattern, i))
+            i = _wildcard_end(pattern, i)
         else:
             parts.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(parts) + r"\Z")
 
 
-def resolve_inputs(
-    inputs: Sequence[str], *, produced: Iterable[str], base_dir: Path, task: str
-) -> list[str]:
-    """
-    A task's inputs with each glob replaced by what it matches, sorted.
+def _wildcard_end(pattern: str, i: int) -> int:
+    """Where the wildcard at `i` (``*``, ``?`` or a complete ``[...]``) ends."""
+    if pattern[i] == "[" and "]" in pattern[i + 2 :]:
+        return pattern.index("]", i + 2) + 1
+    return i + 1
 
-    A glob matches files on disk and the declared outputs `produced` by
-    other tasks (which may not exist before the run).
 
-    Raises:
-        WorkflowError: a glob matches nothing.
+def _wildcard(pattern: str, i: int) -> str:
+    """The regular expression of the wildcard at `i`; a ``[`` without its ``]`` is literal."""
+    if pattern[i] == "*":
+        return "[^/]*"
+    if pattern[i] == "?":
+        return "[^/]"
+    end = _wildcard_end(pattern, i)
+    if end == i + 1:
+        return re.escape("[")
+    body = pattern[i + 1 : end - 1]
+    if body.startswith("!"):
+        body = "^" + body[1:]
+    return "[" + body.replace("\\", "\\\\") + "]"
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The directories of `pattern` before its first wildcard: ``build/`` of ``build/**/*.o``."""
+    first = min((pattern.find(c) for c in "*?[" if c in pattern), default=len(pattern))
+    return pattern[: pattern.rfind("/", 0, first) + 1]
+
+
+class InputResolver:
     """
-    resolved: list[str] = []
-    for path in inputs:
-        if not is_glob(path):
-            resolved.append(path)
-            continue
-        regex = _pattern_regex(path)
-        matches = set(match_files(path, base_dir))
-        matches.update(output for output in produced if regex.match(output))
-        if not matches:
-            raise WorkflowError(
-                f"the glob {path!r} matches no file and no declared output",
-                task=task,
-                field="inputs",
-            )
-        resolved.extend(sorted(matches))
-    return list(dict.fromkeys(resolved))
+    Resolves the input globs of every task of one workflow.
+
+    A glob matches files on disk and the declared outputs of other tasks
+    (which may not exist before the run). Each pattern is matched once, on
+    disk and against the outputs under its literal directory prefix, so
+    instances that share a glob (``include/*.h``) cost one match, and a
+    workflow's expansion stays linear in its tasks and files.
+    """
+
+    def __init__(self, produced: Iterable[str], base_dir: Path) -> None:
+        self._produced = sorted(set(produced))
+        self._base_dir = base_dir
+        self._matches: dict[str, list[str]] = {}
+
+    def _match(self, pattern: str) -> list[str]:
+        """Every file on disk and declared output that `pattern` matches, sorted."""
+        cached = self._matches.get(pattern)
+        if cached is not None:
+            return cached
+        regex = _pattern_regex(pattern)
+        prefix = _literal_prefix(pattern)
+        matches = {
+            path
+            for path in match_files(pattern, self._base_dir)
+            if not (self._base_dir / path).is_dir()
+        }
+        produced = self._produced
+        for k in range(bisect.bisect_left(produced, prefix), len(produced)):
+            path = produced[k]
+            if not path.startswith(prefix):
+                break
+            if regex.match(path):
+                matches.add(path)
+        found = self._matches[pattern] = sorted(matches)
+        return found
+
+    def resolve(self, inputs: Sequence[str], *, own: Collection[str], task: str) -> list[str]:
+        """
+        `inputs` with each glob replaced by the files it matches, sorted,
+        less the task's `own` outputs (plain paths), duplicates dropped.
+
+        Raises:
+            WorkflowError: a glob matches nothing.
+        """
+        resolved: list[str] = []
+        for path in inputs:
+            if not is_glob(path):
+                resolved.append(path)
+                continue
+            pattern = posixpath.normpath(path)
+            matches = [match for match in self._match(pattern) if match not in own]
+            if not matches:
+                raise WorkflowError(
+                    f"the glob {path!r} matches no file and no declared output",
+                    task=task,
+                    field="inputs",
+                )
+            resolved.extend(matches)
+        return list(dict.fromkeys(resolved))
 
 
 def expand_references(deps: Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:

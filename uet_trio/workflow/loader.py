@@ -19,14 +19,16 @@ import attrs
 
 from ..errors import WorkflowError
 from .expansion import (
+    InputResolver,
     combinations,
     expand_references,
     instance_id,
     is_glob,
     render_field,
-    resolve_inputs,
 )
+from .frozen import path_tuple
 from .spec import RETRY_PATHS, SUCCESS, RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+from .templates import LISTS, unknown_placeholders
 
 
 def _keys(cls: type, *, apart: Iterable[str], extra: Iterable[str] = ()) -> frozenset[str]:
@@ -206,8 +208,16 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
     }
     built: list[TaskSpec | dict[str, Any]] = []
     groups: dict[str, list[str]] = {}
+    tables: set[str] = set()
     for position, body in enumerate(tasks_doc):
-        for draft in _task_drafts(position, body, base_dir, groups):
+        found = _task_drafts(position, body, base_dir, groups)
+        # Two tables with one id would be one name for two sets of instances;
+        # instance ids alone need not collide, so it is checked here.
+        table_id = found[0].get("group") or found[0]["id"]
+        if table_id in tables:
+            raise WorkflowError("duplicate task id", task=table_id, field="id")
+        tables.add(table_id)
+        for draft in found:
             if _reads_other_tasks(draft, fanned_out):
                 built.append(draft)
             else:
@@ -215,19 +225,18 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
     drafts = [item for item in built if isinstance(item, dict)]
     if not drafts:
         return built  # type: ignore[return-value]
-    produced = [
-        path
-        for item in built
-        for path in (item["outputs"] if isinstance(item, dict) else item.outputs)
-    ]
+    resolver = InputResolver(
+        (
+            path
+            for item in built
+            for path in (item["outputs"] if isinstance(item, dict) else item.outputs)
+        ),
+        base_dir,
+    )
     for draft in drafts:
-        if any(is_glob(path) for path in draft["inputs"]):
-            own = set(draft["outputs"])
-            draft["inputs"] = resolve_inputs(
-                draft["inputs"],
-                produced=(path for path in produced if path not in own),
-                base_dir=base_dir,
-                task=draft["id"],
+        if draft["inputs"]:
+            draft["inputs"] = resolver.resolve(
+                draft["inputs"], own=draft["outputs"], task=draft["id"]
             )
         draft["depends_on"] = expand_references(draft["depends_on"], groups)
         draft["after"] = expand_references(draft["after"], groups)
@@ -261,6 +270,8 @@ def _task_drafts(
     _no_unknown(table, _TASK_KEYS, task_id, "")
     command = table.get("command")
     params, secret = _params(table.get("params", {}), task_id)
+    for key in params:
+        _not_a_list_name(key, task_id, f"params.{key}")
     draft: dict[str, Any] = {
         "id": task_id,
         "command": _argv(command, task_id, "command") if command is not None else None,
@@ -296,6 +307,9 @@ def _task_drafts(
             raise WorkflowError(
                 f"{key!r} is both a foreach key and a param", task=task_id, field=f"foreach.{key}"
             )
+        _not_a_list_name(key, task_id, f"foreach.{key}")
+    if draft["command"] is not None:
+        _known_placeholders(draft["command"], [*params, *foreach], task_id)
     instances = []
     for combination in combinations(foreach, task=task_id, base_dir=base_dir):
         values = {**params, **dict(combination)}
@@ -310,12 +324,47 @@ def _task_drafts(
     return instances
 
 
+def _known_placeholders(command: list[str], names: list[str], task: str) -> None:
+    """
+    Every placeholder of a fanned-out task's own command is a param or foreach key.
+
+    Checked once on the task table, so the error names the task as written
+    rather than its first instance.
+    """
+    try:
+        unknown = unknown_placeholders(command, names, lists=True)
+    except WorkflowError as error:
+        raise WorkflowError(error.message, task=task, field="command") from None
+    if unknown:
+        raise WorkflowError(
+            f"unknown placeholder {{{unknown[0]}}} (not a foreach key or param; "
+            "write {{ and }} for literal braces)",
+            task=task,
+            field="command",
+        )
+
+
+def _not_a_list_name(name: str, task: str, field: str) -> None:
+    """``inputs`` and ``outputs`` name the task's path lists in templates, never a value."""
+    if name in LISTS:
+        raise WorkflowError(
+            f"{name!r} is reserved: {{{name}}} stands for the task's {name} list",
+            task=task,
+            field=field,
+        )
+
+
 def _rendered(draft: dict[str, Any], params: dict[str, str], task: str) -> dict[str, Any]:
-    """`draft` with placeholders filled in its paths, env values and cwd."""
+    """
+    `draft` with placeholders filled in its paths, env values and cwd.
+
+    Outputs are made plain (``./build//a.o`` is ``build/a.o``) here, as the
+    spec would, since input globs are matched against them before there is a spec.
+    """
     draft["inputs"] = [render_field(p, params, task=task, field="inputs") for p in draft["inputs"]]
-    draft["outputs"] = [
-        render_field(p, params, task=task, field="outputs") for p in draft["outputs"]
-    ]
+    draft["outputs"] = list(
+        path_tuple(render_field(p, params, task=task, field="outputs") for p in draft["outputs"])
+    )
     draft["env"] = {
         key: render_field(value, params, task=task, field=f"env.{key}")
         for key, value in draft["env"].items()

@@ -17,7 +17,6 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from pathlib import PurePosixPath
 
 from ..errors import WorkflowError
 
@@ -106,9 +105,39 @@ def _value(text: str, params: Mapping[str, str]) -> str:
     base = _lookup_name(text, params)
     if base is None:
         raise WorkflowError(f"no param for placeholder {{{text}}}", field="params")
-    path = PurePosixPath(params[base])
+    name, stem, suffix, parent = path_parts(params[base])
     part = text.rpartition(".")[2]
-    return str(path.parent) if part == "parent" else str(getattr(path, part))
+    if part == "name":
+        return name
+    if part == "stem":
+        return stem
+    return suffix if part == "suffix" else parent
+
+
+def path_parts(value: str) -> tuple[str, str, str, str]:
+    """
+    The name, stem, suffix and parent of `value` as `PurePosixPath` gives them.
+
+    Computed from the string (pathlib's object costs more than the rest of
+    an instance's rendering, once per file of a large fan-out): empty and
+    ``.`` components are dropped, a leading ``//`` is kept (exactly two,
+    as POSIX allows), and the suffix starts at the last dot of a name that
+    neither starts nor ends with it.
+    """
+    root = ""
+    if value.startswith("/"):
+        root = "//" if value.startswith("//") and not value.startswith("///") else "/"
+    parts = [part for part in value.split("/") if part and part != "."]
+    if not parts:
+        return "", "", "", root or "."
+    name = parts[-1]
+    dot = name.rfind(".")
+    if 0 < dot < len(name) - 1:
+        stem, suffix = name[:dot], name[dot:]
+    else:
+        stem, suffix = name, ""
+    parent = root + "/".join(parts[:-1]) if root or len(parts) > 1 else "."
+    return name, stem, suffix, parent
 
 
 def render_text(template: str, params: Mapping[str, str]) -> str:
