@@ -18,6 +18,7 @@ CASES = {
     "bench_startup.py": ([], "uet-validate-1000"),
     "bench_memory.py": (["--tasks", "300"], "3x events adds"),
     "bench_noop.py": (["--files", "20"], "uet / doit, wall:"),
+    "bench_expansion.py": (["--files", "50,200"], "expand-shared: 4x the files took"),
 }
 
 
