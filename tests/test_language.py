@@ -10,6 +10,7 @@ files go through the CLI too, which must exit 2 naming the task and field.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import tempfile
 from collections.abc import Callable
@@ -859,3 +860,69 @@ def test_path_parts_match_pathlib(value: list[str]) -> None:
     text = "".join(value) or "x"
     path = PurePosixPath(text)
     assert path_parts(text) == (path.name, path.stem, path.suffix, str(path.parent))
+
+
+def test_a_json_file_expands_as_the_toml_one(write_flow: Write, tmp_path: Path) -> None:
+    """foreach, globs and placeholders do not depend on the file format."""
+    touch(tmp_path, "src/a.c", "src/b.c")
+    toml = load(
+        write_flow,
+        """
+        [[tasks]]
+        id = "cc"
+        foreach = { src = "src/*.c", opt = ["-O0", 2] }
+        command = ["cc", "{opt}", "{src}", "-o", "{outputs}"]
+        outputs = ["build/{src.stem}{opt}.o"]
+
+        [[tasks]]
+        id = "link"
+        command = ["cc", "{inputs}"]
+        inputs = ["build/*.o"]
+        """,
+    )
+    document = {
+        "tasks": [
+            {
+                "id": "cc",
+                "foreach": {"src": "src/*.c", "opt": ["-O0", 2]},
+                "command": ["cc", "{opt}", "{src}", "-o", "{outputs}"],
+                "outputs": ["build/{src.stem}{opt}.o"],
+            },
+            {"id": "link", "command": ["cc", "{inputs}"], "inputs": ["build/*.o"]},
+        ]
+    }
+    json_path = write_flow(json.dumps(document), "flow.json")
+    from_json = load_workflow(json_path)
+    assert from_json.tasks == toml.tasks
+    assert ids(from_json)[1] == "cc[src=src/a.c,opt=2]"
+    assert task(from_json, "link").inputs == (
+        "build/a-O0.o",
+        "build/a2.o",
+        "build/b-O0.o",
+        "build/b2.o",
+    )
+
+
+def test_a_shell_tool_quotes_each_listed_path(write_flow: Write, tmp_path: Path) -> None:
+    """With ``shell = true`` the list stands inside one string, each path shell-quoted."""
+    touch(tmp_path, "in/a b.txt", "in/c.txt")
+    spec = load(
+        write_flow,
+        """
+        [tools.cat]
+        command = ["cat {inputs} > {outputs}"]
+        kinds = ["cat"]
+        shell = true
+
+        [[tasks]]
+        id = "join"
+        kind = "cat"
+        inputs = ["in/*.txt"]
+        outputs = ["out file.txt"]
+        """,
+    )
+    assert spec.tasks[0].argv(spec.tools["cat"]) == (
+        "/bin/sh",
+        "-c",
+        "cat 'in/a b.txt' in/c.txt > 'out file.txt'",
+    )
