@@ -726,6 +726,8 @@ class TestFinishing:
         }
         codes = {row.task_id: row.exit_code for row in store.attempts(result.run_id)}
         assert codes == {"no-tests": 5, "strict": 5, "broken": 3, "next": 0}
+        tasks = {row.task_id: row.exit_code for row in store.tasks(result.run_id)}
+        assert tasks == codes
 
     @pytest.mark.parametrize("codes", ["[]", "[256]", "[-1]", '["5"]'])
     def test_bad_exit_code_lists_are_refused(self, write_flow: Write, codes: str) -> None:

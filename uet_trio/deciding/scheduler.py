@@ -347,12 +347,13 @@ class Scheduler:
         if ok:
             self.unfinished -= 1
             verdict = self._verdicts.get(i)
-            if verdict is None:
-                self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt)
-            else:
-                detail = {**verdict.detail, "outputs": result.outputs or {}}
-                data = {"signature": verdict.signature, "detail": detail}
-                self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt, data)
+            data: dict[str, Any] = {}
+            if result.exit_code:
+                data["exit_code"] = result.exit_code
+            if verdict is not None:
+                data["signature"] = verdict.signature
+                data["detail"] = {**verdict.detail, "outputs": result.outputs or {}}
+            self._emit(EventKind.TASK_SUCCEEDED, i, result.attempt, data or _NO_DATA)
             self._release(i)
         else:
             self._fail_attempt(i, result, now)

@@ -248,7 +248,10 @@ PAYLOAD: Mapping[EventKind, Payload] = MappingProxyType(
         EventKind.TASK_RETRY_WAIT: Payload({_F.DELAY: _NUMBER, _F.RETRY: int}),
         # A task that declares outputs (or feeds one that does) is recorded
         # with its signature, and what it was computed from (`freshness`).
-        EventKind.TASK_SUCCEEDED: Payload({}, {_F.SIGNATURE: str, _F.DETAIL: dict}),
+        # A success with an exit code other than 0 (`ok_exit_codes`) records it.
+        EventKind.TASK_SUCCEEDED: Payload(
+            {}, {_F.EXIT_CODE: int, _F.SIGNATURE: str, _F.DETAIL: dict}
+        ),
         EventKind.TASK_UP_TO_DATE: Payload({_F.SIGNATURE: str}),
         EventKind.TASK_FAILED: Payload(
             {

@@ -297,7 +297,8 @@ UPDATE tasks SET
         WHERE a.run_id = :run AND a.task_id = g.task_id AND a.attempt = g.started) END,
     started_at = coalesce(g.first_start, started_at),
     finished_at = CASE WHEN last.kind IN {_listed(_TASK_ENDS)} THEN last.at ELSE finished_at END,
-    exit_code = CASE WHEN last.kind IN {_listed(_TASK_SUCCESSES)} THEN 0
+    exit_code = CASE WHEN last.kind IN {_listed(_TASK_SUCCESSES)}
+                     THEN coalesce(last.data->>'{_F.EXIT_CODE}', 0)
                      WHEN last.kind IN {_listed(_TASK_ENDS)}
                      THEN last.data->>'{_F.EXIT_CODE}'
                      ELSE exit_code END
