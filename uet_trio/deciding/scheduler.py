@@ -274,20 +274,8 @@ class Scheduler:
         )
 
     def _check(self, i: int) -> CheckRequest:
-        task = self.spec.tasks[i]
-        settings = self._settings.of(task, self._tool_of.get(i))
-        tasks, ids = self.spec.tasks, self.graph.ids
-        return CheckRequest(
-            index=i,
-            task_id=task.id,
-            argv=settings.argv,
-            env={**settings.tool_env, **settings.task_env},
-            cwd=settings.cwd,
-            inputs=task.inputs,
-            outputs=task.outputs,
-            upstream=tuple((ids[dep], tasks[dep].outputs) for dep in self.graph.deps[i]),
-            judged=bool(task.outputs) and not self._always_make,
-        )
+        tool = self._tool_of.get(i)
+        return check_request(self.spec, self.graph, self._settings, i, tool, self._always_make)
 
     def on_checked(self, verdicts: list[Verdict]) -> None:
         """
@@ -555,6 +543,30 @@ class Scheduler:
                     )
                 self.states[task] = state
         self._send(kind, task, attempt, data)
+
+
+def check_request(
+    spec: WorkflowSpec,
+    graph: TaskGraph,
+    settings: Settings,
+    i: int,
+    tool: str | None,
+    always_make: bool,
+) -> CheckRequest:
+    """The up-to-date check of task `i` on `tool` (a run's, or a dry run's)."""
+    task = spec.tasks[i]
+    effective = settings.of(task, tool)
+    return CheckRequest(
+        index=i,
+        task_id=task.id,
+        argv=effective.argv,
+        env={**effective.tool_env, **effective.task_env},
+        cwd=effective.cwd,
+        inputs=task.inputs,
+        outputs=task.outputs,
+        upstream=tuple((graph.ids[dep], spec.tasks[dep].outputs) for dep in graph.deps[i]),
+        judged=bool(task.outputs) and not always_make,
+    )
 
 
 def _finished_data(result: AttemptResult, ok: bool) -> dict[str, Any]:

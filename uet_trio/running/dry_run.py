@@ -14,7 +14,7 @@ from __future__ import annotations
 import attrs
 import trio
 
-from ..deciding.attempts import CheckRequest
+from ..deciding.scheduler import check_request
 from ..deciding.settings import Settings
 from ..recording.store import Store
 from ..workflow.graph import TaskGraph
@@ -44,20 +44,9 @@ async def dry_run(
         for i in level:
             task = spec.tasks[i]
             tools = spec.candidate_tools(task)
-            effective = settings.of(task, tools[0].name if tools else None)
-            verdict = await freshness.check(
-                CheckRequest(
-                    index=i,
-                    task_id=task.id,
-                    argv=effective.argv,
-                    env={**effective.tool_env, **effective.task_env},
-                    cwd=effective.cwd,
-                    inputs=task.inputs,
-                    outputs=task.outputs,
-                    upstream=tuple((graph.ids[d], spec.tasks[d].outputs) for d in graph.deps[i]),
-                    judged=bool(task.outputs) and not always_make,
-                )
-            )
+            tool = tools[0].name if tools else None
+            request = check_request(spec, graph, settings, i, tool, always_make)
+            verdict = await freshness.check(request)
             reason = verdict.reason
             if not reason and any(runs[dep] for dep in graph.deps[i]):
                 reason = "upstream changed"
