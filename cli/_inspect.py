@@ -51,6 +51,7 @@ def crashed_message(record: RunRecord) -> str:
 
 STATE_COLOURS: dict[str, str] = {
     TaskState.SUCCEEDED: "green",
+    TaskState.UP_TO_DATE: "green",
     TaskState.FAILED: "red",
     TaskState.CANCELLED: "yellow",
     TaskState.SKIPPED: "yellow",
@@ -106,8 +107,19 @@ def runs(db: str, limit: int, status: str | None, as_json: bool) -> None:
     sys.stdout.flush()
 
 
-RUNS_COLUMNS = ("RUN", "STATUS", "WORKFLOW", "STARTED", "DURATION", "OK", "FAILED", "SKIPPED")
-_RIGHT = frozenset({"DURATION", "OK", "FAILED", "SKIPPED"})
+RUNS_COLUMNS = (
+    "RUN",
+    "STATUS",
+    "WORKFLOW",
+    "STARTED",
+    "DURATION",
+    "OK",
+    "CURRENT",
+    "FAILED",
+    "SKIPPED",
+)
+"""The columns of `uet runs`; OK counts the tasks that succeeded, CURRENT those up to date."""
+_RIGHT = frozenset({"DURATION", "OK", "CURRENT", "FAILED", "SKIPPED"})
 
 
 def _runs_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -120,6 +132,7 @@ def _runs_table(rows: list[dict[str, Any]]) -> list[str]:
             _when(row["started_at"]),
             seconds(row["duration"]),
             str(row["succeeded"]),
+            str(row["up_to_date"]),
             str(row["failed"]),
             str(row["skipped"]),
         ]
@@ -163,6 +176,7 @@ def _run_row(record: RunRecord, counts: dict[str, int], idle: float) -> dict[str
         "duration": record.duration - idle if record.duration is not None else None,
         "task_count": record.task_count,
         "succeeded": counts.get(TaskState.SUCCEEDED, 0),
+        "up_to_date": counts.get(TaskState.UP_TO_DATE, 0),
         "failed": counts.get(TaskState.FAILED, 0),
         "skipped": counts.get(TaskState.SKIPPED, 0),
         "cancelled": counts.get(TaskState.CANCELLED, 0),
@@ -313,7 +327,9 @@ def _show_lines(document: dict[str, Any], wall: float | None, tail: int) -> list
         f"workers {run['max_workers'] or '-'}  busy {seconds(document['busy'])}  "
         f"parallelism {f'{achieved:.2f}x' if achieved is not None else '-'}"
     )
-    summary = ", ".join(f"{n} {state}" for state, n in sorted(run["counts"].items()))
+    summary = ", ".join(
+        f"{n} {str(state).replace('_', ' ')}" for state, n in sorted(run["counts"].items())
+    )
     echo(f"  tasks: {run['task_count']} ({summary})")
     rows = document["tasks"]
     steps = document["critical_path"]["steps"]
