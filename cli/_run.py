@@ -23,7 +23,7 @@ import functools
 import shlex
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +51,16 @@ from ._progress import ProgressLine
 if TYPE_CHECKING:
     import trio
 
-    from uet_trio import Event, Run, RunResult, Store, TaskGraph, WorkflowSpec
+    from uet_trio import (
+        DaskRunner,
+        Event,
+        LocalRunner,
+        Run,
+        RunResult,
+        Store,
+        TaskGraph,
+        WorkflowSpec,
+    )
 
 EXIT_FOR_SIGNAL = {signal.SIGHUP: 129, signal.SIGINT: 130, signal.SIGTERM: 143}
 FAILED_LISTED = 20
@@ -69,6 +78,13 @@ def _run_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="Seconds between SIGTERM and SIGKILL when stopping a task.",
         ),
         click.option("--force", is_flag=True, help="Resume even if the workflow file changed."),
+        click.option(
+            "--dask",
+            metavar="ADDRESS",
+            envvar="UET_DASK",
+            help="Run attempts on a Dask cluster: tcp://HOST:PORT, or local[:N] (started "
+            "for the run). Default: the workflow's dask, else this machine.",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="Print only the summary."),
         click.option("--verbose", "-v", is_flag=True, help="Print every event."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary at the end."),
@@ -271,6 +287,7 @@ def _execute(
     tail: int,
     resume: str | None,
     adopt_orphans: bool,
+    dask: str | None = None,
     fail_fast: bool | None = None,
     fresh_routing: bool = False,
     order: str = "critical",
@@ -293,7 +310,9 @@ def _execute(
         "always_make": always_make,
     }
     try:
-        result, signum = trio.run(_drive, spec, store, options, reporter, adopt_orphans)
+        result, signum = trio.run(
+            _drive, spec, store, options, reporter, adopt_orphans, dask or spec.dask
+        )
     except BaseExceptionGroup as group:
         errors, _ = group.split(UetError)
         if errors is None:
@@ -341,6 +360,7 @@ async def _drive(
     options: dict[str, Any],
     reporter: _Reporter,
     adopt_orphans: bool,
+    dask: str | None,
 ) -> tuple[RunResult | None, signal.Signals | None]:
     """
     Run the workflow with SIGHUP/SIGINT/SIGTERM handled; the result is None when a
@@ -348,7 +368,9 @@ async def _drive(
 
     With `adopt_orphans` (the ``uet`` program, which owns its process), this
     process becomes a child subreaper, so the tasks' daemons that called
-    setsid are re-parented to it and stopped with their attempt.
+    setsid are re-parented to it and stopped with their attempt. With
+    `dask`, attempts run on that Dask cluster (`open_dask_runner`), and the
+    run's workers default to the cluster's threads.
     """
     import trio
 
@@ -356,7 +378,7 @@ async def _drive(
 
     if adopt_orphans:
         become_subreaper()
-    runner = LocalRunner()
+    runner: LocalRunner | DaskRunner = LocalRunner()
     received: list[signal.Signals] = []
     active: Run | None = None
     with trio.open_signal_receiver(*EXIT_FOR_SIGNAL) as signals:
@@ -373,7 +395,10 @@ async def _drive(
 
             nursery.start_soon(watch)
             with run_scope:
-                async with open_run(spec, store=store, runner=runner, **options) as active:
+                async with (
+                    _open_runner(dask, spec, options) as runner,
+                    open_run(spec, store=store, runner=runner, **options) as active,
+                ):
                     reporter.started(active.run_id, len(spec.tasks))
                     if reporter.progress is not None:
                         nursery.start_soon(reporter.progress.animate)
@@ -405,6 +430,25 @@ def _arrived(events: trio.MemoryReceiveChannel[Event]) -> Iterator[Event]:
             yield events.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             return
+
+
+@contextlib.asynccontextmanager
+async def _open_runner(
+    dask: str | None, spec: WorkflowSpec, options: dict[str, Any]
+) -> AsyncIterator[LocalRunner | DaskRunner]:
+    """
+    The run's executor: this machine, or the Dask cluster `dask` for the block.
+
+    On Dask the run's workers default to the cluster's threads (set in `options`).
+    """
+    from uet_trio import LocalRunner, open_dask_runner
+
+    if dask is None:
+        yield LocalRunner()
+        return
+    async with open_dask_runner(dask) as runner:
+        options["max_workers"] = options["max_workers"] or spec.max_workers or runner.threads
+        yield runner
 
 
 class _Reporter:

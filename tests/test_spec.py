@@ -224,6 +224,7 @@ WORKFLOW_CHANGES: dict[str, Callable[[], WorkflowSpec]] = {
 }
 WORKFLOW_UNHASHED: dict[str, Callable[[], WorkflowSpec]] = {
     "source": lambda: base_spec(source="/some/flow.toml"),
+    "dask": lambda: base_spec(dask="tcp://127.0.0.1:8786"),
 }
 
 
@@ -516,6 +517,7 @@ TOOL_KEY_VALUES: dict[str, object] = {
 WORKFLOW_KEY_VALUES: dict[str, object] = {
     "name": "other",
     "max_workers": 2,
+    "dask": "local:2",
     "timeout": 2,
     "fail_fast": True,
     "kill_grace": 1,

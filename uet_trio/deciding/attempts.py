@@ -106,10 +106,17 @@ class AttemptResult:
     err_length: int = 0
     outputs: Mapping[str, str] | None = None
     """The digest of each declared output after a successful attempt."""
+    lost: bool = False
+    """The attempt's executor lost it (a remote worker died): recorded ``lost``, not ``failed``."""
 
     def ok(self, ok_exit_codes: tuple[int, ...] = (0,)) -> bool:
         """Whether the attempt succeeded: it ended by itself, with one of `ok_exit_codes`."""
-        return self.exit_code in ok_exit_codes and not self.timed_out and self.error is None
+        return (
+            self.exit_code in ok_exit_codes
+            and not self.timed_out
+            and self.error is None
+            and not self.lost
+        )
 
     @property
     def duration(self) -> float:

@@ -581,6 +581,8 @@ def _finished_data(result: AttemptResult, ok: bool) -> dict[str, Any]:
         if ok
         else AttemptStatus.TIMED_OUT
         if result.timed_out
+        else AttemptStatus.LOST
+        if result.lost
         else AttemptStatus.FAILED,
         "exit_code": result.exit_code,
         "duration": result.duration,

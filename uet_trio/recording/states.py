@@ -62,7 +62,10 @@ class AttemptStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     """Stopped because its run was cancelled."""
     LOST = "lost"
-    """Its runner died; found still running when the run was resumed."""
+    """
+    Its runner died (found still running when the run was resumed), or the
+    remote worker running it died.
+    """
 
     @property
     def finished(self) -> bool:

@@ -158,6 +158,7 @@ def parse_workflow(
         retry=_retry(workflow, None, "workflow."),
         fail_fast=_optional(workflow, "fail_fast", bool, None, "workflow.") or False,
         kill_grace=_first_number(_optional_number(workflow, "kill_grace", None, "workflow."), 5.0),
+        dask=_optional(workflow, "dask", str, None, "workflow."),
         base_dir=base_dir,
         source=source,
     )

@@ -486,6 +486,11 @@ class WorkflowSpec:
         default=EMPTY, converter=_rule_map, validator=_check_routed_tools, metadata=HASHED_EACH
     )
     fail_fast: bool = False
+    dask: str | None = attrs.field(default=None, metadata=NOT_HASHED)
+    """
+    The Dask cluster to run attempts on (``tcp://HOST:PORT``, ``local[:N]``);
+    None: this machine. Where a run executes does not change what runs.
+    """
     base_dir: Path = attrs.field(factory=Path.cwd, converter=Path, metadata=hashed_as(str))
     """Directory commands run in (and relative cwd values start from)."""
     source: str | None = attrs.field(default=None, metadata=NOT_HASHED)

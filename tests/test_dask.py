@@ -1,0 +1,333 @@
+"""
+The Dask executor against real clusters: worker processes on 127.0.0.1.
+
+Most tests share one `LocalCluster` (two worker processes of two threads);
+the ones that kill workers start their own. Commands are real processes on
+the workers; the store is a real SQLite file; the CLI is the real ``uet``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from uet_trio import (
+    AttemptStatus,
+    ClusterLost,
+    EventKind,
+    RunStatus,
+    Store,
+    TaskSpec,
+    TaskState,
+    WorkflowSpec,
+    open_dask_runner,
+    open_run,
+    parse_workflow,
+    read_output,
+    run_workflow,
+)
+
+from .conftest import UET, run_uet
+from .dask_cluster import local_cluster, worker_pids
+from .procs import alive, wait_for
+from .test_event_schema import mixed_spec, problems
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A cluster shared by this module's tests: its scheduler's address."""
+    with local_cluster(workers=2, threads=2) as address:
+        yield address
+
+
+def read_pid(path: Path) -> int:
+    wait_for(lambda: path.exists() and path.read_text().strip() != "", f"{path.name}")
+    return int(path.read_text())
+
+
+class TestRuns:
+    async def test_a_mixed_run_on_dask_records_what_a_local_run_does(
+        self, cluster: str, tmp_path: Path
+    ) -> None:
+        """Successes, retries, a timeout, a skip, a fallback, callables: as locally, same schema."""
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                assert runner.threads == 4
+                result = await run_workflow(
+                    mixed_spec(tmp_path), store=store, runner=runner, kill_grace=0.5
+                )
+            events = store.events(result.run_id)
+            attempts = store.attempts(result.run_id)
+        assert result.states == {
+            "ok": TaskState.SUCCEEDED,
+            "flaky": TaskState.FAILED,
+            "after_flaky": TaskState.SKIPPED,
+            "slow": TaskState.FAILED,
+            "routed": TaskState.SUCCEEDED,
+            "tolerated": TaskState.FAILED,
+            "after_tolerated": TaskState.SUCCEEDED,
+            "call": TaskState.SUCCEEDED,
+            "raises": TaskState.FAILED,
+        }
+        assert problems(events) == []
+        slow = [a for a in attempts if a.task_id == "slow"]
+        assert [a.status for a in slow] == [AttemptStatus.TIMED_OUT]
+        commands = [a for a in attempts if a.argv is not None]
+        assert all(a.pid is not None and a.out_path is not None for a in commands)
+        assert {e.kind for e in events} >= {EventKind.ATTEMPT_SPAWNED, EventKind.TASK_SKIPPED}
+
+    async def test_commands_run_on_the_workers_with_the_attempt_environment(
+        self, cluster: str, tmp_path: Path
+    ) -> None:
+        """The command's parent is a worker process; it sees UET_*, runs in the flow's directory."""
+        (tmp_path / "here.txt").write_text("found\n")
+        spec = WorkflowSpec(
+            name="where",
+            base_dir=tmp_path,
+            tasks=[
+                TaskSpec(
+                    id="where",
+                    command=[
+                        "sh",
+                        "-c",
+                        'echo "$PPID $UET_TASK_ID $UET_ATTEMPT $UET_IDEMPOTENCY_KEY"; cat here.txt',
+                    ],
+                )
+            ],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                result = await run_workflow(spec, store=store, runner=runner)
+            (attempt,) = store.attempts(result.run_id)
+        assert result.status is RunStatus.SUCCEEDED
+        parent, task, number, key, found = read_output(attempt).decode().split()
+        assert int(parent) in worker_pids(cluster).values()
+        assert (task, number, key) == ("where", "1", f"{result.run_id}/where/1")
+        assert found == "found"
+
+    async def test_output_streams_while_the_attempt_runs(
+        self, cluster: str, tmp_path: Path
+    ) -> None:
+        """The first line is in the local log file before the command has ended."""
+        go = tmp_path / "go"
+        spec = WorkflowSpec(
+            name="stream",
+            base_dir=tmp_path,
+            tasks=[
+                TaskSpec(
+                    id="talk",
+                    command=[
+                        "sh",
+                        "-c",
+                        "echo first; echo warn >&2; "
+                        "while [ ! -e go ]; do sleep 0.02; done; echo second",
+                    ],
+                )
+            ],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            async with (
+                open_dask_runner(cluster) as runner,
+                open_run(spec, store=store, runner=runner) as run,
+            ):
+                while True:
+                    attempts = store.attempts(run.run_id)
+                    if attempts and read_output(attempts[0]) == b"first\n":
+                        break
+                    await trio.sleep(0.02)
+                assert read_output(attempts[0], stderr=True) == b"warn\n"
+                go.touch()
+            (attempt,) = store.attempts(run.run_id)
+        assert read_output(attempt) == b"first\nsecond\n"
+        assert attempt.out_length == len(b"first\nsecond\n")
+
+    async def test_large_output_arrives_whole(self, cluster: str, tmp_path: Path) -> None:
+        """Megabytes on both streams, in order and complete, next to another attempt's output."""
+        writer = (
+            "import sys; sys.stdout.buffer.write(bytes(range(256)) * 12000); "
+            "sys.stderr.buffer.write(b'e' * 3000000)"
+        )
+        spec = WorkflowSpec(
+            name="big",
+            base_dir=tmp_path,
+            tasks=[
+                TaskSpec(id="big", command=["python3", "-c", writer]),
+                TaskSpec(id="small", command=["echo", "after"], depends_on=["big"]),
+            ],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                result = await run_workflow(spec, store=store, runner=runner, max_workers=1)
+            big, small = sorted(store.attempts(result.run_id), key=lambda a: a.task_id)
+        assert result.status is RunStatus.SUCCEEDED
+        assert read_output(big) == bytes(range(256)) * 12000
+        assert read_output(big, stderr=True) == b"e" * 3000000
+        assert read_output(small) == b"after\n"
+        assert small.out_offset == big.out_length
+
+    async def test_a_command_that_cannot_start_fails_like_locally(
+        self, cluster: str, tmp_path: Path
+    ) -> None:
+        spec = WorkflowSpec(
+            name="missing",
+            base_dir=tmp_path,
+            tasks=[TaskSpec(id="nope", command=["no-such-command-here"])],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                result = await run_workflow(spec, store=store, runner=runner)
+            (attempt,) = store.attempts(result.run_id)
+        assert attempt.exit_code == 127
+        assert attempt.error == "command not found: no-such-command-here"
+
+
+class TestStopping:
+    async def test_a_timeout_stops_the_remote_group_grandchildren_included(
+        self, cluster: str, tmp_path: Path
+    ) -> None:
+        """SIGTERM to the group at the deadline; a leader ignoring it: SIGKILL after the grace."""
+        spec = WorkflowSpec(
+            name="timeouts",
+            base_dir=tmp_path,
+            tasks=[
+                TaskSpec(
+                    id="polite",
+                    command=["sh", "-c", "sleep 60 & echo $! > polite.pid; wait"],
+                    timeout=0.5,
+                ),
+                TaskSpec(
+                    id="stubborn",
+                    command=[
+                        "sh",
+                        "-c",
+                        "trap '' TERM; sleep 60 & echo $! > stubborn.pid; "
+                        "while :; do sleep 0.05; done",
+                    ],
+                    timeout=0.5,
+                ),
+            ],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                result = await run_workflow(spec, store=store, runner=runner, kill_grace=0.3)
+            attempts = {a.task_id: a for a in store.attempts(result.run_id)}
+        assert attempts["polite"].status is AttemptStatus.TIMED_OUT
+        assert attempts["polite"].signal == signal.SIGTERM
+        assert attempts["stubborn"].status is AttemptStatus.TIMED_OUT
+        assert attempts["stubborn"].signal == signal.SIGKILL
+        for name in ("polite", "stubborn"):
+            pid = read_pid(tmp_path / f"{name}.pid")
+            wait_for(lambda pid=pid: not alive(pid), f"{name}'s background sleep gone")
+
+    async def test_cancelling_the_run_stops_every_remote_attempt(
+        self, cluster: str, tmp_path: Path
+    ) -> None:
+        """The embedding application's cancel: each remote group is gone before the run returns."""
+        spec = WorkflowSpec(
+            name="cancel",
+            base_dir=tmp_path,
+            tasks=[
+                TaskSpec(id=f"t{n}", command=["sh", "-c", f"sleep 60 & echo $! > t{n}.pid; wait"])
+                for n in range(3)
+            ],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                with trio.CancelScope() as scope:
+                    async with open_run(
+                        spec, store=store, runner=runner, max_workers=3, kill_grace=0.3
+                    ) as run:
+                        for n in range(3):
+                            await trio.to_thread.run_sync(read_pid, tmp_path / f"t{n}.pid")
+                        await trio.sleep(0.1)
+                        scope.cancel()
+                pids = [read_pid(tmp_path / f"t{n}.pid") for n in range(3)]
+                assert not any(alive(pid) for pid in pids)
+            attempts = store.attempts(run.run_id)
+        assert run.status is RunStatus.CANCELLED
+        assert {a.status for a in attempts} == {AttemptStatus.CANCELLED}
+
+
+def flow_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "flow.toml"
+    path.write_text(body)
+    return path
+
+
+class TestCommandLine:
+    def test_uet_run_dask_and_uet_logs(self, cluster: str, tmp_path: Path) -> None:
+        """The real uet on a cluster by address, then its output through uet logs."""
+        flow_file(
+            tmp_path,
+            '[workflow]\nname = "cli"\n'
+            '[[tasks]]\nid = "hello"\ncommand = ["sh", "-c", "echo hello from $UET_TASK_ID"]\n'
+            '[[tasks]]\nid = "then"\ncommand = ["true"]\ndepends_on = ["hello"]\n',
+        )
+        ran = run_uet("run", "flow.toml", "--dask", cluster, cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        assert "2 succeeded" in ran.stdout
+        logs = run_uet("logs", "--last", "hello", cwd=tmp_path)
+        assert logs.stdout == "hello from hello\n"
+
+    def test_the_workflow_and_the_environment_name_the_cluster(
+        self, cluster: str, tmp_path: Path
+    ) -> None:
+        """[workflow] dask and UET_DASK say what --dask says; the option wins."""
+        flow_file(
+            tmp_path,
+            f'[workflow]\nname = "keyed"\ndask = "{cluster}"\n'
+            '[[tasks]]\nid = "parent"\ncommand = ["sh", "-c", "echo $PPID"]\n',
+        )
+        task = {"id": "x", "command": ["true"]}
+        assert parse_workflow(
+            {"workflow": {"name": "k", "dask": cluster}, "tasks": [task]}
+        ).dask == (cluster)
+        ran = run_uet("run", "flow.toml", cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        logs = run_uet("logs", "--last", "parent", cwd=tmp_path)
+        assert int(logs.stdout) in worker_pids(cluster).values()
+        bad = run_uet("run", "flow.toml", cwd=tmp_path, env={**os.environ, "UET_DASK": "nope"})
+        assert bad.returncode == 5
+        assert "expected tcp://HOST:PORT, local, local:N or local:NxT" in bad.stderr
+
+    def test_ctrl_c_leaves_no_remote_process(self, cluster: str, tmp_path: Path) -> None:
+        """SIGINT to the real uet: exit 130 once every remote group is gone."""
+        flow_file(
+            tmp_path,
+            '[workflow]\nname = "sigint"\nkill_grace = 0.5\n'
+            + "".join(
+                f'[[tasks]]\nid = "t{n}"\n'
+                f'command = ["sh", "-c", "sleep 60 & echo $! > t{n}.pid; wait"]\n'
+                for n in range(2)
+            ),
+        )
+        uet = subprocess.Popen(
+            [*UET, "run", "flow.toml", "--dask", cluster],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            pids = [read_pid(tmp_path / f"t{n}.pid") for n in range(2)]
+            uet.send_signal(signal.SIGINT)
+            _, err = uet.communicate(timeout=60)
+        finally:
+            if uet.poll() is None:
+                uet.kill()
+                uet.wait()
+        assert uet.returncode == 130, err
+        assert not any(alive(pid) for pid in pids)
+
+
+class TestClusterErrors:
+    async def test_an_unreachable_scheduler_is_a_clear_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ClusterLost, match="cannot reach the Dask scheduler"):
+            async with open_dask_runner("tcp://127.0.0.1:9", connect_timeout=0.5):
+                pass

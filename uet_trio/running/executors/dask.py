@@ -1,0 +1,615 @@
+"""
+The Dask executor: attempts run on the workers of a Dask distributed cluster.
+
+`open_dask_runner` connects to a scheduler (``tcp://HOST:PORT``) or starts
+a `LocalCluster` (``local``, ``local:N``, ``local:NxT``) and yields a
+`DaskRunner`, the `AttemptRunner` that submits each command attempt to the
+cluster as one Dask task (`dask_remote.run_command`). The store, the
+scheduler of the run and the log files stay with this process.
+
+Each attempt keeps a TCP connection to this runner while it runs, the
+attempt link (`dask_link`); the runner listens for them on the address its
+workers reach it by. Through the link:
+
+- the remote side *claims* the attempt before starting anything, with a
+  random token known only to this runner; a second execution of the same
+  Dask task (Dask re-runs a task whose worker died, without telling the
+  client) is refused and starts nothing;
+- stdout and stderr come back in chunks while the attempt runs and are
+  appended to the slot's log files (`WorkerLogs`), as the local executor's
+  children write them, so ``uet logs -f`` follows a remote attempt; blocking
+  sends on the worker and reads here give backpressure end to end;
+- a cancelled attempt (Ctrl-C, ``fail_fast``) is stopped by a STOP frame:
+  SIGTERM to its group on the worker, SIGKILL after the grace period (a
+  Dask ``cancel()`` would not stop a running function); ``kill_now`` sends
+  HURRY;
+- the link's end without an exit report means the worker died: the attempt
+  is reported *lost*, naming the worker, its leftover processes on that
+  host are killed through ``Client.run`` (`dask_remote.sweep`), and the
+  Dask task is cancelled. The task's own retry policy then decides.
+
+A slot is free again only once its remote function has returned (its
+future finished, seen through `dask_bridge`), or once its worker is gone.
+If the scheduler goes away, every slot raises `ClusterLost` (exit status
+5); the run is recorded cancelled, and ``uet resume --dask ...`` on another
+cluster finishes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+from ...deciding.attempts import AttemptRequest, AttemptResult, Started
+from ...errors import UetError
+from ...recording.logs import WorkerLogs
+from ...recording.records import AttemptRecord
+from . import dask_bridge, dask_link, dask_remote
+from .base import Report, RunAttempt
+from .callables import run_call
+from .dask_link import Frame
+
+LOST_AFTER = 2.0
+"""Seconds the client may stay disconnected from the scheduler before the cluster counts as lost."""
+
+HELLO_TIMEOUT = 10.0
+"""Seconds a connection to the link listener has to name its attempt."""
+
+STOP_SLACK = 10.0
+"""Seconds, beyond the grace period, a stopped attempt has to report its end."""
+
+WORKER_CHECK = 0.5
+"""How often a slot whose link broke asks the scheduler whether its worker still exists."""
+
+_LOCAL = re.compile(r"local(?::(\d+)(?:x(\d+))?)?\Z")
+
+
+class ClusterLost(UetError):
+    """The Dask scheduler cannot be reached (any more): the run cannot go on there."""
+
+    exit_code = 5
+
+
+class _Link:
+    """One attempt in flight: its token, its link once claimed, and what the slot waits for."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.stream: trio.SocketStream | None = None
+        self.frames = dask_link.Frames()
+        self.worker = ""
+        self.ended: dask_bridge.Ended | None = None
+        self.released = trio.Event()
+        self._changed = trio.Event()
+
+    def poke(self) -> None:
+        """Something the slot waits for happened (claimed, future done, cluster lost)."""
+        self._changed.set()
+
+    async def changed(self) -> None:
+        """Wait for the next `poke` (or return at once if one came since the last wait)."""
+        await self._changed.wait()
+        self._changed = trio.Event()
+
+
+class DaskRunner:
+    """
+    Runs command attempts on a Dask cluster; callables stay in this process.
+
+    Made by `open_dask_runner`. `threads` is the cluster's total number of
+    worker threads when it was opened: the default `max_workers` of a run.
+    """
+
+    def __init__(self, client: Any, link: tuple[str, int], threads: int) -> None:
+        self._client = client
+        self._link = link
+        self.threads = threads
+        self._pending: dict[str, _Link] = {}
+        self._hurry = trio.Event()
+        self._lost: str | None = None
+        self._token = trio.lowlevel.current_trio_token()
+
+    # ------------------------------------------------------------- protocol
+
+    def kill_now(self) -> None:
+        """Skip the rest of every SIGTERM grace period, now and later."""
+        self._hurry.set()
+
+    async def settle(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def reclaim(self, attempt: AttemptRecord) -> bool:
+        """Kill what is left of `attempt` on any worker's host (`dask_remote.sweep`)."""
+        key = f"{attempt.run_id}/{attempt.task_id}/{attempt.attempt}"
+        return await self._sweep(attempt.pid, attempt.proc_start, key)
+
+    @asynccontextmanager
+    async def slot(self, worker: int, log_dir: Path | None) -> AsyncIterator[RunAttempt]:
+        logs = WorkerLogs(log_dir, worker)
+        try:
+
+            async def run(request: AttemptRequest, report: Report) -> AttemptResult:
+                if request.call is not None:
+                    return await run_call(request)
+                return await self._run_command(request, logs, report)
+
+            yield run
+        finally:
+            logs.close()
+
+    # ------------------------------------------------------------- one attempt
+
+    async def _run_command(
+        self, request: AttemptRequest, logs: WorkerLogs, report: Report
+    ) -> AttemptResult:
+        assert request.argv is not None
+        started = trio.current_time()
+        self._check_cluster()
+        try:
+            out_fd, err_fd = logs.fds()
+        except OSError as error:
+            await trio.lowlevel.checkpoint()
+            return _result(request, started, exit_code=126, error=f"cannot open log files: {error}")
+        out_offset = os.fstat(out_fd).st_size
+        err_offset = os.fstat(err_fd).st_size
+        link = _Link(secrets.token_hex(16))
+        self._pending[link.token] = link
+        try:
+            future = self._submit(request, link.token)
+            dask_bridge.watch(future, self._token, partial_ended(link))
+            body: dict[str, Any] | None = None
+            finished = False
+            try:
+                await self._claimed(link)
+                if link.stream is not None:
+                    location: dict[str, Any] = {
+                        "worker": logs.worker,
+                        "out_path": logs.out_path,
+                        "out_offset": out_offset,
+                        "err_path": logs.err_path,
+                        "err_offset": err_offset,
+                    }
+                    body = await self._follow(link, out_fd, err_fd, request, location, report)
+                    await self._returned(link)
+                finished = True
+            finally:
+                if not finished:
+                    with trio.CancelScope(shield=True):
+                        await self._stop(link, future, out_fd, err_fd, request.kill_grace)
+        finally:
+            del self._pending[link.token]
+            link.released.set()
+        out_size = os.fstat(out_fd).st_size
+        err_size = os.fstat(err_fd).st_size
+        lengths = (out_size - out_offset, err_size - err_offset)
+        if body is not None:
+            result = _result(
+                request,
+                started,
+                exit_code=body.get("exit_code"),
+                signal_number=body.get("signal"),
+                timed_out=bool(body.get("timed_out")),
+                error=body.get("error"),
+                lengths=lengths,
+            )
+            if not result.ok and not result.timed_out and result.error is None:
+                result.error = logs.write_failure(out_size, err_size)
+        elif link.stream is not None:
+            result = await self._lost_attempt(request, link, future, started, lengths)
+        else:
+            ended = link.ended
+            why = ended.error if ended is not None and ended.error else "the remote function ended"
+            result = _result(request, started, exit_code=None, error=f"not started on Dask: {why}")
+        logs.ended(out_size, err_size)
+        return result
+
+    def _submit(self, request: AttemptRequest, token: str) -> Any:
+        """Submit the attempt's remote function; its Dask key names the attempt."""
+        try:
+            return self._client.submit(
+                dask_remote.run_command,
+                self._link,
+                token,
+                request.argv,
+                request.cwd,
+                request.env,
+                request.timeout,
+                request.kill_grace,
+                key=f"uet-{request.idempotency_key}-{token[:8]}",
+                pure=False,
+                retries=0,
+            )
+        except Exception as error:
+            raise ClusterLost(f"cannot submit to the Dask cluster: {error}") from error
+
+    def _check_cluster(self) -> None:
+        if self._lost is not None:
+            raise ClusterLost(self._lost)
+
+    async def _claimed(self, link: _Link) -> None:
+        """Wait until the remote side has claimed the attempt, or its function ended first."""
+        while link.stream is None and link.ended is None:
+            self._check_cluster()
+            await link.changed()
+        self._check_cluster()
+
+    async def _returned(self, link: _Link) -> None:
+        """Wait until the remote function has returned (its future finished)."""
+        while link.ended is None:
+            self._check_cluster()
+            await link.changed()
+
+    async def _follow(
+        self,
+        link: _Link,
+        out_fd: int,
+        err_fd: int,
+        request: AttemptRequest,
+        location: dict[str, Any],
+        report: Report,
+    ) -> dict[str, Any] | None:
+        """
+        Write the attempt's output as it comes; its EXIT message, or None if the link broke first.
+
+        The SPAWNED message becomes the `Started` notice: the remote pid and
+        start time, with the local log files and offsets.
+        """
+        stream = link.stream
+        assert stream is not None
+        frames = link.frames
+        while True:
+            while (found := frames.next()) is not None:
+                kind, payload = found
+                if kind is Frame.OUT:
+                    _write_all(out_fd, payload)
+                elif kind is Frame.ERR:
+                    _write_all(err_fd, payload)
+                elif kind is Frame.SPAWNED:
+                    spawned = dask_link.decode(payload)
+                    location["pid"] = int(spawned["pid"])
+                    location["proc_start"] = spawned.get("proc_start")
+                    report(Started(index=request.index, attempt=request.attempt, location=location))
+                elif kind is Frame.EXIT:
+                    return dask_link.decode(payload)
+            try:
+                data = await stream.receive_some(dask_link.CHUNK + dask_link.HEADER.size)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                return None
+            frames.feed(data)
+
+    async def _stop(self, link: _Link, future: Any, out_fd: int, err_fd: int, grace: float) -> None:
+        """
+        Stop a cancelled attempt (shielded): its group on the worker, then its function.
+
+        Claimed: STOP over the link (HURRY too once `kill_now` was called),
+        output kept until the EXIT message, then wait for the function to
+        return; all within the grace period plus `STOP_SLACK`. Not yet
+        claimed: cancel the Dask task, and refuse it if it starts anyway.
+        """
+        with trio.move_on_after(grace + STOP_SLACK):
+            if link.stream is None:
+                # A claim that arrives from now on is refused (the token is
+                # removed from the pending attempts on the way out).
+                await trio.to_thread.run_sync(self._cancel, future)
+                return
+            async with trio.open_nursery() as nursery:
+
+                async def hurry() -> None:
+                    await self._hurry.wait()
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await stream.send_all(dask_link.frame(Frame.HURRY))
+
+                stream = link.stream
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_all(dask_link.frame(Frame.STOP))
+                nursery.start_soon(hurry)
+                with contextlib.suppress(ValueError, TypeError):
+                    await self._follow(link, out_fd, err_fd, _NO_REQUEST, {}, _ignore)
+                while link.ended is None and self._lost is None:
+                    await link.changed()
+                nursery.cancel_scope.cancel()
+
+    def _cancel(self, future: Any) -> None:
+        """Cancel a Dask task (blocking: a round trip to the scheduler; run in a thread)."""
+        with contextlib.suppress(Exception):
+            future.cancel()
+
+    async def _lost_attempt(
+        self,
+        request: AttemptRequest,
+        link: _Link,
+        future: Any,
+        started: float,
+        lengths: tuple[int, int],
+    ) -> AttemptResult:
+        """
+        The result of an attempt whose link broke before its end was reported.
+
+        If the function still returned (the link broke, the worker lives),
+        it killed the group itself: a failure. Otherwise the worker died:
+        wait until the scheduler has noticed (the function's future ends,
+        a re-execution being refused, or the worker leaves the cluster),
+        cancel the Dask task, kill what is left on the worker's host, and
+        report the attempt lost.
+        """
+        gone = False
+        while link.ended is None and not gone:
+            self._check_cluster()
+            gone = not await trio.to_thread.run_sync(self._has_worker, link.worker)
+            if not gone:
+                with trio.move_on_after(WORKER_CHECK):
+                    await link.changed()
+        if not gone and not await trio.to_thread.run_sync(self._has_worker, link.worker):
+            gone = True
+        if not gone:
+            return _result(
+                request,
+                started,
+                exit_code=None,
+                error=f"the link to worker {link.worker} broke; its processes were killed",
+                lengths=lengths,
+            )
+        await trio.to_thread.run_sync(self._cancel, future)
+        await self._sweep(None, None, request.idempotency_key)
+        return _result(
+            request,
+            started,
+            exit_code=None,
+            lost=True,
+            error=f"worker {link.worker} was lost mid-attempt",
+            lengths=lengths,
+        )
+
+    def _has_worker(self, address: str) -> bool:
+        """Whether the scheduler still lists worker `address` (blocking: run in a thread)."""
+        try:
+            workers = self._client.scheduler_info(n_workers=-1)["workers"]
+        except Exception:
+            return False
+        return address in workers
+
+    async def _sweep(self, pid: int | None, proc_start: int | None, key: str) -> bool:
+        """Run `dask_remote.sweep` on every worker; whether any killed something."""
+
+        def everywhere() -> bool:
+            try:
+                answers = self._client.run(
+                    _sweep_everywhere, pid, proc_start, key, on_error="return"
+                )
+            except Exception:
+                return False
+            return any(answer is True for answer in answers.values())
+
+        return await trio.to_thread.run_sync(everywhere)
+
+    # ------------------------------------------------------------- the listener
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        """Serve one connection to the link listener: grant or refuse its claim."""
+        try:
+            frames = dask_link.Frames()
+            hello = None
+            with trio.move_on_after(HELLO_TIMEOUT):
+                while hello is None:
+                    data = await stream.receive_some(4096)
+                    if not data:
+                        return
+                    frames.feed(data)
+                    hello = frames.next()
+            if hello is None or hello[0] is not Frame.HELLO:
+                return
+            body = dask_link.decode(hello[1])
+            link = self._pending.get(str(body.get("token")))
+            if link is None or link.stream is not None or link.ended is not None:
+                await stream.send_all(dask_link.frame(Frame.REFUSE))
+                return
+            link.stream = stream
+            link.frames = frames
+            link.worker = str(body.get("worker"))
+            await stream.send_all(dask_link.frame(Frame.GO))
+            link.poke()
+            await link.released.wait()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ValueError, TypeError):
+            return
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def watch_scheduler(self) -> None:
+        """Mark the cluster lost once the client has been disconnected for `LOST_AFTER` seconds."""
+        away = 0.0
+        step = LOST_AFTER / 4
+        while True:
+            await trio.sleep(step)
+            status = str(self._client.status)
+            away = 0.0 if status == "running" else away + step
+            if away >= LOST_AFTER:
+                self._lost = (
+                    f"lost the Dask scheduler at {self._client.scheduler.address} "
+                    f"(client {status}); resume the run with --dask on a working cluster"
+                )
+                for link in list(self._pending.values()):
+                    link.poke()
+                return
+
+
+def _sweep_everywhere(pid: int | None, proc_start: int | None, key: str) -> bool:
+    """`dask_remote.sweep`, then a search for the key's processes (on a worker, by Client.run)."""
+    killed = dask_remote.sweep(pid, proc_start, key)
+    return dask_remote.kill_key(key) or killed
+
+
+def partial_ended(link: _Link) -> Callable[[dask_bridge.Ended], None]:
+    """The callback that records a future's end on `link` (Trio thread)."""
+
+    def ended(outcome: dask_bridge.Ended) -> None:
+        link.ended = outcome
+        link.poke()
+
+    return ended
+
+
+_NO_REQUEST = AttemptRequest(
+    run_id="", task_id="", index=-1, attempt=0, tool=None, argv=None, cwd=None,
+    timeout=None, kill_grace=0.0,
+)  # fmt: skip
+"""Stands for the request in `_follow` while stopping, when a start is no longer reported."""
+
+
+def _ignore(notice: Started) -> None:
+    """A start reported while the attempt is being stopped: recorded by nobody."""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Append all of `data` to `fd` (a regular file: short writes only near a limit)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _result(
+    request: AttemptRequest,
+    started: float,
+    *,
+    exit_code: int | None,
+    signal_number: int | None = None,
+    timed_out: bool = False,
+    error: str | None = None,
+    lost: bool = False,
+    lengths: tuple[int, int] = (0, 0),
+) -> AttemptResult:
+    """An `AttemptResult` of `request` ending now; `lengths`: its stdout and stderr bytes."""
+    return AttemptResult(
+        index=request.index,
+        attempt=request.attempt,
+        started=started,
+        ended=trio.current_time(),
+        exit_code=exit_code,
+        signal=signal_number,
+        timed_out=timed_out,
+        error=error,
+        lost=lost,
+        out_length=lengths[0],
+        err_length=lengths[1],
+    )
+
+
+# ----------------------------------------------------------------- opening
+
+
+@asynccontextmanager
+async def open_dask_runner(
+    address: str, *, link_host: str | None = None, connect_timeout: float = 10.0
+) -> AsyncIterator[DaskRunner]:
+    """
+    Connect to a Dask cluster for the block, and yield a `DaskRunner` on it.
+
+    Args:
+        address: ``tcp://HOST:PORT`` of a running scheduler; or ``local``
+            (a `LocalCluster` of one single-threaded worker process per CPU),
+            ``local:N`` (N such workers) or ``local:NxT`` (N workers of T
+            threads each), started for the block on 127.0.0.1 and closed after.
+        link_host: the address this process listens on for its attempts'
+            links; the workers must reach it. Default: 127.0.0.1 for a local
+            cluster or a scheduler on the loopback, else the address of the
+            interface that routes to the scheduler.
+        connect_timeout: seconds to keep trying to reach a scheduler.
+
+    Raises:
+        ClusterLost: the scheduler cannot be reached, or the address is not
+            one of the forms above.
+    """
+    cluster, client = await trio.to_thread.run_sync(_connect, address, connect_timeout)
+    try:
+        threads = await trio.to_thread.run_sync(_threads, client)
+        host = link_host or _link_host(client.scheduler.address)
+        listeners = await trio.open_tcp_listeners(0, host=host)
+        port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            runner = DaskRunner(client, (host, port), threads)
+            nursery.start_soon(trio.serve_listeners, runner.handle, listeners)
+            nursery.start_soon(runner.watch_scheduler)
+            try:
+                yield runner
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(_close, cluster, client)
+
+
+def _connect(address: str, timeout: float) -> tuple[Any, Any]:
+    """(cluster or None, client) for `address` (blocking: run in a thread)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        raise ClusterLost(
+            "--dask needs the distributed package: pip install 'uet-trio[dask]'"
+        ) from error
+    local = _LOCAL.match(address)
+    if local is not None:
+        workers = int(local.group(1) or os.cpu_count() or 1)
+        threads = int(local.group(2) or 1)
+        if workers < 1 or threads < 1:
+            raise ClusterLost(f"--dask {address}: workers and threads must be positive")
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",
+            scheduler_port=0,
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        )
+        try:
+            return cluster, Client(cluster)  # type: ignore[no-untyped-call]
+        except BaseException:
+            cluster.close()
+            raise
+    if not address.startswith(("tcp://", "tls://")):
+        raise ClusterLost(
+            f"--dask {address!r}: expected tcp://HOST:PORT, local, local:N or local:NxT"
+        )
+    try:
+        return None, Client(address, timeout=timeout)  # type: ignore[no-untyped-call]
+    except OSError as error:
+        raise ClusterLost(f"cannot reach the Dask scheduler at {address}: {error}") from error
+
+
+def _threads(client: Any) -> int:
+    """The cluster's total worker threads (at least 1)."""
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+
+def _link_host(scheduler: str) -> str:
+    """The address of ours the workers can reach: loopback for a loopback scheduler."""
+    host = urlsplit(scheduler).hostname or "127.0.0.1"
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_loopback:
+            return "127.0.0.1"
+    from distributed.utils import get_ip
+
+    return str(get_ip(host))  # type: ignore[no-untyped-call]
+
+
+def _close(cluster: Any, client: Any) -> None:
+    """Close the client, then the cluster we started (blocking: run in a thread)."""
+    with contextlib.suppress(Exception):
+        client.close(timeout=5)
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=10)
