@@ -198,7 +198,7 @@ class TestStopping:
             tasks=[
                 TaskSpec(
                     id="polite",
-                    command=["sh", "-c", "sleep 60 & echo $! > polite.pid; wait"],
+                    command=["sh", "-c", "sleep 300 & echo $! > polite.pid; wait"],
                     timeout=0.5,
                 ),
                 TaskSpec(
@@ -206,7 +206,7 @@ class TestStopping:
                     command=[
                         "sh",
                         "-c",
-                        "trap '' TERM; sleep 60 & echo $! > stubborn.pid; "
+                        "trap '' TERM; sleep 300 & echo $! > stubborn.pid; "
                         "while :; do sleep 0.05; done",
                     ],
                     timeout=0.5,
@@ -223,7 +223,7 @@ class TestStopping:
         assert attempts["stubborn"].signal == signal.SIGKILL
         for name in ("polite", "stubborn"):
             pid = read_pid(tmp_path / f"{name}.pid")
-            wait_for(lambda pid=pid: not alive(pid), f"{name}'s background sleep gone")
+            wait_for(lambda pid=pid: not alive(pid), f"{name}'s background sleep gone", timeout=20)
 
     async def test_cancelling_the_run_stops_every_remote_attempt(
         self, cluster: str, tmp_path: Path
@@ -331,3 +331,53 @@ class TestClusterErrors:
         with pytest.raises(ClusterLost, match="cannot reach the Dask scheduler"):
             async with open_dask_runner("tcp://127.0.0.1:9", connect_timeout=0.5):
                 pass
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[str]:
+    """A cluster of two single-threaded workers for one test, which may kill its workers."""
+    with local_cluster(workers=2, threads=1) as address:
+        yield address
+
+
+class TestWorkerLoss:
+    async def test_a_killed_worker_gives_a_lost_attempt_and_a_retry_elsewhere(
+        self, own_cluster: str, tmp_path: Path
+    ) -> None:
+        """kill -9 of the worker: attempt 1 lost (naming it), no silent re-run, attempt 2 runs."""
+        script = (
+            'echo "$UET_ATTEMPT" >> starts; '
+            'if [ "$UET_ATTEMPT" = 1 ]; then '
+            "sleep 300 & echo $! > bg.pid; echo $PPID > worker.pid; wait; fi; echo done"
+        )
+        spec = parse_workflow(
+            {
+                "workflow": {"name": "loss"},
+                "tasks": [
+                    {
+                        "id": "victim",
+                        "command": ["sh", "-c", script],
+                        "retries": 1,
+                        "backoff": {"initial": 0.5, "jitter": 0},
+                    }
+                ],
+            },
+            base_dir=tmp_path,
+        )
+        workers = {pid: address for address, pid in worker_pids(own_cluster).items()}
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(own_cluster) as runner:
+                async with open_run(spec, store=store, runner=runner, max_workers=2) as run:
+                    worker = await trio.to_thread.run_sync(read_pid, tmp_path / "worker.pid")
+                    background = read_pid(tmp_path / "bg.pid")
+                    os.kill(worker, signal.SIGKILL)
+                # Long enough for Dask's own re-run of the killed task (about 0.5 s).
+                await trio.sleep(1.5)
+            first, second = store.attempts(run.run_id)
+        assert run.status is RunStatus.SUCCEEDED
+        assert first.status is AttemptStatus.LOST
+        assert first.error == f"worker {workers[worker]} was lost mid-attempt"
+        assert second.status is AttemptStatus.SUCCEEDED
+        assert read_output(second) == b"done\n"
+        assert (tmp_path / "starts").read_text() == "1\n2\n"
+        wait_for(lambda: not alive(background), "the lost attempt's background gone", timeout=20)
