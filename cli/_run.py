@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import shlex
 import signal
 import time
@@ -447,6 +448,11 @@ async def _open_runner(
         yield LocalRunner()
         return
     async with open_dask_runner(dask) as runner:
+        # What matters (a lost scheduler or worker) is reported by the run;
+        # Dask's own reconnection tracebacks would bury it.
+        for name in ["distributed", *logging.root.manager.loggerDict]:
+            if name.startswith("distributed"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
         options["max_workers"] = options["max_workers"] or spec.max_workers or runner.threads
         yield runner
 

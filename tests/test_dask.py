@@ -34,7 +34,7 @@ from uet_trio import (
 )
 
 from .conftest import UET, run_uet
-from .dask_cluster import local_cluster, worker_pids
+from .dask_cluster import ProcessCluster, local_cluster, process_cluster, worker_pids
 from .procs import alive, wait_for
 from .test_event_schema import mixed_spec, problems
 
@@ -381,3 +381,101 @@ class TestWorkerLoss:
         assert read_output(second) == b"done\n"
         assert (tmp_path / "starts").read_text() == "1\n2\n"
         wait_for(lambda: not alive(background), "the lost attempt's background gone", timeout=20)
+
+
+LONG_FIRST_ATTEMPT = (
+    'echo "$UET_ATTEMPT" >> starts; '
+    'if [ "$UET_ATTEMPT" = 1 ]; then sleep 300 & echo $! > bg.pid; wait; fi; echo finished'
+)
+"""A task whose first attempt runs until stopped, leaving a background process to look for."""
+
+
+def interrupted_flow(tmp_path: Path) -> None:
+    """A flow of a quick task and one whose first attempt waits to be interrupted."""
+    flow_file(
+        tmp_path,
+        '[workflow]\nname = "interrupted"\nkill_grace = 0.5\n'
+        '[[tasks]]\nid = "quick"\ncommand = ["true"]\n'
+        f"[[tasks]]\nid = \"long\"\ncommand = ['sh', '-c', '{LONG_FIRST_ATTEMPT}']\n",
+    )
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster]:
+    """``dask scheduler`` and ``dask worker`` processes, shared by this module's tests."""
+    with process_cluster(tmp_path_factory.mktemp("cluster"), workers=2, threads=2) as cluster:
+        yield cluster
+
+
+class TestSeparateProcesses:
+    def test_a_flow_runs_on_a_scheduler_and_workers_started_by_hand(
+        self, processes: ProcessCluster, tmp_path: Path
+    ) -> None:
+        flow_file(
+            tmp_path,
+            '[workflow]\nname = "by-hand"\n'
+            + "".join(
+                f'[[tasks]]\nid = "t{n}"\ncommand = ["sh", "-c", "echo $PPID"]\n' for n in range(4)
+            ),
+        )
+        ran = run_uet("run", "flow.toml", "--dask", processes.address, cwd=tmp_path)
+        assert ran.returncode == 0, ran.stderr
+        assert "4 succeeded" in ran.stdout
+        parents = {int(run_uet("logs", "--last", f"t{n}", cwd=tmp_path).stdout) for n in range(4)}
+        assert parents <= set(worker_pids(processes.address).values())
+
+    def test_uet_killed_then_resumed(self, processes: ProcessCluster, tmp_path: Path) -> None:
+        """kill -9 of uet: its remote attempt stops with the link; resume: lost, then finished."""
+        interrupted_flow(tmp_path)
+        uet = subprocess.Popen(
+            [*UET, "run", "flow.toml", "--dask", processes.address],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            background = read_pid(tmp_path / "bg.pid")
+        finally:
+            uet.kill()
+            uet.wait()
+        wait_for(lambda: not alive(background), "the remote attempt stopped", timeout=20)
+        resumed = run_uet("resume", "--last", "--dask", processes.address, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        with Store.open(tmp_path / ".uet" / "uet.db") as store:
+            long = store.attempts(store.last_run(), "long")
+        assert [a.status for a in long] == [AttemptStatus.LOST, AttemptStatus.SUCCEEDED]
+        assert read_output(long[1]) == b"finished\n"
+        assert (tmp_path / "starts").read_text() == "1\n2\n"
+
+    def test_the_scheduler_lost_mid_run_stops_it_and_resume_finishes_elsewhere(
+        self, tmp_path: Path
+    ) -> None:
+        """kill -9 of the scheduler: uet stops its attempts, exits 5; resume on a new cluster."""
+        interrupted_flow(tmp_path)
+        with process_cluster(tmp_path / "cluster", workers=1, threads=2) as cluster:
+            uet = subprocess.Popen(
+                [*UET, "run", "flow.toml", "--dask", cluster.address],
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                background = read_pid(tmp_path / "bg.pid")
+                cluster.scheduler.kill()
+                _, err = uet.communicate(timeout=60)
+            finally:
+                if uet.poll() is None:
+                    uet.kill()
+                    uet.wait()
+            assert uet.returncode == 5, err
+            assert "lost the Dask scheduler" in err
+            wait_for(lambda: not alive(background), "the remote attempt stopped", timeout=20)
+        resumed = run_uet("resume", "--last", "--dask", "local:1", cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
+        assert (tmp_path / "starts").read_text() == "1\n2\n"
+        with Store.open(tmp_path / ".uet" / "uet.db") as store:
+            run = store.get_run(store.last_run())
+            long = store.attempts(run.run_id, "long")
+        assert run.status is RunStatus.SUCCEEDED
+        assert long[-1].status is AttemptStatus.SUCCEEDED

@@ -69,6 +69,9 @@ HELLO_TIMEOUT = 10.0
 STOP_SLACK = 10.0
 """Seconds, beyond the grace period, a stopped attempt has to report its end."""
 
+CONFIRM = 0.5
+"""Seconds a slot watches the client's connection before it reports a worker lost."""
+
 WORKER_CHECK = 0.5
 """How often a slot whose link broke asks the scheduler whether its worker still exists."""
 
@@ -193,7 +196,17 @@ class DaskRunner:
         out_size = os.fstat(out_fd).st_size
         err_size = os.fstat(err_fd).st_size
         lengths = (out_size - out_offset, err_size - err_offset)
-        if body is not None:
+        if body is not None and body.get("closing"):
+            await self._confirm_cluster()
+            result = _result(
+                request,
+                started,
+                exit_code=None,
+                lost=True,
+                error=f"worker {link.worker} closed mid-attempt; its processes were killed",
+                lengths=lengths,
+            )
+        elif body is not None:
             result = _result(
                 request,
                 started,
@@ -236,6 +249,21 @@ class DaskRunner:
     def _check_cluster(self) -> None:
         if self._lost is not None:
             raise ClusterLost(self._lost)
+
+    async def _confirm_cluster(self) -> None:
+        """
+        Before reporting a worker lost: make sure it is not the whole cluster that is.
+
+        Workers close themselves when their scheduler goes away, so a lost
+        worker may be the first sign of a lost scheduler. Wait `CONFIRM`
+        seconds, and for as long as the client is disconnected, until
+        `watch_scheduler` has decided (it raises `ClusterLost` then, which
+        cancels this slot); raises `ClusterLost` if it already has.
+        """
+        deadline = trio.current_time() + CONFIRM
+        while trio.current_time() < deadline or str(self._client.status) != "running":
+            self._check_cluster()
+            await trio.sleep(CONFIRM / 10)
 
     async def _claimed(self, link: _Link) -> None:
         """Wait until the remote side has claimed the attempt, or its function ended first."""
@@ -303,7 +331,8 @@ class DaskRunner:
             if link.stream is None:
                 # A claim that arrives from now on is refused (the token is
                 # removed from the pending attempts on the way out).
-                await trio.to_thread.run_sync(self._cancel, future)
+                if self._lost is None:
+                    await trio.to_thread.run_sync(self._cancel, future, abandon_on_cancel=True)
                 return
             async with trio.open_nursery() as nursery:
 
@@ -362,6 +391,7 @@ class DaskRunner:
                 error=f"the link to worker {link.worker} broke; its processes were killed",
                 lengths=lengths,
             )
+        await self._confirm_cluster()
         await trio.to_thread.run_sync(self._cancel, future)
         await self._sweep(None, None, request.idempotency_key)
         return _result(
@@ -429,7 +459,13 @@ class DaskRunner:
                 await stream.aclose()
 
     async def watch_scheduler(self) -> None:
-        """Mark the cluster lost once the client has been disconnected for `LOST_AFTER` seconds."""
+        """
+        Raise `ClusterLost` once the client has been disconnected for `LOST_AFTER` seconds.
+
+        Raised in `open_dask_runner`'s nursery, it cancels the block: the
+        run stops its attempts (over their links, which do not need the
+        scheduler) and records itself cancelled.
+        """
         away = 0.0
         step = LOST_AFTER / 4
         while True:
@@ -443,7 +479,7 @@ class DaskRunner:
                 )
                 for link in list(self._pending.values()):
                     link.poke()
-                return
+                raise ClusterLost(self._lost)
 
 
 def _sweep_everywhere(pid: int | None, proc_start: int | None, key: str) -> bool:
@@ -538,17 +574,32 @@ async def open_dask_runner(
         host = link_host or _link_host(client.scheduler.address)
         listeners = await trio.open_tcp_listeners(0, host=host)
         port = listeners[0].socket.getsockname()[1]
-        async with trio.open_nursery() as nursery:
-            runner = DaskRunner(client, (host, port), threads)
-            nursery.start_soon(trio.serve_listeners, runner.handle, listeners)
-            nursery.start_soon(runner.watch_scheduler)
-            try:
-                yield runner
-            finally:
-                nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                runner = DaskRunner(client, (host, port), threads)
+                nursery.start_soon(trio.serve_listeners, runner.handle, listeners)
+                nursery.start_soon(runner.watch_scheduler)
+                try:
+                    yield runner
+                finally:
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            lost, _ = group.split(ClusterLost)
+            if lost is None:
+                raise
+            # The loss is the story; the rest (the run cancelled by it) follows from it.
+            raise _leaves(lost)[0] from group
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(_close, cluster, client)
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    """The exceptions of `group`, nested groups flattened."""
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
 
 
 def _connect(address: str, timeout: float) -> tuple[Any, Any]:

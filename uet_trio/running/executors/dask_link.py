@@ -44,7 +44,10 @@ class Frame(enum.IntEnum):
     ERR = 4
     """Remote -> runner: a chunk of stderr."""
     EXIT = 5
-    """Remote -> runner, last: ``{"exit_code", "signal", "timed_out", "error"}``."""
+    """
+    Remote -> runner, last: ``{"exit_code", "signal", "timed_out", "error"}``, and
+    ``"closing": true`` if the group was killed because the worker began closing.
+    """
     GO = 10
     """Runner -> remote: the claim is granted; start the process."""
     REFUSE = 11

@@ -15,8 +15,8 @@ group, then SIGKILL after the grace period; the runner's STOP does the
 same and HURRY kills at once. When the leader has exited, while it is
 still unreaped (so its group id cannot be reused), the whole group gets
 SIGKILL, which sweeps background grandchildren; then the leader is reaped
-and its status sent. If the link breaks (the runner died), the group is
-killed at once: an attempt never outlives its runner's interest in it.
+and its status sent. If the link breaks (the runner died), or the worker starts
+closing (its scheduler went away), the group is killed at once.
 
 `sweep` runs on workers through ``Client.run`` (outside the task threads):
 it kills what a lost attempt left on that worker's host, identified as
@@ -76,26 +76,40 @@ def run_command(
     with sock:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        worker = _worker()
+        address = str(worker.address) if worker is not None else f"pid:{os.getpid()}"
         sock.sendall(
             dask_link.message(
-                Frame.HELLO, {"token": token, "worker": _worker(), "host": socket.gethostname()}
+                Frame.HELLO, {"token": token, "worker": address, "host": socket.gethostname()}
             )
         )
         frames = dask_link.Frames()
         reply = _receive(sock, frames)
         if reply is None or reply[0] is not Frame.GO:
             return "refused"
-        return _Attempt(sock, frames, timeout, kill_grace).run(argv, cwd, env)
+        return _Attempt(sock, frames, worker, timeout, kill_grace).run(argv, cwd, env)
 
 
-def _worker() -> str:
-    """This worker's address, or the process's pid when not in a Dask worker (tests)."""
+def _worker() -> Any:
+    """The Dask worker running this function, or None outside one."""
     try:
         from distributed import get_worker
 
-        return str(get_worker().address)
+        return get_worker()
     except (ImportError, ValueError):
-        return f"pid:{os.getpid()}"
+        return None
+
+
+_CLOSING = frozenset({"closing", "closed", "failed"})
+"""The statuses (`distributed.core.Status` names) of a worker going away."""
+
+WORKER_CHECK = 0.5
+"""How often, at least, an attempt checks that its worker is not closing."""
+
+
+def _closing(worker: Any) -> bool:
+    """Whether `worker` is closing (its process will end, and with it this thread)."""
+    return worker is not None and getattr(worker.status, "name", "") in _CLOSING
 
 
 def _receive(sock: socket.socket, frames: dask_link.Frames) -> tuple[Frame, bytes] | None:
@@ -117,11 +131,13 @@ class _Attempt:
         self,
         sock: socket.socket,
         frames: dask_link.Frames,
+        worker: Any,
         timeout: float | None,
         kill_grace: float,
     ) -> None:
         self.sock = sock
         self.frames = frames
+        self.worker = worker
         self.timeout = timeout
         self.kill_grace = kill_grace
         self.timed_out = False
@@ -129,6 +145,8 @@ class _Attempt:
         self.kill_at: float | None = None
         """When the group gets SIGKILL (set once it has had SIGTERM)."""
         self.killed = False
+        self.closing = False
+        """The worker began closing mid-attempt, and the group was killed for it."""
 
     def send(self, data: bytes) -> None:
         """Send to the runner; a broken link is noted, not raised."""
@@ -173,7 +191,9 @@ class _Attempt:
             os.close(pidfd)
             process.stdout.close()
             process.stderr.close()
-        self.send(dask_link.message(Frame.EXIT, _status(status, self.timed_out, None)))
+        ended = _status(status, self.timed_out, None)
+        ended["closing"] = self.closing
+        self.send(dask_link.message(Frame.EXIT, ended))
         return "done" if self.linked else "unlinked"
 
     def _stop(self, pid: int, now: float) -> None:
@@ -209,8 +229,13 @@ class _Attempt:
                     self._stop(pid, now)
                 if self.kill_at is not None and now >= self.kill_at:
                     self._kill(pid)
+                if not self.killed and _closing(self.worker):
+                    # The worker's process is about to end, and this thread with it.
+                    self.closing = True
+                    self._kill(pid)
                 due = [t for t in (deadline, self.kill_at, drain_until) if t is not None]
-                wait = max(0.0, min(due) - now) if due else None
+                wait = min([max(0.0, t - now) for t in due], default=WORKER_CHECK)
+                wait = min(wait, WORKER_CHECK)
                 for key, _ in selector.select(wait):
                     fd = key.fd
                     if fd in streams:
