@@ -8,9 +8,11 @@ the workers; the store is a real SQLite file; the CLI is the real ``uet``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,9 +107,12 @@ class TestRuns:
             async with open_dask_runner(cluster) as runner:
                 result = await run_workflow(spec, store=store, runner=runner)
             (attempt,) = store.attempts(result.run_id)
+            events = store.events(result.run_id)
         assert result.status is RunStatus.SUCCEEDED
         parent, task, number, key, found = read_output(attempt).decode().split()
         assert int(parent) in worker_pids(cluster).values()
+        (spawned,) = [e for e in events if e.kind == EventKind.ATTEMPT_SPAWNED]
+        assert worker_pids(cluster)[spawned.data["address"]] == int(parent)
         assert (task, number, key) == ("where", "1", f"{result.run_id}/where/1")
         assert found == "found"
 
@@ -479,3 +484,26 @@ class TestSeparateProcesses:
             long = store.attempts(run.run_id, "long")
         assert run.status is RunStatus.SUCCEEDED
         assert long[-1].status is AttemptStatus.SUCCEEDED
+
+
+class TestSlurmExample:
+    def test_the_slurm_example_generates_its_job_script(self) -> None:
+        """examples/dask_slurm.py (docs/scale-out.md) builds a SLURMCluster; no Slurm needed."""
+        path = Path(__file__).resolve().parent.parent / "examples" / "dask_slurm.py"
+        loaded = importlib.util.spec_from_file_location("dask_slurm", path)
+        assert loaded is not None and loaded.loader is not None
+        example = importlib.util.module_from_spec(loaded)
+        loaded.loader.exec_module(example)
+        with example.make_cluster(
+            scheduler_options={"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}
+        ) as cluster:
+            script = cluster.job_script()
+            address = cluster.scheduler_address
+        assert script.startswith("#!/usr/bin/env bash")
+        for line in ("#SBATCH -p normal", "#SBATCH -A my-project", "#SBATCH --cpus-per-task=8"):
+            assert line in script.splitlines()
+        assert "#SBATCH -t 02:00:00" in script
+        assert f"source {sys.prefix}/bin/activate" in script
+        worker = script.splitlines()[-1]
+        assert "distributed.cli.dask_worker" in worker
+        assert f"{address} " in worker and "--nthreads 8" in worker

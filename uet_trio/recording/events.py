@@ -138,6 +138,7 @@ class DataField(enum.StrEnum):
     OUT_OFFSET = "out_offset"
     ERR_PATH = "err_path"
     ERR_OFFSET = "err_offset"
+    ADDRESS = "address"
     EXIT_CODE = "exit_code"
     DURATION = "duration"
     OUT_LENGTH = "out_length"
@@ -229,7 +230,8 @@ PAYLOAD: Mapping[EventKind, Payload] = MappingProxyType(
             # The full size of a command whose argv was recorded cut short.
             {_F.ARGV_BYTES: int},
         ),
-        EventKind.ATTEMPT_SPAWNED: Payload(_LOCATION),
+        # A remote attempt also names the worker that runs it (the pid is there).
+        EventKind.ATTEMPT_SPAWNED: Payload(_LOCATION, {_F.ADDRESS: str}),
         EventKind.ATTEMPT_FINISHED: Payload(
             {_F.STATUS: str},
             # All but the status are absent for an attempt cancelled with its run.

@@ -240,7 +240,7 @@ WHERE {_BATCH} AND kind = '{EventKind.ATTEMPT_STARTED}'
 
 ATTEMPT_SPAWN = f"""
 UPDATE attempts SET
-    {_copied(DataField(field) for field in PAYLOAD[EventKind.ATTEMPT_SPAWNED].fields)}
+    {_copied(DataField(field) for field in PAYLOAD[EventKind.ATTEMPT_SPAWNED].required)}
 FROM (
     SELECT task_id, attempt, data FROM events
     WHERE {_BATCH} AND kind = '{EventKind.ATTEMPT_SPAWNED}'
@@ -249,8 +249,9 @@ WHERE attempts.run_id = :run AND attempts.task_id = e.task_id AND attempts.attem
   AND attempts.status = '{_RUNNING}'
 """
 """
-Where each attempt spawned in the batch runs: every field of
-``attempt_spawned`` is a column of the same name. A terminal attempt is final.
+Where each attempt spawned in the batch runs: every required field of
+``attempt_spawned`` is a column of the same name (an optional one, such as a
+remote worker's address, stays in the event). A terminal attempt is final.
 """
 
 ATTEMPT_FINISH = f"""

@@ -307,6 +307,7 @@ class DaskRunner:
                     spawned = dask_link.decode(payload)
                     location["pid"] = int(spawned["pid"])
                     location["proc_start"] = spawned.get("proc_start")
+                    location["address"] = link.worker
                     report(Started(index=request.index, attempt=request.attempt, location=location))
                 elif kind is Frame.EXIT:
                     return dask_link.decode(payload)
