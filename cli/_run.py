@@ -371,7 +371,7 @@ async def _drive(
     process becomes a child subreaper, so the tasks' daemons that called
     setsid are re-parented to it and stopped with their attempt. With
     `dask`, attempts run on that Dask cluster (`open_dask_runner`), and the
-    run's workers default to the cluster's threads.
+    run's workers default to twice the cluster's threads.
     """
     import trio
 
@@ -440,7 +440,7 @@ async def _open_runner(
     """
     The run's executor: this machine, or the Dask cluster `dask` for the block.
 
-    On Dask the run's workers default to the cluster's threads (set in `options`).
+    On Dask the run's workers default to `DaskRunner.workers` (set in `options`).
     """
     from uet_trio import LocalRunner, open_dask_runner
 
@@ -453,7 +453,7 @@ async def _open_runner(
         for name in ["distributed", *logging.root.manager.loggerDict]:
             if name.startswith("distributed"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
-        options["max_workers"] = options["max_workers"] or spec.max_workers or runner.threads
+        options["max_workers"] = options["max_workers"] or spec.max_workers or runner.workers
         yield runner
 
 

@@ -60,7 +60,7 @@ class TestRuns:
         """Successes, retries, a timeout, a skip, a fallback, callables: as locally, same schema."""
         with Store.open(tmp_path / "u.db") as store:
             async with open_dask_runner(cluster) as runner:
-                assert runner.threads == 4
+                assert (runner.threads, runner.workers) == (4, 8)
                 result = await run_workflow(
                     mixed_spec(tmp_path), store=store, runner=runner, kill_grace=0.5
                 )
@@ -279,6 +279,9 @@ class TestCommandLine:
         assert "2 succeeded" in ran.stdout
         logs = run_uet("logs", "--last", "hello", cwd=tmp_path)
         assert logs.stdout == "hello from hello\n"
+        with Store.open(tmp_path / ".uet" / "uet.db") as store:
+            # Two attempts per thread of the cluster's 2 x 2.
+            assert store.get_run(store.last_run()).max_workers == 8
 
     def test_the_workflow_and_the_environment_name_the_cluster(
         self, cluster: str, tmp_path: Path
@@ -507,3 +510,20 @@ class TestSlurmExample:
         worker = script.splitlines()[-1]
         assert "distributed.cli.dask_worker" in worker
         assert f"{address} " in worker and "--nthreads 8" in worker
+
+
+@pytest.mark.stress
+def test_the_dask_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    """perf/bench_dask.py on tiny numbers: both clusters, every variant, the summary lines."""
+    script = Path(__file__).resolve().parent.parent / "perf" / "bench_dask.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--tasks", "20", "--rounds", "1", "--seconds", "0.2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "uet-dask / plain-dask tasks/s:" in done.stdout
+    assert "parallelism median" in done.stdout

@@ -41,6 +41,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import pickle
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -68,6 +69,18 @@ HELLO_TIMEOUT = 10.0
 
 STOP_SLACK = 10.0
 """Seconds, beyond the grace period, a stopped attempt has to report its end."""
+
+QUEUED = 2
+"""
+Attempts per worker thread a run keeps submitted (`DaskRunner.workers`).
+
+With one per thread, a thread idles from the end of each attempt until the
+next one arrives: the function's end travels to the scheduler and to this
+client (each hop batched every few milliseconds), and the next submission
+back. With two, the next attempt already waits in Dask's queue. A queued
+attempt's duration starts at its claim, and its timeout when its process
+starts, so the wait counts against neither.
+"""
 
 CONFIRM = 0.5
 """Seconds a slot watches the client's connection before it reports a worker lost."""
@@ -111,13 +124,15 @@ class DaskRunner:
     Runs command attempts on a Dask cluster; callables stay in this process.
 
     Made by `open_dask_runner`. `threads` is the cluster's total number of
-    worker threads when it was opened: the default `max_workers` of a run.
+    worker threads when it was opened, and `workers` (`QUEUED` times as
+    many) the default `max_workers` of a run on it.
     """
 
     def __init__(self, client: Any, link: tuple[str, int], threads: int) -> None:
         self._client = client
         self._link = link
         self.threads = threads
+        self.workers = QUEUED * threads
         self._pending: dict[str, _Link] = {}
         self._hurry = trio.Event()
         self._lost: str | None = None
@@ -176,6 +191,9 @@ class DaskRunner:
             try:
                 await self._claimed(link)
                 if link.stream is not None:
+                    # The attempt runs from its claim on: the time it waited
+                    # in Dask's queue is not part of its duration.
+                    started = trio.current_time()
                     location: dict[str, Any] = {
                         "worker": logs.worker,
                         "out_path": logs.out_path,
@@ -230,15 +248,16 @@ class DaskRunner:
     def _submit(self, request: AttemptRequest, token: str) -> Any:
         """Submit the attempt's remote function; its Dask key names the attempt."""
         try:
+            # One bytes argument: Dask walks every argument (the environment's
+            # every entry) looking for futures, which doubled a submission's cost.
+            command = pickle.dumps(
+                (request.argv, request.cwd, request.env, request.timeout, request.kill_grace)
+            )
             return self._client.submit(
                 dask_remote.run_command,
                 self._link,
                 token,
-                request.argv,
-                request.cwd,
-                request.env,
-                request.timeout,
-                request.kill_grace,
+                command,
                 key=f"uet-{request.idempotency_key}-{token[:8]}",
                 pure=False,
                 retries=0,

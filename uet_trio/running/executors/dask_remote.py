@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import selectors
 import signal
 import socket
@@ -53,17 +54,12 @@ that left the group (``setsid``) can still hold the pipes then.
 """
 
 
-def run_command(
-    link: tuple[str, int],
-    token: str,
-    argv: Sequence[str],
-    cwd: str | None,
-    env: Mapping[str, str] | None,
-    timeout: float | None,
-    kill_grace: float,
-) -> str:
+def run_command(link: tuple[str, int], token: str, command: bytes) -> str:
     """
     Run one attempt of a command on this worker, its runner at `link`.
+
+    `command` is the pickled ``(argv, cwd, env, timeout, kill_grace)`` of
+    the attempt: one argument, which Dask need not walk looking for futures.
 
     Returns ``"done"`` once the process group is gone and its end was
     reported, ``"refused"`` when the runner refused the claim (nothing was
@@ -72,6 +68,7 @@ def run_command(
     Raises:
         OSError: the runner cannot be reached: nothing was started.
     """
+    argv, cwd, env, timeout, kill_grace = pickle.loads(command)
     sock = socket.create_connection(link, timeout=CONNECT_TIMEOUT)
     with sock:
         sock.settimeout(None)
