@@ -185,7 +185,7 @@ class DaskRunner:
         self._pending[link.token] = link
         try:
             future = self._submit(request, link.token)
-            dask_bridge.watch(future, self._token, partial_ended(link))
+            dask_bridge.watch(future, self._token, _on_end(link))
             body: dict[str, Any] | None = None
             finished = False
             try:
@@ -201,7 +201,16 @@ class DaskRunner:
                         "err_path": logs.err_path,
                         "err_offset": err_offset,
                     }
-                    body = await self._follow(link, out_fd, err_fd, request, location, report)
+
+                    def spawned(where: dict[str, Any]) -> None:
+                        notice = Started(
+                            index=request.index,
+                            attempt=request.attempt,
+                            location={**location, **where, "address": link.worker},
+                        )
+                        report(notice)
+
+                    body = await self._follow(link, out_fd, err_fd, spawned)
                     await self._returned(link)
                 finished = True
             finally:
@@ -214,26 +223,8 @@ class DaskRunner:
         out_size = os.fstat(out_fd).st_size
         err_size = os.fstat(err_fd).st_size
         lengths = (out_size - out_offset, err_size - err_offset)
-        if body is not None and body.get("closing"):
-            await self._confirm_cluster()
-            result = _result(
-                request,
-                started,
-                exit_code=None,
-                lost=True,
-                error=f"worker {link.worker} closed mid-attempt; its processes were killed",
-                lengths=lengths,
-            )
-        elif body is not None:
-            result = _result(
-                request,
-                started,
-                exit_code=body.get("exit_code"),
-                signal_number=body.get("signal"),
-                timed_out=bool(body.get("timed_out")),
-                error=body.get("error"),
-                lengths=lengths,
-            )
+        if body is not None:
+            result = await self._reported(request, link, body, started, lengths)
             if not result.ok and not result.timed_out and result.error is None:
                 result.error = logs.write_failure(out_size, err_size)
         elif link.stream is not None:
@@ -244,6 +235,35 @@ class DaskRunner:
             result = _result(request, started, exit_code=None, error=f"not started on Dask: {why}")
         logs.ended(out_size, err_size)
         return result
+
+    async def _reported(
+        self,
+        request: AttemptRequest,
+        link: _Link,
+        body: dict[str, Any],
+        started: float,
+        lengths: tuple[int, int],
+    ) -> AttemptResult:
+        """The result of an attempt whose end the worker reported (its EXIT message)."""
+        if body.get("closing"):
+            await self._confirm_cluster()
+            return _result(
+                request,
+                started,
+                exit_code=None,
+                lost=True,
+                error=f"worker {link.worker} closed mid-attempt; its processes were killed",
+                lengths=lengths,
+            )
+        return _result(
+            request,
+            started,
+            exit_code=body.get("exit_code"),
+            signal_number=body.get("signal"),
+            timed_out=bool(body.get("timed_out")),
+            error=body.get("error"),
+            lengths=lengths,
+        )
 
     def _submit(self, request: AttemptRequest, token: str) -> Any:
         """Submit the attempt's remote function; its Dask key names the attempt."""
@@ -302,15 +322,12 @@ class DaskRunner:
         link: _Link,
         out_fd: int,
         err_fd: int,
-        request: AttemptRequest,
-        location: dict[str, Any],
-        report: Report,
+        spawned: Callable[[dict[str, Any]], None],
     ) -> dict[str, Any] | None:
         """
         Write the attempt's output as it comes; its EXIT message, or None if the link broke first.
 
-        The SPAWNED message becomes the `Started` notice: the remote pid and
-        start time, with the local log files and offsets.
+        The SPAWNED message (the remote pid and start time) goes to `spawned`.
         """
         stream = link.stream
         assert stream is not None
@@ -323,11 +340,8 @@ class DaskRunner:
                 elif kind is Frame.ERR:
                     _write_all(err_fd, payload)
                 elif kind is Frame.SPAWNED:
-                    spawned = dask_link.decode(payload)
-                    location["pid"] = int(spawned["pid"])
-                    location["proc_start"] = spawned.get("proc_start")
-                    location["address"] = link.worker
-                    report(Started(index=request.index, attempt=request.attempt, location=location))
+                    process = dask_link.decode(payload)
+                    spawned({"pid": int(process["pid"]), "proc_start": process.get("proc_start")})
                 elif kind is Frame.EXIT:
                     return dask_link.decode(payload)
             try:
@@ -366,7 +380,8 @@ class DaskRunner:
                     await stream.send_all(dask_link.frame(Frame.STOP))
                 nursery.start_soon(hurry)
                 with contextlib.suppress(ValueError, TypeError):
-                    await self._follow(link, out_fd, err_fd, _NO_REQUEST, {}, _ignore)
+                    # A start reported now would be recorded by nobody.
+                    await self._follow(link, out_fd, err_fd, lambda where: None)
                 while link.ended is None and self._lost is None:
                     await link.changed()
                 nursery.cancel_scope.cancel()
@@ -508,7 +523,7 @@ def _sweep_everywhere(pid: int | None, proc_start: int | None, key: str) -> bool
     return dask_remote.kill_key(key) or killed
 
 
-def partial_ended(link: _Link) -> Callable[[dask_bridge.Ended], None]:
+def _on_end(link: _Link) -> Callable[[dask_bridge.Ended], None]:
     """The callback that records a future's end on `link` (Trio thread)."""
 
     def ended(outcome: dask_bridge.Ended) -> None:
@@ -516,17 +531,6 @@ def partial_ended(link: _Link) -> Callable[[dask_bridge.Ended], None]:
         link.poke()
 
     return ended
-
-
-_NO_REQUEST = AttemptRequest(
-    run_id="", task_id="", index=-1, attempt=0, tool=None, argv=None, cwd=None,
-    timeout=None, kill_grace=0.0,
-)  # fmt: skip
-"""Stands for the request in `_follow` while stopping, when a start is no longer reported."""
-
-
-def _ignore(notice: Started) -> None:
-    """A start reported while the attempt is being stopped: recorded by nobody."""
 
 
 def _write_all(fd: int, data: bytes) -> None:
