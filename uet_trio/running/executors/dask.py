@@ -225,7 +225,7 @@ class DaskRunner:
         lengths = (out_size - out_offset, err_size - err_offset)
         if body is not None:
             result = await self._reported(request, link, body, started, lengths)
-            if not result.ok and not result.timed_out and result.error is None:
+            if result.exit_code != 0 and not result.timed_out and result.error is None:
                 result.error = logs.write_failure(out_size, err_size)
         elif link.stream is not None:
             result = await self._lost_attempt(request, link, future, started, lengths)
