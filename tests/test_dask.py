@@ -527,3 +527,34 @@ def test_the_dask_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "uet-dask / plain-dask tasks/s:" in done.stdout
     assert "parallelism median" in done.stdout
+
+
+async def worker_pid() -> int:
+    """A callable task: the pid of the process that awaits it."""
+    await trio.lowlevel.checkpoint()
+    return os.getpid()
+
+
+async def slow_callable() -> None:
+    """A callable task that outlasts its timeout."""
+    await trio.sleep(30)
+
+
+class TestCallables:
+    async def test_callables_run_on_the_workers(self, cluster: str, tmp_path: Path) -> None:
+        """An embedded run's callable is shipped to a worker; its value, error, timeout recorded."""
+        spec = WorkflowSpec(
+            name="calls",
+            base_dir=tmp_path,
+            tasks=[
+                TaskSpec(id="where", call=worker_pid),
+                TaskSpec(id="slow", call=slow_callable, timeout=0.3),
+            ],
+        )
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                result = await run_workflow(spec, store=store, runner=runner)
+            attempts = {a.task_id: a for a in store.attempts(result.run_id)}
+        assert attempts["where"].status is AttemptStatus.SUCCEEDED
+        assert attempts["where"].result in worker_pids(cluster).values()
+        assert attempts["slow"].status is AttemptStatus.TIMED_OUT

@@ -58,7 +58,6 @@ from ...recording.logs import WorkerLogs
 from ...recording.records import AttemptRecord
 from . import dask_bridge, dask_link, dask_remote
 from .base import Report, RunAttempt
-from .callables import run_call
 from .dask_link import Frame
 
 LOST_AFTER = 2.0
@@ -121,7 +120,7 @@ class _Link:
 
 class DaskRunner:
     """
-    Runs command attempts on a Dask cluster; callables stay in this process.
+    Runs attempts on a Dask cluster: commands, and an embedded run's async callables.
 
     Made by `open_dask_runner`. `threads` is the cluster's total number of
     worker threads when it was opened, and `workers` (`QUEUED` times as
@@ -159,7 +158,7 @@ class DaskRunner:
 
             async def run(request: AttemptRequest, report: Report) -> AttemptResult:
                 if request.call is not None:
-                    return await run_call(request)
+                    return await self._run_callable(request)
                 return await self._run_command(request, logs, report)
 
             yield run
@@ -264,6 +263,78 @@ class DaskRunner:
             error=body.get("error"),
             lengths=lengths,
         )
+
+    async def _run_callable(self, request: AttemptRequest) -> AttemptResult:
+        """
+        Ship an async callable to a worker (`dask_remote.run_callable`) and await its end.
+
+        Claimed over a link like a command, so Dask's silent re-execution is
+        refused and a dead worker gives a lost attempt. A callable that runs
+        cannot be stopped: cancelled, the slot waits for its end up to the
+        grace period plus `STOP_SLACK`, then lets it finish on its own.
+        """
+        started = trio.current_time()
+        self._check_cluster()
+        link = _Link(secrets.token_hex(16))
+        self._pending[link.token] = link
+        body: dict[str, Any] | None = None
+        try:
+            try:
+                future = self._client.submit(
+                    dask_remote.run_callable,
+                    self._link,
+                    link.token,
+                    request.call,
+                    request.args,
+                    request.timeout,
+                    key=f"uet-{request.idempotency_key}-{link.token[:8]}",
+                    pure=False,
+                    retries=0,
+                )
+            except Exception as error:
+                await trio.lowlevel.checkpoint()
+                why = f"{type(error).__name__}: {error}"
+                return _result(
+                    request, started, exit_code=None, error=f"cannot ship to Dask: {why}"
+                )
+            dask_bridge.watch(future, self._token, _on_end(link), value=True)
+            finished = False
+            try:
+                await self._claimed(link)
+                if link.stream is not None:
+                    started = trio.current_time()
+                    body = await self._follow(link, -1, -1, lambda where: None)
+                    await self._returned(link)
+                finished = True
+            finally:
+                if not finished:
+                    with (
+                        trio.CancelScope(shield=True),
+                        trio.move_on_after(request.kill_grace + STOP_SLACK),
+                    ):
+                        if link.stream is None and self._lost is None:
+                            await trio.to_thread.run_sync(
+                                self._cancel, future, abandon_on_cancel=True
+                            )
+                        while link.ended is None and self._lost is None:
+                            await link.changed()
+        finally:
+            del self._pending[link.token]
+            link.released.set()
+        ended = link.ended
+        if body is not None and ended is not None and isinstance(ended.value, dict):
+            outcome = ended.value
+            if outcome.get("timed_out"):
+                return _result(request, started, exit_code=None, timed_out=True)
+            if "error" in outcome:
+                return _result(request, started, exit_code=1, error=str(outcome["error"]))
+            result = _result(request, started, exit_code=0)
+            result.result = outcome.get("value")
+            return result
+        if link.stream is not None and body is None:
+            return await self._lost_attempt(request, link, future, started, (0, 0))
+        why = ended.error if ended is not None and ended.error else "the remote function ended"
+        return _result(request, started, exit_code=None, error=f"not run on Dask: {why}")
 
     def _submit(self, request: AttemptRequest, token: str) -> Any:
         """Submit the attempt's remote function; its Dask key names the attempt."""

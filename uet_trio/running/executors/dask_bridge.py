@@ -30,11 +30,22 @@ class Ended:
     """Dask's status: ``finished``, ``error``, ``cancelled`` or ``lost``."""
     error: str | None = None
     """For ``error``: the exception, as ``Type: message``."""
+    value: Any = None
+    """For ``finished``, when asked for: the function's return value."""
 
 
-def watch(future: Any, token: trio.lowlevel.TrioToken, ended: Callable[[Ended], None]) -> None:
+def watch(
+    future: Any,
+    token: trio.lowlevel.TrioToken,
+    ended: Callable[[Ended], None],
+    *,
+    value: bool = False,
+) -> None:
     """
     Call `ended` in the Trio run of `token` once `future` has finished.
+
+    With `value`, the function's return value is fetched too (in the
+    callback's thread: it may travel from the worker).
 
     Never blocks. `ended` runs on the Trio thread; if the Trio run is over
     by then, nobody is left to tell and the outcome is dropped.
@@ -43,7 +54,12 @@ def watch(future: Any, token: trio.lowlevel.TrioToken, ended: Callable[[Ended], 
     def finished(done: Any) -> None:
         # Dask's callback thread.
         outcome = Ended(str(done.status))
-        if outcome.status == "error":
+        if value and outcome.status == "finished":
+            try:
+                outcome.value = done.result(timeout=60)
+            except Exception as error:
+                outcome = Ended("error", f"{type(error).__name__}: {error}")
+        if outcome.status == "error" and outcome.error is None:
             try:
                 exception = done.exception(timeout=10)
             except Exception as error:

@@ -1,7 +1,8 @@
 """
 The worker side of a Dask attempt: what `DaskRunner` submits to the cluster.
 
-`run_command` runs in one of a Dask worker's task threads. It connects back
+`run_command` runs in one of a Dask worker's task threads (`run_callable`,
+the same for an embedded run's async callables). It connects back
 to the runner over the attempt link (`dask_link`), claims the attempt
 (a second execution of the same submission, which Dask starts by itself
 after a worker dies, is refused there and starts nothing), then runs the
@@ -29,6 +30,7 @@ default path.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 import selectors
@@ -38,6 +40,8 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import trio
 
 from . import dask_link
 from .dask_link import Frame
@@ -69,8 +73,57 @@ def run_command(link: tuple[str, int], token: str, command: bytes) -> str:
         OSError: the runner cannot be reached: nothing was started.
     """
     argv, cwd, env, timeout, kill_grace = pickle.loads(command)
-    sock = socket.create_connection(link, timeout=CONNECT_TIMEOUT)
+    claimed = _claim(link, token)
+    if claimed is None:
+        return "refused"
+    sock, frames, worker = claimed
     with sock:
+        return _Attempt(sock, frames, worker, timeout, kill_grace).run(argv, cwd, env)
+
+
+def run_callable(
+    link: tuple[str, int], token: str, call: Any, args: tuple[Any, ...], timeout: float | None
+) -> dict[str, Any] | None:
+    """
+    Run one attempt of a task's async callable on this worker, under Trio.
+
+    Claimed like a command (None: refused, nothing ran); the link stays open
+    while it runs, so the runner sees this worker die. Returns
+    ``{"value": ...}``, ``{"error": "Type: message"}`` or ``{"timed_out":
+    True}`` (the callable cancelled at `timeout`). A callable that runs
+    cannot be stopped from outside (nor can any Dask task).
+    """
+    claimed = _claim(link, token)
+    if claimed is None:
+        return None
+    sock, _, _ = claimed
+    with sock:
+        outcome = trio.run(_await, call, args, timeout)
+        with contextlib.suppress(OSError):
+            sock.sendall(dask_link.message(Frame.EXIT, {}))
+    return outcome
+
+
+async def _await(call: Any, args: tuple[Any, ...], timeout: float | None) -> dict[str, Any]:
+    """`call(*args)` awaited within `timeout`: its value, its error, or the timeout."""
+    with trio.move_on_after(math.inf if timeout is None else timeout):
+        try:
+            return {"value": await call(*args)}
+        except Exception as error:
+            return {"error": f"{type(error).__name__}: {error}"}
+    return {"timed_out": True}
+
+
+def _claim(link: tuple[str, int], token: str) -> tuple[socket.socket, dask_link.Frames, Any] | None:
+    """
+    Connect to the runner and claim attempt `token`: the link, its frames and
+    this worker; None (the link closed) when the runner refuses.
+
+    Raises:
+        OSError: the runner cannot be reached.
+    """
+    sock = socket.create_connection(link, timeout=CONNECT_TIMEOUT)
+    try:
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         worker = _worker()
@@ -82,9 +135,13 @@ def run_command(link: tuple[str, int], token: str, command: bytes) -> str:
         )
         frames = dask_link.Frames()
         reply = _receive(sock, frames)
-        if reply is None or reply[0] is not Frame.GO:
-            return "refused"
-        return _Attempt(sock, frames, worker, timeout, kill_grace).run(argv, cwd, env)
+    except BaseException:
+        sock.close()
+        raise
+    if reply is None or reply[0] is not Frame.GO:
+        sock.close()
+        return None
+    return sock, frames, worker
 
 
 def _worker() -> Any:
