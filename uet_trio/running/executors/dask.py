@@ -3,8 +3,9 @@ The Dask executor: attempts run on the workers of a Dask distributed cluster.
 
 `open_dask_runner` connects to a scheduler (``tcp://HOST:PORT``) or starts
 a `LocalCluster` (``local``, ``local:N``, ``local:NxT``) and yields a
-`DaskRunner`, the `AttemptRunner` that submits each command attempt to the
-cluster as one Dask task (`dask_remote.run_command`). The store, the
+`DaskRunner`, the `AttemptRunner` that submits each attempt to the cluster
+as one Dask task (`dask_remote.run_command` for a command,
+`dask_remote.run_callable` for an embedded run's callable). The store, the
 scheduler of the run and the log files stay with this process.
 
 Each attempt keeps a TCP connection to this runner while it runs, the
