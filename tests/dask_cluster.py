@@ -1,9 +1,15 @@
-"""Real Dask clusters on the loopback address for the Dask executor's tests."""
+"""
+Real Dask clusters on the loopback address for the Dask executor's tests.
+
+They run as ``dask scheduler`` and ``dask worker`` processes, not as a
+`LocalCluster` inside pytest: a LocalCluster's worker processes would leave
+multiprocessing's resource tracker as a child of the test process, and
+later tests check that a run leaves no child behind.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -12,24 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from .procs import wait_for
-
-
-@contextmanager
-def local_cluster(workers: int = 2, threads: int = 2) -> Iterator[str]:
-    """A `LocalCluster` of worker processes, every port on 127.0.0.1; yields its address."""
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",
-        scheduler_port=0,
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-    ) as cluster:
-        yield str(cluster.scheduler_address)
 
 
 def worker_pids(address: str) -> dict[str, int]:
@@ -39,6 +30,8 @@ def worker_pids(address: str) -> dict[str, int]:
 
 
 DASK = str(Path(sys.executable).with_name("dask"))
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository: where the workers find the ``tests`` package."""
 """The ``dask`` command installed with distributed."""
 
 
@@ -77,6 +70,8 @@ def process_cluster(
     """
     directory.mkdir(parents=True, exist_ok=True)
     scheduler_file = directory / "scheduler.json"
+    # The scheduler and the workers import the tests' callable tasks by name.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = subprocess.Popen(
         [
@@ -91,6 +86,7 @@ def process_cluster(
             "--scheduler-file",
             str(scheduler_file),
         ],
+        env=env,
         **quiet,
     )
     worker: subprocess.Popen[bytes] | None = None
@@ -114,6 +110,7 @@ def process_cluster(
                 "--nthreads",
                 str(threads),
             ],
+            env=env,
             **quiet,
         )
         with Client(address, timeout=20) as client:

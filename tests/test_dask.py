@@ -1,8 +1,10 @@
 """
 The Dask executor against real clusters: worker processes on 127.0.0.1.
 
-Most tests share one `LocalCluster` (two worker processes of two threads);
-the ones that kill workers start their own. Commands are real processes on
+Most tests share one cluster of ``dask scheduler`` and ``dask worker``
+processes (two workers of two threads); the ones that kill workers or the
+scheduler start their own; the CLI starts a `LocalCluster` for ``--dask
+local:N``. Commands are real processes on
 the workers; the store is a real SQLite file; the CLI is the real ``uet``.
 """
 
@@ -36,16 +38,22 @@ from uet_trio import (
 )
 
 from .conftest import UET, run_uet
-from .dask_cluster import ProcessCluster, local_cluster, process_cluster, worker_pids
+from .dask_cluster import ProcessCluster, process_cluster, worker_pids
 from .procs import alive, wait_for
 from .test_event_schema import mixed_spec, problems
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
-    """A cluster shared by this module's tests: its scheduler's address."""
-    with local_cluster(workers=2, threads=2) as address:
-        yield address
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster]:
+    """``dask scheduler`` and ``dask worker`` processes, shared by this module's tests."""
+    with process_cluster(tmp_path_factory.mktemp("cluster"), workers=2, threads=2) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(processes: ProcessCluster) -> str:
+    """The address of the cluster this module's tests share (2 workers x 2 threads)."""
+    return processes.address
 
 
 def read_pid(path: Path) -> int:
@@ -342,10 +350,10 @@ class TestClusterErrors:
 
 
 @pytest.fixture
-def own_cluster() -> Iterator[str]:
+def own_cluster(tmp_path: Path) -> Iterator[str]:
     """A cluster of two single-threaded workers for one test, which may kill its workers."""
-    with local_cluster(workers=2, threads=1) as address:
-        yield address
+    with process_cluster(tmp_path / "cluster", workers=2, threads=1) as cluster:
+        yield cluster.address
 
 
 class TestWorkerLoss:
@@ -406,13 +414,6 @@ def interrupted_flow(tmp_path: Path) -> None:
         '[[tasks]]\nid = "quick"\ncommand = ["true"]\n'
         f"[[tasks]]\nid = \"long\"\ncommand = ['sh', '-c', '{LONG_FIRST_ATTEMPT}']\n",
     )
-
-
-@pytest.fixture(scope="module")
-def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster]:
-    """``dask scheduler`` and ``dask worker`` processes, shared by this module's tests."""
-    with process_cluster(tmp_path_factory.mktemp("cluster"), workers=2, threads=2) as cluster:
-        yield cluster
 
 
 class TestSeparateProcesses:
