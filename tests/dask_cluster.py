@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,13 +21,6 @@ import attrs
 from distributed import Client
 
 from .procs import wait_for
-
-
-def worker_pids(address: str) -> dict[str, int]:
-    """Each worker's address and the pid of its process, as the workers say."""
-    with Client(address, timeout=10) as client:
-        return dict(client.run(os.getpid))
-
 
 DASK = str(Path(sys.executable).with_name("dask"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,19 +30,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @attrs.define
 class ProcessCluster:
-    """A ``dask scheduler`` process and a ``dask worker`` process, as users start them."""
+    """A ``dask scheduler`` process and ``dask worker`` processes, as users start them."""
 
     address: str
     scheduler: subprocess.Popen[bytes]
-    worker: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
 
     def stop(self) -> None:
         """
-        Stop the worker (and its own children), then the scheduler, and reap them.
+        Stop the workers (and their own children), then the scheduler, and reap them.
 
         One after the other: a worker whose scheduler is closing waits out timeouts.
         """
-        for process in (self.worker, self.scheduler):
+        for process in (*self.workers, self.scheduler):
             if process.poll() is None:
                 process.terminate()
             try:
@@ -61,12 +54,17 @@ class ProcessCluster:
 
 @contextmanager
 def process_cluster(
-    directory: Path, workers: int = 1, threads: int = 2
+    directory: Path,
+    workers: int = 1,
+    threads: int = 2,
+    groups: Sequence[Sequence[str]] = ((),),
 ) -> Iterator[ProcessCluster]:
     """
     Start ``dask scheduler`` and ``dask worker`` (with its nanny) on 127.0.0.1, dashboards too.
 
-    Yields once the scheduler sees every worker.
+    One ``dask worker`` command per entry of `groups` (its extra arguments,
+    such as ``--resources GPU=1``), each of `workers` workers of `threads`
+    threads. Yields once the scheduler sees every worker.
     """
     directory.mkdir(parents=True, exist_ok=True)
     scheduler_file = directory / "scheduler.json"
@@ -75,47 +73,41 @@ def process_cluster(
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = subprocess.Popen(
         [
-            DASK,
-            "scheduler",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--dashboard-address",
-            "127.0.0.1:0",
-            "--scheduler-file",
-            str(scheduler_file),
+            *(DASK, "scheduler", "--host", "127.0.0.1", "--port", "0"),
+            *("--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)),
         ],
         env=env,
         **quiet,
     )
-    worker: subprocess.Popen[bytes] | None = None
+    started: list[subprocess.Popen[bytes]] = []
     try:
         wait_for(
             lambda: scheduler_file.exists() and "address" in scheduler_file.read_text(),
             "the scheduler file",
         )
         address = json.loads(scheduler_file.read_text())["address"]
-        worker = subprocess.Popen(
-            [
-                DASK,
-                "worker",
-                address,
-                "--host",
-                "127.0.0.1",
-                "--dashboard-address",
-                "127.0.0.1:0",
-                "--nworkers",
-                str(workers),
-                "--nthreads",
-                str(threads),
-            ],
-            env=env,
-            **quiet,
-        )
+        for extra in groups:
+            command = [
+                *(DASK, "worker", address, "--host", "127.0.0.1"),
+                *("--dashboard-address", "127.0.0.1:0"),
+                *("--nworkers", str(workers), "--nthreads", str(threads), *extra),
+            ]
+            started.append(subprocess.Popen(command, env=env, **quiet))
         with Client(address, timeout=20) as client:
-            client.wait_for_workers(workers, timeout=60)
-        cluster = ProcessCluster(address, scheduler, worker)
-        yield cluster
+            client.wait_for_workers(workers * len(groups), timeout=60)
+        yield ProcessCluster(address, scheduler, started)
     finally:
-        ProcessCluster("", scheduler, worker or scheduler).stop()
+        ProcessCluster("", scheduler, started).stop()
+
+
+def worker_pids(address: str) -> dict[str, int]:
+    """Each worker's address and the pid of its process, as the workers say."""
+    with Client(address, timeout=10) as client:
+        return dict(client.run(os.getpid))
+
+
+def worker_resources(address: str) -> dict[str, dict[str, float]]:
+    """Each worker's address and the resources it declares."""
+    with Client(address, timeout=10) as client:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+    return {name: dict(info.get("resources", {})) for name, info in workers.items()}

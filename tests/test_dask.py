@@ -29,6 +29,7 @@ from uet_trio import (
     Store,
     TaskSpec,
     TaskState,
+    WorkflowError,
     WorkflowSpec,
     open_dask_runner,
     open_run,
@@ -38,7 +39,7 @@ from uet_trio import (
 )
 
 from .conftest import UET, run_uet
-from .dask_cluster import ProcessCluster, process_cluster, worker_pids
+from .dask_cluster import ProcessCluster, process_cluster, worker_pids, worker_resources
 from .procs import alive, wait_for
 from .test_event_schema import mixed_spec, problems
 
@@ -46,7 +47,9 @@ from .test_event_schema import mixed_spec, problems
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessCluster]:
     """``dask scheduler`` and ``dask worker`` processes, shared by this module's tests."""
-    with process_cluster(tmp_path_factory.mktemp("cluster"), workers=2, threads=2) as cluster:
+    # Two worker processes of two threads, one declaring a GPU (for TestResources).
+    groups = (("--resources", "GPU=1"), ())
+    with process_cluster(tmp_path_factory.mktemp("cluster"), 1, 2, groups) as cluster:
         yield cluster
 
 
@@ -149,12 +152,16 @@ class TestRuns:
                 open_dask_runner(cluster) as runner,
                 open_run(spec, store=store, runner=runner) as run,
             ):
+                # Both streams' first lines, while the command waits for `go`.
                 while True:
                     attempts = store.attempts(run.run_id)
-                    if attempts and read_output(attempts[0]) == b"first\n":
+                    if (
+                        attempts
+                        and read_output(attempts[0]) == b"first\n"
+                        and read_output(attempts[0], stderr=True) == b"warn\n"
+                    ):
                         break
                     await trio.sleep(0.02)
-                assert read_output(attempts[0], stderr=True) == b"warn\n"
                 go.touch()
             (attempt,) = store.attempts(run.run_id)
         assert read_output(attempt) == b"first\nsecond\n"
@@ -559,3 +566,43 @@ class TestCallables:
         assert attempts["where"].status is AttemptStatus.SUCCEEDED
         assert attempts["where"].result in worker_pids(cluster).values()
         assert attempts["slow"].status is AttemptStatus.TIMED_OUT
+
+
+class TestResources:
+    async def test_a_tools_resources_place_its_attempts(self, cluster: str, tmp_path: Path) -> None:
+        """resources = { GPU = 1 }: the tool's attempts run only on the worker that declares it."""
+        spec = parse_workflow(
+            {
+                "workflow": {"name": "gpus"},
+                "tools": {
+                    "gpu": {
+                        "command": ["sh", "-c", "echo $PPID"],
+                        "kinds": ["train"],
+                        "resources": {"GPU": 1},
+                    }
+                },
+                "tasks": [{"id": f"g{n}", "kind": "train"} for n in range(4)]
+                + [{"id": f"c{n}", "command": ["sh", "-c", "echo $PPID"]} for n in range(4)],
+            },
+            base_dir=tmp_path,
+        )
+        pids = worker_pids(cluster)
+        (gpu,) = [pids[name] for name, held in worker_resources(cluster).items() if held.get("GPU")]
+        with Store.open(tmp_path / "u.db") as store:
+            async with open_dask_runner(cluster) as runner:
+                result = await run_workflow(spec, store=store, runner=runner)
+            attempts = store.attempts(result.run_id)
+        assert result.status is RunStatus.SUCCEEDED
+        parents = {a.task_id: int(read_output(a)) for a in attempts}
+        assert {parents[f"g{n}"] for n in range(4)} == {gpu}
+        assert set(parents.values()) <= set(pids.values())
+
+    def test_resources_must_be_numbers(self) -> None:
+        document = {
+            "workflow": {"name": "bad"},
+            "tools": {"gpu": {"command": ["true"], "kinds": ["k"], "resources": {"GPU": "one"}}},
+            "tasks": [{"id": "t", "kind": "k"}],
+        }
+        with pytest.raises(WorkflowError, match="expected a number") as raised:
+            parse_workflow(document)
+        assert raised.value.field == "tools.gpu.resources.GPU"

@@ -80,7 +80,10 @@ def base_spec(
 class TestFrozenMaps:
     def test_every_map_of_a_spec_refuses_changes(self) -> None:
         """Assignment and deletion raise TypeError on each mapping field of each class."""
-        spec = base_spec(tasks={1: {"env": {"A": "b"}}}, tools={"a": {"env": {"B": "c"}}})
+        spec = base_spec(
+            tasks={1: {"env": {"A": "b"}}},
+            tools={"a": {"env": {"B": "c"}, "resources": {"GPU": 1}}},
+        )
         owners: list[Any] = [spec, spec.tasks[1], spec.tools["a"]]
         maps = [
             getattr(owner, field.name)
@@ -88,7 +91,8 @@ class TestFrozenMaps:
             for field in attrs.fields(type(owner))
             if isinstance(getattr(owner, field.name), Mapping)
         ]
-        assert len(maps) == 5  # tools, routing, the task's params and env, the tool's env
+        # tools, routing, the task's params and env, the tool's env and resources
+        assert len(maps) == 6
         for mapping in maps:
             key = next(iter(mapping))
             with pytest.raises(TypeError):
@@ -188,6 +192,7 @@ TOOL_CHANGES: dict[str, object] = {
     "cwd": "sub",
     "retry": RetryPolicy(),
     "max_concurrency": 2,
+    "resources": {"GPU": 1},
 }
 RULE_CHANGES: dict[str, object] = {
     "kind": "j",
@@ -510,6 +515,7 @@ TOOL_KEY_VALUES: dict[str, object] = {
     "cwd": "sub",
     "shell": True,
     "max_concurrency": 2,
+    "resources": {"GPU": 1},
     "retries": 2,
     "backoff": {"factor": 3},
     "retry_on": ["timeout"],

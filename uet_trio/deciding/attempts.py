@@ -40,6 +40,8 @@ class AttemptRequest:
     """The task's own variables, on top of `base_env`."""
     timeout: float | None
     kill_grace: float
+    resources: Mapping[str, float] = attrs.field(factory=dict, eq=False)
+    """The tool's Dask resources (`ToolSpec.resources`); empty for none."""
     outputs: tuple[str, ...] = ()
     """The task's declared outputs: checked after the attempt (`freshness`)."""
     ok_exit_codes: tuple[int, ...] = (0,)

@@ -33,6 +33,7 @@ from ..recording.events import TASK_STATE_AFTER, EventKind
 from ..recording.records import TaskRecord
 from ..recording.states import AttemptStatus, RunStatus, TaskState
 from ..recording.store import storable_text
+from ..workflow.frozen import EMPTY
 from ..workflow.graph import ReadySet, TaskGraph
 from ..workflow.spec import WorkflowSpec
 from .attempts import AttemptRequest, AttemptResult, CheckRequest, Started, Verdict
@@ -271,6 +272,7 @@ class Scheduler:
             kill_grace=self._kill_grace,
             outputs=task.outputs if self._signed else (),
             ok_exit_codes=task.ok_exit_codes,
+            resources=self.spec.tools[tool].resources if tool is not None else EMPTY,
         )
 
     def _check(self, i: int) -> CheckRequest:

@@ -180,6 +180,7 @@ def _tool(name: str, body: Any) -> ToolSpec:
         shell=_optional(table, "shell", bool, None, where) or False,
         retry=_retry(table, None, where),
         max_concurrency=_optional(table, "max_concurrency", int, None, where),
+        resources=_number_map(table.get("resources", {}), None, f"{where}resources"),
     )
 
 
@@ -511,6 +512,16 @@ def _argv(value: Any, task: str | None, field: str) -> list[str]:
             field=field,
         )
     return value
+
+
+def _number_map(value: Any, task: str | None, field: str) -> dict[str, float]:
+    table = _table(value, task, field)
+    for key, item in table.items():
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            raise WorkflowError(
+                f"expected a number, got {_describe(item)}", task=task, field=f"{field}.{key}"
+            )
+    return dict(table)
 
 
 def _str_map(value: Any, task: str | None, field: str) -> dict[str, str]:

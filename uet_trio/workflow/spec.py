@@ -159,6 +159,17 @@ def _check_shell(tool: ToolSpec, attribute: attrs.Attribute[Any], value: bool) -
         )
 
 
+def _resource_map(value: Mapping[str, float] | None) -> FrozenMap[str, float]:
+    """The `FrozenMap` of a tool's resources."""
+    return FrozenMap(value) if value else EMPTY
+
+
+def _check_resources(value: Mapping[str, Any], *, task: str | None, field: str) -> None:
+    for name, amount in value.items():
+        check_name(name, task=task, field=field)
+        check_number(amount, task=task, field=f"{field}.{name}")
+
+
 @attrs.frozen(kw_only=True)
 class ToolSpec:
     """A command template that serves one or more task kinds."""
@@ -188,6 +199,16 @@ class ToolSpec:
         default=None, validator=in_tool(check_positive_int, unless=None)
     )
     """At most this many attempts of this tool run at once (None: no limit)."""
+    resources: FrozenMap[str, float] = attrs.field(
+        default=EMPTY,
+        converter=_resource_map,
+        validator=in_tool(_check_resources, unless=EMPTY),
+        metadata=hashed_as(sorted_items),
+    )
+    """
+    Dask resources each attempt holds (``{"GPU": 1}``): on a Dask cluster it
+    runs only on workers that declare them; locally they mean nothing.
+    """
 
     @property
     def placeholders(self) -> frozenset[str]:

@@ -291,6 +291,7 @@ class DaskRunner:
                     key=f"uet-{request.idempotency_key}-{link.token[:8]}",
                     pure=False,
                     retries=0,
+                    resources=dict(request.resources) or None,
                 )
             except Exception as error:
                 await trio.lowlevel.checkpoint()
@@ -353,6 +354,7 @@ class DaskRunner:
                 key=f"uet-{request.idempotency_key}-{token[:8]}",
                 pure=False,
                 retries=0,
+                resources=dict(request.resources) or None,
             )
         except Exception as error:
             raise ClusterLost(f"cannot submit to the Dask cluster: {error}") from error
