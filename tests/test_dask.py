@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from distributed import Client
 
 from uet_trio import (
     AttemptStatus,
@@ -606,3 +608,51 @@ class TestResources:
         with pytest.raises(WorkflowError, match="expected a number") as raised:
             parse_workflow(document)
         assert raised.value.field == "tools.gpu.resources.GPU"
+
+
+def peak_rss_of_workers(address: str) -> dict[str, int]:
+    """Each worker process's peak resident size so far, in KiB."""
+    with Client(address, timeout=10) as client:
+        return dict(client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def test_a_hundred_megabytes_of_output_fill_no_memory(
+    processes: ProcessCluster, tmp_path: Path
+) -> None:
+    """100 MB printed remotely: whole in the log file, no process's peak memory grows by it."""
+    size = 100 * 1024 * 1024
+    writer = (
+        "import sys\nchunk = bytes(range(256)) * 4096\n"
+        f"for _ in range({size} // len(chunk)):\n    sys.stdout.buffer.write(chunk)\n"
+    )
+    (tmp_path / "writer.py").write_text(writer)
+    flow_file(
+        tmp_path,
+        '[workflow]\nname = "big"\n[[tasks]]\nid = "big"\ncommand = ["python3", "writer.py"]\n',
+    )
+    # A parent of its own, whose only child is uet, reports uet's peak.
+    measure = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    workers_before = peak_rss_of_workers(processes.address)
+    uet = subprocess.run(
+        [sys.executable, "-c", measure, *UET, "run", "flow.toml", "--dask", processes.address],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert uet.returncode == 0, uet.stderr
+    uet_peak = int(uet.stdout)
+    workers_after = peak_rss_of_workers(processes.address)
+    with Store.open(tmp_path / ".uet" / "uet.db") as store:
+        (attempt,) = store.attempts(store.last_run())
+    assert attempt.out_length == size
+    assert read_output(attempt, skip=size - 256) == bytes(range(256))
+    # A copy of the output would add 100 MiB (102,400 KiB) to a peak.
+    assert uet_peak < 100 * 1024
+    for address, before in workers_before.items():
+        assert workers_after[address] - before < 50 * 1024
