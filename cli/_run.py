@@ -371,7 +371,7 @@ async def _drive(
     process becomes a child subreaper, so the tasks' daemons that called
     setsid are re-parented to it and stopped with their attempt. With
     `dask`, attempts run on that Dask cluster (`open_dask_runner`), and the
-    run's workers default to twice the cluster's threads.
+    run's workers default to four per thread of the cluster (`DaskRunner.workers`).
     """
     import trio
 

@@ -73,7 +73,7 @@ class TestRuns:
         """Successes, retries, a timeout, a skip, a fallback, callables: as locally, same schema."""
         with Store.open(tmp_path / "u.db") as store:
             async with open_dask_runner(cluster) as runner:
-                assert (runner.threads, runner.workers) == (4, 8)
+                assert (runner.threads, runner.workers) == (4, 16)
                 result = await run_workflow(
                     mixed_spec(tmp_path), store=store, runner=runner, kill_grace=0.5
                 )
@@ -297,8 +297,8 @@ class TestCommandLine:
         logs = run_uet("logs", "--last", "hello", cwd=tmp_path)
         assert logs.stdout == "hello from hello\n"
         with Store.open(tmp_path / ".uet" / "uet.db") as store:
-            # Two attempts per thread of the cluster's 2 x 2.
-            assert store.get_run(store.last_run()).max_workers == 8
+            # Four attempts per thread of the cluster's 2 x 2.
+            assert store.get_run(store.last_run()).max_workers == 16
 
     def test_the_workflow_and_the_environment_name_the_cluster(
         self, cluster: str, tmp_path: Path
