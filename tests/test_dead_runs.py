@@ -93,7 +93,10 @@ def crashed(tmp_path: Path) -> Iterator[tuple[Path, str, int, int]]:
     task_pid = 0
     try:
         wait_for(lambda: long_is_running(db), "long's first attempt to be running")
-        task_pid = int((tmp_path / "long.pid").read_text())
+        # Recorded as running once spawned: the shell may not have written its pid yet.
+        pid_file = tmp_path / "long.pid"
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().endswith("\n"), "long's pid")
+        task_pid = int(pid_file.read_text())
         runner.send_signal(signal.SIGKILL)
         assert runner.wait(timeout=30) == -signal.SIGKILL
         with Store.open(db, readonly=True) as store:
