@@ -442,11 +442,14 @@ async def _open_runner(
 
     On Dask the run's workers default to `DaskRunner.workers` (set in `options`).
     """
-    from uet_trio import LocalRunner, open_dask_runner
-
     if dask is None:
+        from uet_trio import LocalRunner
+
         yield LocalRunner()
         return
+    # Imported only for a run on Dask: every other run would pay for it.
+    from uet_trio import open_dask_runner
+
     async with open_dask_runner(dask) as runner:
         # What matters (a lost scheduler or worker) is reported by the run;
         # Dask's own reconnection tracebacks would bury it.
