@@ -107,6 +107,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("-o", "--output", type=Path, help="write every value as JSON here")
     args = parser.parse_args()
+    # Both sides run from bytecode caches, as an installed uet does: with
+    # PYTHONDONTWRITEBYTECODE set (some shells set it), every run would compile
+    # its modules again, and the side with more code would pay more for it.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
     scratch = Path(tempfile.mkdtemp(prefix="uet-compare-"))
     try:
