@@ -37,6 +37,7 @@ from ..workflow.frozen import EMPTY
 from ..workflow.graph import ReadySet, TaskGraph
 from ..workflow.spec import WorkflowSpec
 from .attempts import AttemptRequest, AttemptResult, CheckRequest, Started, Verdict
+from .checks import check_request, signed_tasks
 from .routing import RouteDecision, Router
 from .settings import Settings
 
@@ -70,20 +71,6 @@ _BY_INDEX = operator.attrgetter("index")
 
 _KEPT = frozenset({TaskState.SUCCEEDED, TaskState.UP_TO_DATE})
 """The states in which a resumed run keeps a task: it need not run again."""
-
-
-def _signed_tasks(spec: WorkflowSpec, graph: TaskGraph) -> list[bool] | None:
-    """
-    Which tasks have a signature: those that declare outputs, and those that a
-    task declaring outputs depends on (its signature covers theirs). None
-    when no task declares outputs, so such a run checks nothing.
-    """
-    declares = [bool(task.outputs) for task in spec.tasks]
-    if not any(declares):
-        return None
-    return [
-        declares[i] or any(declares[j] for j in graph.dependents[i]) for i in range(len(declares))
-    ]
 
 
 class Scheduler:
@@ -151,7 +138,7 @@ class Scheduler:
         self._kill_grace = kill_grace
         self._resumed = False
         self._always_make = always_make
-        self._signed = _signed_tasks(spec, graph) if check_outputs else None
+        self._signed = signed_tasks(spec, graph) if check_outputs else None
         self._verdicts: dict[int, Verdict] = {}
 
     # -------------------------------------------------------- start
@@ -545,30 +532,6 @@ class Scheduler:
                     )
                 self.states[task] = state
         self._send(kind, task, attempt, data)
-
-
-def check_request(
-    spec: WorkflowSpec,
-    graph: TaskGraph,
-    settings: Settings,
-    i: int,
-    tool: str | None,
-    always_make: bool,
-) -> CheckRequest:
-    """The up-to-date check of task `i` on `tool` (a run's, or a dry run's)."""
-    task = spec.tasks[i]
-    effective = settings.of(task, tool)
-    return CheckRequest(
-        index=i,
-        task_id=task.id,
-        argv=effective.argv,
-        env={**effective.tool_env, **effective.task_env},
-        cwd=effective.cwd,
-        inputs=task.inputs,
-        outputs=task.outputs,
-        upstream=tuple((graph.ids[dep], spec.tasks[dep].outputs) for dep in graph.deps[i]),
-        judged=bool(task.outputs) and not always_make,
-    )
 
 
 def _finished_data(result: AttemptResult, ok: bool) -> dict[str, Any]:

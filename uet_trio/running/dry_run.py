@@ -14,7 +14,7 @@ from __future__ import annotations
 import attrs
 import trio
 
-from ..deciding.scheduler import check_request
+from ..deciding.checks import check_request
 from ..deciding.settings import Settings
 from ..recording.store import Store
 from ..workflow.graph import TaskGraph

@@ -105,8 +105,6 @@ def path_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
 
     Anything that is not a non-empty string is kept as it is, for the field's rule to refuse.
     """
-    if not value:
-        return ()
     return tuple(
         posixpath.normpath(item) if isinstance(item, str) and item else item for item in value
     )
