@@ -106,7 +106,9 @@ class Freshness:
             KeyError: the cache holds no digest for the file as it is now.
         """
         path = self.path(declared)
-        stat = _stat(path)
+        return self._cached(path, _stat(path))
+
+    def _cached(self, path: str, stat: Stat | None) -> str | None:
         if stat is None:
             return None
         cached = self._cache[path]
@@ -116,18 +118,17 @@ class Freshness:
 
     async def digest(self, declared: str) -> str | None:
         """The content digest of a declared path (None if it does not exist), read if need be."""
-        try:
-            return self.cached_digest(declared)
-        except KeyError:
-            pass
         path = self.path(declared)
         stat = _stat(path)
-        if stat is None:
-            return None
+        try:
+            return self._cached(path, stat)
+        except KeyError:
+            pass
         digest = await trio.to_thread.run_sync(_digest_file, path)
         # Stat again: a file that changed while it was read is cached under
         # its new stat with a digest that may be stale, so it is not cached.
         if _stat(path) == stat:
+            assert stat is not None
             state = FileState(*stat, digest)
             self._cache[path] = self._new[path] = state
         return digest
