@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from uet_trio import Event, EventKind, RunConflict, RunNotFound, Store, StoreError
+from uet_trio.recording import report
 from uet_trio.recording.projection import (
     CHUNK_SIZES,
     READY_UPDATE,
@@ -66,6 +67,41 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
     opened = Store.open(tmp_path / "u.db") if request.param == "file" else Store.memory()
     with opened:
         yield opened
+
+
+class TestBusySeconds:
+    def test_the_sum_in_sql_is_the_sum_of_the_report(self, any_store: Store) -> None:
+        """
+        `Store.busy_seconds` adds what `report.busy_seconds` adds: a measured
+        duration, a lost attempt's start to end, a running one's start to now.
+        """
+        any_store.create_run(new_run(tasks=3))
+        any_store.write_batch(
+            events_of(
+                [
+                    (EventKind.RUN_STARTED, None, None, {}),
+                    (EventKind.ATTEMPT_STARTED, "t0", 1, {"tool": None, "argv": ["true"]}),
+                    (EventKind.ATTEMPT_STARTED, "t1", 1, {"tool": None, "argv": ["true"]}),
+                    (EventKind.ATTEMPT_STARTED, "t2", 1, {"tool": None, "argv": ["true"]}),
+                    (
+                        EventKind.ATTEMPT_FINISHED,
+                        "t0",
+                        1,
+                        {"status": "succeeded", "exit_code": 0, "duration": 0.125},
+                    ),
+                    (EventKind.ATTEMPT_LOST, "t1", 1, {"status": "lost", "group_killed": True}),
+                ]
+            ),
+            wall_start=1000.0,
+        )
+        timings = any_store.attempt_timings("r1")
+        assert [t.duration is None for t in timings] == [False, True, True]
+        for now in (None, 1003.0):
+            expected = report.busy_seconds(timings, now=now)
+            assert any_store.busy_seconds("r1", now=now) == pytest.approx(expected)
+        # 0.125 measured; t1 lost 0.75 s after its start; t2 running since 1000.75.
+        assert any_store.busy_seconds("r1", now=1003.0) == pytest.approx(0.125 + 0.75 + 2.25)
+        assert any_store.busy_seconds("other") == 0.0
 
 
 class TestContract:
@@ -295,7 +331,7 @@ class TestFile:
             assert len(store.events("r1")) == 7
             assert store.signatures(str(tmp_path)) == {}
         with sqlite3.connect(path) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
             indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
             assert "events_by_kind" not in {name for (name,) in indexes}
 
@@ -312,6 +348,24 @@ class TestFile:
         with Store.open(path) as store:
             assert len(store.events("r1")) == 7
             assert store.file_states() == {}
+
+    def test_a_schema_3_file_gains_the_index_of_resumptions(self, tmp_path: Path) -> None:
+        """A file of schema 3 gains the partial index that `idle_seconds` reads through."""
+        path = tmp_path / "u.db"
+        with Store.open(path) as store:
+            store.create_run(new_run())
+            store.write_batch(task_events(), wall_start=0.0)
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP INDEX events_resumed")
+            conn.execute("PRAGMA user_version=3")
+        with Store.open(path) as store:
+            assert len(store.events("r1")) == 7
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            indexes = conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            assert "events_resumed" in {name for (name,) in indexes}
+        with Store.open(path) as store:
+            assert store.idle_seconds(["r1"]) == {}
 
     def test_not_a_database_is_refused_untouched(self, tmp_path: Path) -> None:
         """A file that is not SQLite is refused with a StoreError and left as it was."""

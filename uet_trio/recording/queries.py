@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ..errors import RunNotFound
@@ -26,6 +26,9 @@ from .records import (
     TaskRecord,
 )
 from .states import AttemptStatus, RunStatus
+
+RESUMED = EventKind.RUN_RESUMED.value
+"""The kind `idle_seconds` reads, spelled into its SQL for the partial index (`schema`)."""
 
 FINISHED_RUN = tuple(status.value for status in RunStatus if status.finished)
 """The statuses of a finished run, as SQL parameters."""
@@ -106,10 +109,40 @@ class Queries:
         )
         return {row[0]: row[1] for row in rows}
 
-    def tasks(self, run_id: str) -> list[TaskRecord]:
-        """The run's tasks in declaration order."""
-        rows = self._query("SELECT * FROM tasks WHERE run_id = ? ORDER BY idx", (run_id,))
+    def tasks(self, run_id: str, *, states: Collection[str] = ()) -> list[TaskRecord]:
+        """
+        The run's tasks in declaration order; only those in `states` when any are given.
+
+        Filtering here rather than in the caller keeps ``uet show --failed`` on
+        a run of a million tasks from building a million records.
+        """
+        if not states:
+            rows = self._query("SELECT * FROM tasks WHERE run_id = ? ORDER BY idx", (run_id,))
+        else:
+            marks = ", ".join("?" for _ in states)
+            rows = self._query(
+                f"SELECT * FROM tasks WHERE run_id = ? AND state IN ({marks}) ORDER BY idx",
+                (run_id, *states),
+            )
         return [TaskRecord.from_row(row) for row in rows]
+
+    def busy_seconds(self, run_id: str, *, now: float | None = None) -> float:
+        """
+        The sum of the run's attempt durations: what `report.busy_seconds` adds up, summed here.
+
+        The same rule (the runner's duration; else the recorded start to end;
+        else, for an attempt still running, its start to `now`, or nothing
+        when `now` is None), so a view of a large run reads one number
+        instead of a row per attempt.
+        """
+        rows = self._tuples(
+            "SELECT total(CASE WHEN duration IS NOT NULL THEN duration "
+            "WHEN finished_at IS NOT NULL THEN max(0.0, finished_at - started_at) "
+            "WHEN ?2 IS NOT NULL THEN max(0.0, ?2 - started_at) ELSE 0.0 END) "
+            "FROM attempts WHERE run_id = ?1",
+            (run_id, now),
+        )
+        return float(rows[0][0])
 
     def attempts(self, run_id: str, task_id: str | None = None) -> list[AttemptRecord]:
         """The run's attempts (optionally of one task), by task then attempt number."""
@@ -177,19 +210,14 @@ class Queries:
         return str(self._query("PRAGMA integrity_check")[0][0])
 
     def task_counts_by_run(self, run_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """How many tasks of each of `run_ids` are in each state, in one query."""
-        counts: dict[str, dict[str, int]] = {run_id: {} for run_id in run_ids}
-        if not run_ids:
-            return counts
-        marks = ", ".join("?" for _ in run_ids)
-        rows = self._query(
-            f"SELECT run_id, state, count(*) FROM tasks WHERE run_id IN ({marks}) "
-            "GROUP BY run_id, state",
-            run_ids,
-        )
-        for run_id, state, n in rows:
-            counts[run_id][state] = n
-        return counts
+        """
+        How many tasks of each of `run_ids` are in each state.
+
+        One `task_counts` per run: each reads its run's rows in key order and
+        counts a handful of states, where one query grouping by run and state
+        sorts every row (half as fast again on a run of a million tasks).
+        """
+        return {run_id: self.task_counts(run_id) for run_id in run_ids}
 
     def idle_seconds(self, run_ids: Sequence[str]) -> dict[str, float]:
         """
@@ -199,17 +227,22 @@ class Queries:
         keeps its first start, so its span from start to finish counts the
         time it lay finished or crashed. Each gap runs from the last event
         before a ``run_resumed`` to that event. Runs never resumed are left
-        out. One pass over each listed run's events, with no index on kind.
+        out. Read through the partial index of ``run_resumed`` events, so the
+        cost does not grow with a run's other events.
         """
         idle: dict[str, float] = {}
         if not run_ids:
             return idle
         marks = ", ".join("?" for _ in run_ids)
+        # Through the partial index of resumptions (`schema`), named so that
+        # SQLite cannot choose to scan every event of each run instead; its
+        # condition is spelled in the SQL, as an index's use requires.
         rows = self._tuples(
             "SELECT r.run_id, r.at - (SELECT e.at FROM events AS e WHERE e.run_id = r.run_id "
             "AND e.seq < r.seq ORDER BY e.seq DESC LIMIT 1) "
-            f"FROM events AS r WHERE r.run_id IN ({marks}) AND r.kind = ?",
-            (*run_ids, EventKind.RUN_RESUMED.value),
+            f"FROM events AS r INDEXED BY events_resumed "
+            f"WHERE r.run_id IN ({marks}) AND r.kind = '{RESUMED}'",
+            run_ids,
         )
         for run_id, gap in rows:
             if gap is not None:

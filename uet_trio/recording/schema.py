@@ -14,7 +14,17 @@ import sqlite3
 from ..errors import StoreError
 from . import signatures
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+RESUMED_INDEX = (
+    "CREATE INDEX IF NOT EXISTS events_resumed ON events (run_id, seq, at) "
+    "WHERE kind = 'run_resumed'"
+)
+"""
+Schema 4: the few ``run_resumed`` events of each run, so that a view's idle
+time (`Queries.idle_seconds`) reads them without scanning every event of a
+large run. Partial, so an insert of any other event pays nothing for it.
+"""
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -148,6 +158,8 @@ def migrate(conn: sqlite3.Connection) -> None:
         if version < 3:
             # Schema 3 adds what up-to-date checks read: signatures, stat cache.
             _create(signatures.TABLES)
+        if version < 4:
+            conn.execute(RESUMED_INDEX)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
