@@ -32,7 +32,7 @@ from ._common import (
 from ._failures import STREAMS, tail_block
 
 if TYPE_CHECKING:
-    from uet_trio import AttemptRecord, AttemptTiming, RunRecord
+    from uet_trio import AttemptRecord, AttemptTiming, PathStep, RunRecord
 
 FAILED_STATES = frozenset({TaskState.FAILED, TaskState.SKIPPED})
 """The states ``uet show --failed`` lists."""
@@ -202,43 +202,43 @@ def _run_row(record: RunRecord, counts: dict[str, int], idle: float) -> dict[str
 @click.option("--failed", "only_failed", is_flag=True, help="List only failed and skipped tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_json: bool) -> None:
-    """Show a run: its tasks, failures, critical path and achieved parallelism."""
-    from uet_trio import (
-        busy_seconds,
-        critical_path,
-        parallelism,
-        path_seconds,
-        run_wall,
-    )
+    """
+    Show a run: its tasks, failures, critical path and achieved parallelism.
 
+    With --failed, only what went wrong: the failed and skipped tasks and
+    their output, without the critical path, which needs every task and the
+    event log (seconds on a run of a million tasks).
+    """
+    from uet_trio import critical_path, parallelism, run_wall
+
+    now = time.time()
     with open_view_store(db) as store:
         run_id = resolve_run(store, run, last)
         record = store.get_run(run_id)
-        tasks = store.tasks(run_id)
-        attempts = store.attempt_timings(run_id)
-        causes = store.ready_causes(run_id)
         idle = store.idle_seconds([run_id]).get(run_id, 0.0)
+        counts = store.task_counts(run_id)
+        busy = store.busy_seconds(run_id, now=None if record.status.finished else now)
+        tasks = store.tasks(run_id, states=FAILED_STATES if only_failed else ())
         failed = [
             found
             for task in tasks
             if task.state is TaskState.FAILED
             and (found := store.find_attempt(run_id, task.task_id)) is not None
         ]
-    now = time.time()
-    last_attempt: dict[str, AttemptTiming] = {}
-    for timing in attempts:
-        last_attempt[timing.task_id] = timing
+        last_attempt: dict[str, AttemptTiming | AttemptRecord] = {
+            attempt.task_id: attempt for attempt in failed
+        }
+        path = None
+        if not only_failed:
+            for timing in store.attempt_timings(run_id):
+                last_attempt[timing.task_id] = timing
+            causes = store.ready_causes(run_id)
+            path = critical_path(tasks, causes, run_started=record.started_at)
     wall = run_wall(record.started_at, record.finished_at, now=now)
     if wall is not None:
         wall -= idle
-    busy = busy_seconds(attempts, now=None if record.status.finished else now)
-    path = critical_path(tasks, causes, run_started=record.started_at)
-    counts: dict[str, int] = {}
     task_rows = []
     for task in tasks:
-        counts[task.state] = counts.get(task.state, 0) + 1
-        if only_failed and task.state not in FAILED_STATES:
-            continue
         attempt = last_attempt.get(task.task_id)
         task_rows.append(
             {
@@ -257,26 +257,11 @@ def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_
     failures = [_failure(attempt, tail) for attempt in failed]
     run_row = _run_row(record, counts, idle) | {"max_workers": record.max_workers}
     run_row["crash"] = crashed_message(record) if run_row["crashed"] else None
-    origin = record.started_at
     document = {
         "run": run_row,
         "tasks": task_rows,
         "failures": failures,
-        "critical_path": {
-            "duration": path_seconds(path),
-            "steps": [
-                {
-                    "task_id": step.task_id,
-                    "started_at": step.started_at,
-                    "finished_at": step.finished_at,
-                    "start": _since(step.started_at, origin),
-                    "end": _since(step.finished_at, origin),
-                    "duration": step.duration,
-                    "waited": step.waited,
-                }
-                for step in path
-            ],
-        },
+        "critical_path": None if path is None else _path_document(path, record.started_at),
         "wall": wall,
         "busy": busy,
         "parallelism": parallelism(busy, wall),
@@ -286,6 +271,27 @@ def show(run: str | None, last: bool, db: str, tail: int, only_failed: bool, as_
         return
     sys.stdout.write("\n".join(_show_lines(document, wall, tail)) + "\n")
     sys.stdout.flush()
+
+
+def _path_document(path: list[PathStep], origin: float | None) -> dict[str, Any]:
+    """The critical path as `uet show --json` gives it; `origin` is the run's start."""
+    from uet_trio import path_seconds
+
+    return {
+        "duration": path_seconds(path),
+        "steps": [
+            {
+                "task_id": step.task_id,
+                "started_at": step.started_at,
+                "finished_at": step.finished_at,
+                "start": _since(step.started_at, origin),
+                "end": _since(step.finished_at, origin),
+                "duration": step.duration,
+                "waited": step.waited,
+            }
+            for step in path
+        ],
+    }
 
 
 def _failure(attempt: AttemptRecord, tail: int) -> dict[str, Any]:
@@ -332,7 +338,8 @@ def _show_lines(document: dict[str, Any], wall: float | None, tail: int) -> list
     )
     echo(f"  tasks: {run['task_count']} ({summary})")
     rows = document["tasks"]
-    steps = document["critical_path"]["steps"]
+    path = document["critical_path"]
+    steps = path["steps"] if path is not None else []
     names = {row["task_id"]: visible(row["task_id"]) for row in (*rows, *steps)}
     tools = {row["tool"]: visible(row["tool"] or "-") for row in rows}
     width = max([4, *map(len, names.values())])
@@ -361,7 +368,8 @@ def _show_lines(document: dict[str, Any], wall: float | None, tail: int) -> list
             tails = {stream: failure[f"{stream}_tail"] for stream in STREAMS}
             unavailable = {stream: failure[f"{stream}_unavailable"] for stream in STREAMS}
             echo_all(tail_block(tails, unavailable) or ["    (no output)"])
-    path = document["critical_path"]
+    if path is None:
+        return lines
     echo("")
     echo(f"  critical path: {plural(len(steps), 'task')}, {seconds(path['duration'])}")
     origin = run["started_at"] or (steps[0]["started_at"] if steps else 0.0)

@@ -161,7 +161,12 @@ class TestShow:
             ("quiet-fail", "failed"),
         ]
         assert document["run"]["succeeded"] == 1
+        assert document["run"]["counts"] == {"succeeded": 1, "failed": 2, "skipped": 1}
+        assert [row["exit_code"] for row in document["tasks"]] == [1, None, 1]
+        assert document["critical_path"] is None
         out = invoke(ran.directory, "show", ran.run_id, "--failed").stdout
+        assert "critical path" not in out
+        assert "critical path" in invoke(ran.directory, "show", ran.run_id).stdout
         table = [
             line.split()[0]
             for line in out.splitlines()
