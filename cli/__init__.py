@@ -8,30 +8,65 @@ workflow or usage, 3 for a run that cannot be taken, 4 for storage errors,
 and 141 (128 + SIGPIPE, as a Unix tool killed by the closed pipe) for a view
 whose reader went away (``uet events | head``). Output goes through
 `_common.echo`, which drops what a stream that went away can no longer take.
-Modules import `uet_trio` inside their commands, so ``uet --help`` stays fast.
-The ``uet`` script is `entry`, which runs `main` and exits quickly.
+Modules import `uet_trio` inside their commands, and a command's module is
+imported only when that command runs (`COMMAND_MODULES`), so ``uet run``
+does not pay for the views' modules and ``uet --help`` stays fast. The
+``uet`` script is `entry`, which runs `main` and exits quickly.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 import sys
 from typing import Any
 
 import click
 
-from . import _events, _gc, _graph, _inspect, _plan, _run, _serve, _simulate, _tools, _trace
 from ._common import Program, echo, flush_standard_streams, hold_standard_streams, silence
 
 EXIT_PIPE = 141
 """A view's reader went away: 128 + SIGPIPE, what the shell reports for ``seq | head``."""
+
+COMMAND_MODULES = {
+    "events": "_events",
+    "gc": "_gc",
+    "graph": "_graph",
+    "logs": "_events",
+    "plan": "_plan",
+    "resume": "_run",
+    "run": "_run",
+    "runs": "_inspect",
+    "serve": "_serve",
+    "show": "_inspect",
+    "simulate": "_simulate",
+    "tools": "_tools",
+    "trace": "_trace",
+    "validate": "_plan",
+}
+"""Each command's name and the module (in this package) whose ``COMMANDS`` defines it."""
 
 
 class UetGroup(click.Group):
     """
     The root group: turns `uet_trio.UetError` into a message and its exit code,
     and a reader that went away into a quiet stop.
+
+    Commands are found by name in `COMMAND_MODULES` and their module is
+    imported on first use: a command's module brings its own imports (the
+    views', the run's), and a process runs one command. Listing the commands
+    (``uet --help``) imports them all.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMAND_MODULES, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            for command in importlib.import_module(f".{module}", __name__).COMMANDS:
+                self.add_command(command)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         from uet_trio import UetError
@@ -54,11 +89,6 @@ class UetGroup(click.Group):
 @click.version_option(package_name="uet-trio", prog_name="uet")
 def main() -> None:
     """Run workflows of commands on Trio, recorded in SQLite."""
-
-
-for module in (_plan, _run, _inspect, _events, _graph, _gc, _tools, _simulate, _serve, _trace):
-    for command in module.COMMANDS:
-        main.add_command(command)
 
 
 def entry() -> None:

@@ -19,7 +19,6 @@ no Trio and no I/O.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 
 from ..workflow.graph import TaskGraph
@@ -43,6 +42,12 @@ def task_weights(graph: TaskGraph, durations: Mapping[str, Sequence[float]]) -> 
         durations: recent successful attempt durations per task id (any
             order); ids that are not in the graph are ignored.
     """
+    if not durations:
+        return [UNKNOWN_WEIGHT] * len(graph)
+    # Imported here: statistics brings fractions and decimal, which a
+    # workflow's first run (no durations) need not load.
+    import statistics
+
     known: dict[int, float] = {}
     for task_id, samples in durations.items():
         i = graph.index.get(task_id)
