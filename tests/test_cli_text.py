@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from uet_trio_cli import main
+from uet_trio_cli import COMMAND_MODULES, main
 
 from .conftest import run_uet
 
 
-@pytest.mark.parametrize("command", sorted(main.commands))
+@pytest.mark.parametrize("command", sorted(COMMAND_MODULES))
 def test_help_has_no_markup(command: str) -> None:
     text = CliRunner().invoke(main, [command, "--help"], terminal_width=200).output
     assert "`" not in text

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .deciding.attempts import AttemptRequest as AttemptRequest
     from .deciding.attempts import AttemptResult as AttemptResult
+    from .deciding.opening import open_workflow as open_workflow
     from .deciding.plan import Plan as Plan
     from .deciding.plan import PlannedRoute as PlannedRoute
     from .deciding.plan import PlannedTask as PlannedTask
-    from .deciding.plan import open_workflow as open_workflow
     from .deciding.plan import plan_workflow as plan_workflow
     from .deciding.routing import RouteDecision as RouteDecision
     from .deciding.routing import Router as Router
@@ -91,10 +91,10 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "AttemptRequest": "deciding.attempts",
     "AttemptResult": "deciding.attempts",
+    "open_workflow": "deciding.opening",
     "Plan": "deciding.plan",
     "PlannedRoute": "deciding.plan",
     "PlannedTask": "deciding.plan",
-    "open_workflow": "deciding.plan",
     "plan_workflow": "deciding.plan",
     "DryRunTask": "running.dry_run",
     "dry_run": "running.dry_run",

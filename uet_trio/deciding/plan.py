@@ -1,10 +1,8 @@
 """
 What a run of a workflow would do, as data: levels, tools, commands and settings.
 
-`open_workflow` loads a workflow file and checks everything that can be
-checked without running it, the way ``uet run``, ``uet plan`` and
-``uet validate`` all take it. `plan_workflow` then decides what a run would
-do with it: the tasks level by level, the tool each routed task would get
+`plan_workflow` takes a workflow as `opening.open_workflow` gives it and
+decides what a run would do with it: the tasks level by level, the tool each routed task would get
 and why, the command it would run (secret params as ``***``), its effective
 timeout and retries, and its critical-path weight. The decisions come from
 the same `Router`, `Settings` and critical-path weights a run uses, so what
@@ -18,39 +16,15 @@ and passes in (the router's saved state, recent task durations).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ..errors import WorkflowError
-from ..workflow.graph import TaskGraph, compile_graph
-from ..workflow.loader import load_workflow
+from ..workflow.graph import TaskGraph
 from ..workflow.spec import WorkflowSpec
 from .priority import remaining_path, task_weights
-from .routing import Router, check_routing
+from .routing import Router
 from .settings import Settings
-
-
-def open_workflow(path: str | Path) -> tuple[WorkflowSpec, TaskGraph]:
-    """
-    Load the workflow file at `path` and compile its graph, ready to plan or run.
-
-    Checks what a run would otherwise find only when it starts: the file's
-    fields, the dependency graph (cycles, unknown dependencies) and the
-    routing rules (registered strategies).
-
-    Raises:
-        WorkflowError: the file is missing or invalid; the message names the
-            file and, where the problem belongs to one, the task and field.
-    """
-    spec = load_workflow(path)
-    try:
-        graph = compile_graph(spec)
-        check_routing(spec)
-    except WorkflowError as error:
-        raise error.in_file(path) from None
-    return spec, graph
 
 
 @attrs.frozen(kw_only=True)
