@@ -71,3 +71,16 @@ def test_run_imports_only_what_running_needs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / ".uet" / "uet.db").exists()
+
+
+def test_a_new_store_writes_at_the_synchronous_level_asked_for(tmp_path: Path) -> None:
+    """The unsynced set-up of a new file ends before anything is recorded: NORMAL, or as asked."""
+    from uet_trio import Store
+
+    for level, number in (("NORMAL", 1), ("FULL", 2)):
+        with Store.open(tmp_path / f"{level}.db", synchronous=level) as store:
+            conn = store._conn
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == number
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with Store.open(tmp_path / f"{level}.db", synchronous=level) as again:
+            assert again._conn.execute("PRAGMA synchronous").fetchone()[0] == number

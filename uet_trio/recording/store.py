@@ -176,10 +176,14 @@ class Store(Queries):
             version = check_version(conn, self.path, check=check)
         if readonly:
             return
+        # A new file is set up (WAL mode, tables) without syncs: a crash of
+        # the program loses nothing either way, and under NORMAL nothing is
+        # synced before the first checkpoint, which syncs all of it.
+        new = version == 0
         with translated(self.path, "set up the database"):
+            conn.execute(f"PRAGMA synchronous={'OFF' if new else synchronous}")
             if self.path != ":memory:":
                 retry_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-            conn.execute(f"PRAGMA synchronous={synchronous}")
             # A writer's page cache may grow to 16 MiB (the tasks and attempts
             # of a large run stay in memory while their rows are updated), and
             # the WAL to about 40 MiB before a checkpoint copies it back:
@@ -190,6 +194,8 @@ class Store(Queries):
             conn.execute("PRAGMA wal_autocheckpoint=10000")
             if version < SCHEMA_VERSION:
                 retry_busy(lambda: migrate(conn))
+            if new:
+                conn.execute(f"PRAGMA synchronous={synchronous}")
 
     def close(self) -> None:
         """Close the connection (everything written is already committed)."""
