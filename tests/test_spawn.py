@@ -341,3 +341,26 @@ class TestOddParents:
             signal.signal(signal.SIGCHLD, previous)
         assert outcome.exit_code == 0  # the status is lost, as with Popen
         assert outcome.error is None
+
+
+def test_missing_path_entries_cost_no_spawn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The search skips directories without the file: only the file that exists is spawned."""
+    script(tmp_path / "bin", "uet-found-late", "#!/bin/sh\nexit 0\n")
+    (tmp_path / "file").write_text("")
+    env = {"PATH": f"{tmp_path / 'none'}:{tmp_path / 'file'}:{tmp_path / 'bin'}"}
+    tried: list[str] = []
+    real = os.posix_spawn
+
+    def counting(path: str, *args: object, **kwargs: object) -> int:
+        tried.append(path)
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "posix_spawn", counting)
+    pid = spawn._posix_spawn(["uet-found-late"], env, spawn._file_actions(1, 2))
+    os.waitpid(pid, 0)
+    assert tried == [str(tmp_path / "bin" / "uet-found-late")]
+    with pytest.raises(FileNotFoundError):
+        spawn._posix_spawn(["uet-found-nowhere"], env, spawn._file_actions(1, 2))
+    assert len(tried) == 1

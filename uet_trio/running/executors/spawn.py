@@ -421,6 +421,15 @@ def _posix_spawn(
     first_error: OSError | None = None
     for directory in os.get_exec_path(env):
         path = os.path.join(directory, name)
+        # A missing file is skipped without a spawn: a failed exec still
+        # costs a whole clone and reap of the child that tried it.
+        try:
+            os.stat(path)
+        except (FileNotFoundError, NotADirectoryError) as error:
+            first_error = first_error or error
+            continue
+        except OSError:
+            pass  # the spawn reports it, as Popen would
         try:
             pid = spawn(path)
         except (FileNotFoundError, NotADirectoryError) as error:
