@@ -84,3 +84,29 @@ def test_a_new_store_writes_at_the_synchronous_level_asked_for(tmp_path: Path) -
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         with Store.open(tmp_path / f"{level}.db", synchronous=level) as again:
             assert again._conn.execute("PRAGMA synchronous").fetchone()[0] == number
+
+
+def test_start_up_of_a_run_collects_garbage_rarely(tmp_path: Path) -> None:
+    """The `uet` program raises the young generation's threshold: imports cost few collections."""
+    flow = tmp_path / "flow.toml"
+    flow.write_text('[[tasks]]\nid = "a"\ncommand = ["true"]\n')
+    code = (
+        "import gc, sys\n"
+        "from uet_trio_cli import entry\n"
+        "collections = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'stop' and collections.append(1))\n"
+        "sys.argv = ['uet', 'run', '-q', sys.argv[1]]\n"
+        "try:\n"
+        "    entry()\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "assert len(collections) < 10, len(collections)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(flow)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
