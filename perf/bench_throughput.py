@@ -1,12 +1,14 @@
 """
-Benchmark 1: whole `uet run` processes of short tasks against xargs, make and doit.
+Benchmark 1: whole `uet run` processes of short tasks against xargs, make, ninja and doit.
 
 Each value is one complete process, start-up and persistence included, from a
 clean directory (database, logs and tool state removed before, untimed). All
 tools run the same `true` commands with 8 jobs: `xargs -P 8` on the flat list
-(it knows no dependencies), `make -j8` and `doit -n 8` on the same graph as
-uet (see `workloads`). After the runs, the manager process prints tasks per
-second and uet's ratio to xargs and to doit, all from this one invocation.
+(it knows no dependencies), `make -j8`, `ninja -j8` (where installed) and
+`doit -n 8` on the same graph as uet (see `workloads`; ninja's edges name
+outputs no command makes, so every edge runs every time, after its inputs'
+edges). After the runs, the manager process prints tasks per second and uet's
+ratio to xargs, ninja and doit, all from this one invocation.
 
     python perf/bench_throughput.py --tasks 1000 5000 -o throughput.json
 """
@@ -21,6 +23,16 @@ import pyperf
 import workloads as w
 
 JOBS = 8
+NINJA = shutil.which("ninja")
+
+
+def write_build_ninja(path: Path, tasks: int, shape: str) -> Path:
+    """A ``build.ninja`` with one edge per node running ``true`` after its dependencies' edges."""
+    lines = ["rule true", "  command = true", ""]
+    for name, deps in w.graph(tasks, shape):
+        lines.append(f"build {name}: true {' '.join(deps)}".rstrip())
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def add_args(cmd: list[str], args: Any) -> None:
@@ -52,6 +64,16 @@ def main() -> None:
                 ["make", "-s", f"-j{JOBS}", "-f", "Makefile"],
                 make_dir,
             )
+            if NINJA is not None:
+                ninja_dir = w.fresh_dir(root / f"ninja-{shape}")
+                write_build_ninja(ninja_dir / "build.ninja", tasks, shape)
+                results[f"ninja-{shape}-{tasks}"] = runner.bench_time_func(
+                    f"ninja-{shape}-{tasks}",
+                    w.time_command,
+                    [NINJA, f"-j{JOBS}"],
+                    ninja_dir,
+                    lambda d=ninja_dir: _clear(d, ".ninja_*"),
+                )
             if shape == "dag" and not args.skip_doit:
                 doit_dir = w.fresh_dir(root / "doit-dag")
                 w.write_dodo(doit_dir / "dodo.py", tasks, shape)
@@ -98,6 +120,9 @@ def _summary(task_counts: list[int], results: dict[str, pyperf.Benchmark | None]
             if uet is None or xargs is None:
                 continue
             line = f"  uet-{shape}-{tasks} / xargs-flat: {uet / xargs:.2f}"
+            ninja = rate.get(f"ninja-{shape}-{tasks}")
+            if ninja is not None:
+                line += f"; / ninja-{shape}: {uet / ninja:.2f}"
             if doit is not None:
                 line += f"; / doit-dag: {uet / doit:.2f}"
             print(line)
