@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -15,13 +17,34 @@ if TYPE_CHECKING:
     from uet_trio import Plan, PlannedTask
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """
+    Hold off Python's cycle collector while a command builds its workflow.
+
+    Loading a large workflow allocates several objects per task and frees
+    almost none, which is what makes the collector run its full passes again
+    and again over everything loaded so far (a third of the load time of
+    100,000 tasks); nothing loaded forms a cycle to collect. A process-wide
+    setting, so only the command line, which owns its process, sets it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 @click.command()
 @click.argument("flow", type=click.Path(dir_okay=False))
 def validate(flow: str) -> None:
     """Check a workflow file without running anything."""
     from uet_trio import open_workflow
 
-    spec, graph = open_workflow(flow)
+    with collector_paused():
+        spec, graph = open_workflow(flow)
     click.echo(
         f"{flow}: ok: workflow {spec.name!r}, {plural(len(graph), 'task')} in "
         f"{plural(len(graph.levels), 'level')}, {plural(len(spec.tools), 'tool')}"
@@ -45,7 +68,8 @@ def plan(flow: str, db: str | None, as_json: bool) -> None:
     """
     from uet_trio import open_workflow, plan_workflow
 
-    spec, graph = open_workflow(flow)
+    with collector_paused():
+        spec, graph = open_workflow(flow)
     db = db or flow_store(flow)
     saved = None
     durations: dict[str, list[float]] = {}

@@ -99,6 +99,11 @@ def str_tuple(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def argv_or_none(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    """A command as a tuple; None (no command) stays None."""
+    return None if value is None else tuple(value)
+
+
 def path_tuple(value: Iterable[Any]) -> tuple[Any, ...]:
     """
     Paths in their plain form (``./a//b`` is ``a/b``), so that equal paths are equal strings.

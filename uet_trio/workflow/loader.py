@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,15 @@ from .expansion import (
     render_field,
 )
 from .frozen import path_tuple
-from .spec import RETRY_PATHS, SUCCESS, RetryPolicy, RoutingRule, TaskSpec, ToolSpec, WorkflowSpec
+from .spec import (
+    RETRY_PATHS,
+    RetryPolicy,
+    RoutingRule,
+    TaskSpec,
+    ToolSpec,
+    WorkflowSpec,
+    build_task,
+)
 from .templates import LISTS, unknown_placeholders
 
 
@@ -69,6 +77,8 @@ _TASK_KEYS = _keys(
 )
 _ROUTING_KEYS = _keys(RoutingRule, apart={"kind"})
 _TOP_KEYS = frozenset({"workflow", "tasks", "tools", "routing"})
+_RENDERED = frozenset({"inputs", "outputs", "env", "cwd"})
+"""The fields of a task whose values may hold placeholders of its params."""
 
 
 def load_workflow(path: str | Path) -> WorkflowSpec:
@@ -80,23 +90,29 @@ def load_workflow(path: str | Path) -> WorkflowSpec:
     """
     path = Path(path)
     try:
+        document = _parse(_text(path), json_format=path.suffix.lower() == ".json")
+        resolved = path.resolve()
+        # The document is ours: each task's table is dropped once its task
+        # is built, so a large file is not held twice.
+        return _workflow(document, base_dir=resolved.parent, source=str(resolved), owned=True)
+    except WorkflowError as error:
+        raise error.in_file(path) from None
+
+
+def _text(path: Path) -> str:
+    """The file's text (its bytes are let go as soon as they are decoded)."""
+    try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise WorkflowError("no such file", path=path) from None
     except OSError as error:
         raise WorkflowError(f"cannot read the file: {error.strerror or error}", path=path) from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise WorkflowError(
             f"not UTF-8 text ({error.reason} at byte {error.start})", path=path
         ) from None
-    try:
-        document = _parse(text, json_format=path.suffix.lower() == ".json")
-        resolved = path.resolve()
-        return parse_workflow(document, base_dir=resolved.parent, source=str(resolved))
-    except WorkflowError as error:
-        raise error.in_file(path) from None
 
 
 def _parse(text: str, *, json_format: bool) -> Any:
@@ -132,6 +148,13 @@ def parse_workflow(
     Raises:
         WorkflowError: naming the task and field that are wrong.
     """
+    return _workflow(document, base_dir=base_dir, source=source, owned=False)
+
+
+def _workflow(
+    document: Any, *, base_dir: Path | None, source: str | None, owned: bool
+) -> WorkflowSpec:
+    """`parse_workflow`; when the caller gives up the document (`owned`), it is emptied."""
     doc = _table(document, None, "the workflow document")
     _no_unknown(doc, _TOP_KEYS, None, "")
     workflow = _table(doc.get("workflow", {}), None, "workflow")
@@ -146,7 +169,7 @@ def parse_workflow(
     tools = [_tool(name, body) for name, body in tools_doc.items()]
     routing = [_rule(kind, body) for kind, body in routing_doc.items()]
     base_dir = base_dir or Path.cwd()
-    tasks = _tasks(tasks_doc, base_dir)
+    tasks = _tasks(tasks_doc, base_dir, owned=owned)
     name = workflow.get("name", Path(source).stem if source else None)
     return WorkflowSpec(
         name=_typed(name, str, None, "workflow.name"),
@@ -195,7 +218,7 @@ def _rule(kind: str, body: Any) -> RoutingRule:
     )
 
 
-def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
+def _tasks(tasks_doc: list[Any], base_dir: Path, *, owned: bool) -> list[TaskSpec]:
     """
     Every task of the file, each ``foreach`` table expanded to its instances.
 
@@ -203,7 +226,9 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
     tasks: an input glob (matched against every declared output too) or a
     dependency on a fanned-out task (meaning each of its instances). Those
     are kept as drafts and built once all tasks are known, so a large file
-    holds only the few drafts that need it.
+    holds only the few drafts that need it. When the document is `owned`,
+    each table is dropped from it once read. Tasks with equal commands
+    share one tuple (a million tasks of ``["true"]`` hold one).
     """
     fanned_out = {
         body.get("id") for body in tasks_doc if isinstance(body, Mapping) and "foreach" in body
@@ -211,8 +236,11 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
     built: list[TaskSpec | dict[str, Any]] = []
     groups: dict[str, list[str]] = {}
     tables: set[str] = set()
+    commands: dict[tuple[str, ...], tuple[str, ...]] = {}
     for position, body in enumerate(tasks_doc):
-        found = _task_drafts(position, body, base_dir, groups)
+        if owned:
+            tasks_doc[position] = None
+        found = _task_drafts(position, body, base_dir, groups, commands)
         # Two tables with one id would be one name for two sets of instances;
         # instance ids alone need not collide, so it is checked here.
         table_id = found[0].get("group") or found[0]["id"]
@@ -223,7 +251,7 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
             if _reads_other_tasks(draft, fanned_out):
                 built.append(draft)
             else:
-                built.append(TaskSpec(**draft))
+                built.append(build_task(draft))
     drafts = [item for item in built if isinstance(item, dict)]
     if not drafts:
         return built  # type: ignore[return-value]
@@ -231,37 +259,46 @@ def _tasks(tasks_doc: list[Any], base_dir: Path) -> list[TaskSpec]:
         (
             path
             for item in built
-            for path in (item["outputs"] if isinstance(item, dict) else item.outputs)
+            for path in (item.get("outputs", ()) if isinstance(item, dict) else item.outputs)
         ),
         base_dir,
     )
     for draft in drafts:
-        if draft["inputs"]:
+        if draft.get("inputs"):
             draft["inputs"] = resolver.resolve(
-                draft["inputs"], own=draft["outputs"], task=draft["id"]
+                draft["inputs"], own=draft.get("outputs", ()), task=draft["id"]
             )
-        draft["depends_on"] = expand_references(draft["depends_on"], groups)
-        draft["after"] = expand_references(draft["after"], groups)
-    return [TaskSpec(**item) if isinstance(item, dict) else item for item in built]
+        for key in ("depends_on", "after"):
+            if key in draft:
+                draft[key] = expand_references(draft[key], groups)
+    return [build_task(item) if isinstance(item, dict) else item for item in built]
 
 
 def _reads_other_tasks(draft: Mapping[str, Any], fanned_out: set[Any]) -> bool:
     """Whether a draft can be built only once every task is known (see `_tasks`)."""
-    if not fanned_out and not draft["inputs"]:
+    inputs = draft.get("inputs", ())
+    if not fanned_out and not inputs:
         return False
     return (
-        any(is_glob(path) for path in draft["inputs"])
-        or any(dep in fanned_out for dep in draft["depends_on"])
-        or any(dep in fanned_out for dep in draft["after"])
+        any(is_glob(path) for path in inputs)
+        or any(dep in fanned_out for dep in draft.get("depends_on", ()))
+        or any(dep in fanned_out for dep in draft.get("after", ()))
     )
 
 
 def _task_drafts(
-    position: int, body: Any, base_dir: Path, groups: dict[str, list[str]]
+    position: int,
+    body: Any,
+    base_dir: Path,
+    groups: dict[str, list[str]],
+    commands: dict[tuple[str, ...], tuple[str, ...]],
 ) -> list[dict[str, Any]]:
     """
     The keyword arguments of the `TaskSpec` (or, with ``foreach``, of each
     instance) that the task table at `position` describes.
+
+    `groups` gets the instance ids of a fanned-out task; `commands` keeps
+    one tuple of each command seen, for equal commands to share.
     """
     table = _table(body, None, f"tasks[{position}]")
     task_id = table.get("id")
@@ -270,35 +307,50 @@ def _task_drafts(
             f"task #{position + 1} needs a non-empty string id", field=f"tasks[{position}].id"
         )
     _no_unknown(table, _TASK_KEYS, task_id, "")
-    command = table.get("command")
-    params, secret = _params(table.get("params", {}), task_id)
-    for key in params:
-        _not_a_list_name(key, task_id, f"params.{key}")
-    draft: dict[str, Any] = {
-        "id": task_id,
-        "command": _argv(command, task_id, "command") if command is not None else None,
-        "kind": _optional(table, "kind", str, task_id, ""),
-        "params": params,
-        "secret_params": secret,
-        "depends_on": _str_list(table["depends_on"], task_id, "depends_on")
-        if "depends_on" in table
-        else (),
-        "after": _optional_list(table, "after", task_id),
-        "priority": _optional(table, "priority", int, task_id, "") or 0,
-        "timeout": _optional_number(table, "timeout", task_id, ""),
-        "env": _str_map(table["env"], task_id, "env") if "env" in table else {},
-        "cwd": _optional(table, "cwd", str, task_id, ""),
-        "retry": _retry(table, task_id, ""),
-        "tool": _optional(table, "tool", str, task_id, ""),
-        "continue_on_failure": _optional(table, "continue_on_failure", bool, task_id, "") or False,
-        "inputs": _optional_list(table, "inputs", task_id),
-        "outputs": _optional_list(table, "outputs", task_id),
-        "ok_exit_codes": _int_list(table["ok_exit_codes"], task_id, "ok_exit_codes")
-        if "ok_exit_codes" in table
-        else SUCCESS,
-    }
+    draft: dict[str, Any] = {"id": task_id}
+    params: dict[str, str] = {}
+    if "params" in table:
+        params, secret = _params(table["params"], task_id)
+        for key in params:
+            _not_a_list_name(key, task_id, f"params.{key}")
+        draft["params"] = params
+        if secret:
+            draft["secret_params"] = secret
+    # Only the keys the table has: a task of a large file sets three or
+    # four, and `build_task` leaves the others at their defaults unchecked.
+    if "command" in table:
+        command = tuple(_argv(table["command"], task_id, "command"))
+        draft["command"] = commands.setdefault(command, command)
+    if "kind" in table:
+        draft["kind"] = _typed(table["kind"], str, task_id, "kind")
+    if "depends_on" in table:
+        draft["depends_on"] = _str_list(table["depends_on"], task_id, "depends_on")
+    if "after" in table:
+        draft["after"] = _str_list(table["after"], task_id, "after")
+    if "priority" in table:
+        draft["priority"] = _typed(table["priority"], int, task_id, "priority")
+    if "timeout" in table:
+        draft["timeout"] = _optional_number(table, "timeout", task_id, "")
+    if "env" in table:
+        draft["env"] = _str_map(table["env"], task_id, "env")
+    if "cwd" in table:
+        draft["cwd"] = _typed(table["cwd"], str, task_id, "cwd")
+    if not _RETRY_KEYS.isdisjoint(table):
+        draft["retry"] = _retry(table, task_id, "")
+    if "tool" in table:
+        draft["tool"] = _typed(table["tool"], str, task_id, "tool")
+    if "continue_on_failure" in table:
+        draft["continue_on_failure"] = _typed(
+            table["continue_on_failure"], bool, task_id, "continue_on_failure"
+        )
+    if "inputs" in table:
+        draft["inputs"] = _str_list(table["inputs"], task_id, "inputs")
+    if "outputs" in table:
+        draft["outputs"] = _str_list(table["outputs"], task_id, "outputs")
+    if "ok_exit_codes" in table:
+        draft["ok_exit_codes"] = _int_list(table["ok_exit_codes"], task_id, "ok_exit_codes")
     if "foreach" not in table:
-        if draft["inputs"] or draft["outputs"] or draft["env"] or draft["cwd"] is not None:
+        if not _RENDERED.isdisjoint(draft):
             _rendered(draft, params, task_id)
         return [draft]
     foreach = _table(table["foreach"], task_id, "foreach")
@@ -310,7 +362,7 @@ def _task_drafts(
                 f"{key!r} is both a foreach key and a param", task=task_id, field=f"foreach.{key}"
             )
         _not_a_list_name(key, task_id, f"foreach.{key}")
-    if draft["command"] is not None:
+    if "command" in draft:
         _known_placeholders(draft["command"], [*params, *foreach], task_id)
     instances = []
     for combination in combinations(foreach, task=task_id, base_dir=base_dir):
@@ -326,7 +378,7 @@ def _task_drafts(
     return instances
 
 
-def _known_placeholders(command: list[str], names: list[str], task: str) -> None:
+def _known_placeholders(command: Sequence[str], names: list[str], task: str) -> None:
     """
     Every placeholder of a fanned-out task's own command is a param or foreach key.
 
@@ -363,15 +415,22 @@ def _rendered(draft: dict[str, Any], params: dict[str, str], task: str) -> dict[
     Outputs are made plain (``./build//a.o`` is ``build/a.o``) here, as the
     spec would, since input globs are matched against them before there is a spec.
     """
-    draft["inputs"] = [render_field(p, params, task=task, field="inputs") for p in draft["inputs"]]
-    draft["outputs"] = list(
-        path_tuple(render_field(p, params, task=task, field="outputs") for p in draft["outputs"])
-    )
-    draft["env"] = {
-        key: render_field(value, params, task=task, field=f"env.{key}")
-        for key, value in draft["env"].items()
-    }
-    if draft["cwd"] is not None:
+    if "inputs" in draft:
+        draft["inputs"] = [
+            render_field(p, params, task=task, field="inputs") for p in draft["inputs"]
+        ]
+    if "outputs" in draft:
+        draft["outputs"] = list(
+            path_tuple(
+                render_field(p, params, task=task, field="outputs") for p in draft["outputs"]
+            )
+        )
+    if "env" in draft:
+        draft["env"] = {
+            key: render_field(value, params, task=task, field=f"env.{key}")
+            for key, value in draft["env"].items()
+        }
+    if "cwd" in draft:
         draft["cwd"] = render_field(draft["cwd"], params, task=task, field="cwd")
     return draft
 

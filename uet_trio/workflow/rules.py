@@ -13,7 +13,7 @@ them and say which rule checks which field.
 from __future__ import annotations
 
 import math
-import os
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +32,9 @@ class Rule(Protocol):
 
 
 _Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+"""How `os.fsencode` turns text into bytes (called directly: it runs for each argv element)."""
 
 
 def check_number(value: object, *, task: str | None, field: str, minimum: float = 0) -> None:
@@ -103,7 +106,7 @@ def check_os_string(value: str, *, task: str | None, field: str) -> None:
     if "\0" in value:
         raise WorkflowError(f"NUL byte in {value!r}", task=task, field=field)
     try:
-        os.fsencode(value)
+        value.encode(_FS_ENCODING, _FS_ERRORS)
     except UnicodeEncodeError as error:
         raise WorkflowError(
             f"{value!r} cannot be passed to a command (lone surrogate at position {error.start})",

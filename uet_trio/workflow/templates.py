@@ -78,13 +78,11 @@ def unknown_placeholders(
     A path part (``src.stem``) is known when its param is; with `lists`,
     ``{inputs}`` and ``{outputs}`` are too.
     """
+    wanted = [text for element in template for text, is_name in _parse(element) if is_name]
+    if not wanted:
+        return []
     names = frozenset(known) | (frozenset(LISTS) if lists else frozenset())
-    unknown = set()
-    for element in template:
-        for text, is_name in _parse(element):
-            if is_name and _lookup_name(text, names) is None:
-                unknown.add(text)
-    return sorted(unknown)
+    return sorted({text for text in wanted if _lookup_name(text, names) is None})
 
 
 def _lookup_name(text: str, names: frozenset[str] | Mapping[str, str]) -> str | None:
