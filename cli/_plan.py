@@ -7,6 +7,7 @@ import os
 import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -144,17 +145,25 @@ def _echo_plan(planned: Plan) -> None:
             click.echo(f"  {route.kind}: {route.strategy} over {tools}")
     width = min(40, max(len(_shown_id(task)) for level in planned.levels for task in level))
     for depth, level in enumerate(planned.levels):
-        click.echo(f"level {depth}:")
+        # One write per level: a million tasks are a million lines.
+        lines = [f"level {depth}:"]
         for task, count in _grouped(level):
             route_text = ""
             if task.strategy is not None:
                 route_text = f"[{task.kind} -> {task.tool} ({task.strategy}: {task.reason})] "
-            command = shlex.join(task.argv) if task.argv else "(callable)"
+            command = _quoted(task.argv) if task.argv else "(callable)"
             if count > 1:
-                click.echo(f"  {_shown_id(task):<{width}}  {count} instances, the first: {task.id}")
-                click.echo(f"  {'':<{width}}  {route_text}{command}{_settings_text(task)}")
+                lines.append(
+                    f"  {_shown_id(task):<{width}}  {count} instances, the first: {task.id}"
+                )
+                lines.append(f"  {'':<{width}}  {route_text}{command}{_settings_text(task)}")
             else:
-                click.echo(f"  {task.id:<{width}}  {route_text}{command}{_settings_text(task)}")
+                lines.append(f"  {task.id:<{width}}  {route_text}{command}{_settings_text(task)}")
+        click.echo("\n".join(lines))
+
+
+_quoted = lru_cache(maxsize=1024)(shlex.join)
+"""A command as a shell would read it; tasks of one command are quoted once."""
 
 
 def _shown_id(task: PlannedTask) -> str:

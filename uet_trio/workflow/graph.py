@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -71,26 +72,34 @@ def compile_graph(spec: WorkflowSpec) -> TaskGraph:
     """
     ids = tuple(task.id for task in spec.tasks)
     index = {task_id: i for i, task_id in enumerate(ids)}
+    position = index.__getitem__
     producer = {path: i for i, task in enumerate(spec.tasks) for path in task.outputs}
     deps_lists: list[tuple[int, ...]] = []
     soft_sets: list[frozenset[int]] = []
     for task in spec.tasks:
-        required = [index[d] for d in task.depends_on]
+        required = tuple(map(position, task.depends_on))
         if producer and task.inputs:
-            required += [producer[path] for path in task.inputs if path in producer]
+            required += tuple(producer[path] for path in task.inputs if path in producer)
         if task.after:
-            only_after = [index[d] for d in task.after]
+            only_after = tuple(map(position, task.after))
             deps_lists.append(tuple(dict.fromkeys(required + only_after)))
             soft_sets.append(frozenset(only_after).difference(required))
         else:
-            deps_lists.append(tuple(dict.fromkeys(required)) if required else ())
+            # A task's own list seldom repeats a task: most have one dependency.
+            deps_lists.append(tuple(dict.fromkeys(required)) if len(required) > 1 else required)
             soft_sets.append(_NONE)
     deps = tuple(deps_lists)
-    dependents_lists: list[list[int]] = [[] for _ in ids]
+    del deps_lists
+    dependents_lists: list[Any] = [[] for _ in ids]
     for i, task_deps in enumerate(deps):
         for d in task_deps:
             dependents_lists[d].append(i)
-    dependents = tuple(tuple(lst) for lst in dependents_lists)
+    # Each list becomes a tuple in place, so both forms of a million are never
+    # held at once; every task without dependents shares the empty tuple.
+    for i, waiting in enumerate(dependents_lists):
+        dependents_lists[i] = tuple(waiting) if waiting else ()
+    dependents: tuple[tuple[int, ...], ...] = tuple(dependents_lists)
+    del dependents_lists
     levels = _levels(deps, dependents)
     if sum(len(level) for level in levels) != len(ids):
         raise CycleError([ids[i] for i in _find_cycle(deps, levels)])
