@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """
-    Hold off Python's cycle collector while a command builds its workflow.
+    Hold off Python's cycle collector while a command builds its workflow (and plan).
 
     Loading a large workflow allocates several objects per task and frees
     almost none, which is what makes the collector run its full passes again
     and again over everything loaded so far (a third of the load time of
-    100,000 tasks); nothing loaded forms a cycle to collect. A process-wide
+    100,000 tasks); nothing loaded or planned forms a cycle to collect. A process-wide
     setting, so only the command line, which owns its process, sets it.
     """
     enabled = gc.isenabled()
@@ -71,14 +71,14 @@ def plan(flow: str, db: str | None, as_json: bool) -> None:
 
     with collector_paused():
         spec, graph = open_workflow(flow)
-    db = db or flow_store(flow)
-    saved = None
-    durations: dict[str, list[float]] = {}
-    if os.path.exists(db):
-        with open_store(db) as store:
-            saved = store.load_router_state(spec.name)
-            durations = store.recent_durations(spec.name)
-    planned = plan_workflow(spec, graph, router_state=saved, durations=durations)
+        db = db or flow_store(flow)
+        saved = None
+        durations: dict[str, list[float]] = {}
+        if os.path.exists(db):
+            with open_store(db) as store:
+                saved = store.load_router_state(spec.name)
+                durations = store.recent_durations(spec.name)
+        planned = plan_workflow(spec, graph, router_state=saved, durations=durations)
     if as_json:
         echo_json(_plan_document(planned))
     else:

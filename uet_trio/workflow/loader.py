@@ -300,13 +300,14 @@ def _task_drafts(
     `groups` gets the instance ids of a fanned-out task; `commands` keeps
     one tuple of each command seen, for equal commands to share.
     """
-    table = _table(body, None, f"tasks[{position}]")
+    table = body if type(body) is dict else _table(body, None, f"tasks[{position}]")
     task_id = table.get("id")
     if not isinstance(task_id, str) or not task_id.strip():
         raise WorkflowError(
             f"task #{position + 1} needs a non-empty string id", field=f"tasks[{position}].id"
         )
-    _no_unknown(table, _TASK_KEYS, task_id, "")
+    if not _TASK_KEYS.issuperset(table):
+        _no_unknown(table, _TASK_KEYS, task_id, "")
     draft: dict[str, Any] = {"id": task_id}
     params: dict[str, str] = {}
     if "params" in table:
@@ -539,8 +540,16 @@ def _first_number(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
+def _all_text(items: list[Any]) -> bool:
+    """Whether every item is a string (a loop: cheaper than all() for the short lists of a task)."""
+    for item in items:  # noqa: SIM110 (see above)
+        if not isinstance(item, str):
+            return False
+    return True
+
+
 def _str_list(value: Any, task: str | None, field: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    if not isinstance(value, list) or not _all_text(value):
         raise WorkflowError(
             f"expected a list of strings, got {_describe(value)}", task=task, field=field
         )
@@ -563,7 +572,7 @@ def _int_list(value: Any, task: str | None, field: str) -> list[int]:
 
 
 def _argv(value: Any, task: str | None, field: str) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(i, str) for i in value):
+    if not isinstance(value, list) or not value or not _all_text(value):
         raise WorkflowError(
             f"expected a non-empty list of strings (argv), got {_describe(value)}; "
             'for example ["echo", "hi"], or ["sh", "-c", "..."] for a shell command',
