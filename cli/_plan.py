@@ -15,7 +15,7 @@ import click
 from ._common import echo_json, flow_db_option, flow_store, open_store, plural, seconds
 
 if TYPE_CHECKING:
-    from uet_trio import Plan, PlannedTask
+    from uet_trio import Plan, PlannedTask, Planner, TaskGraph, WorkflowSpec
 
 
 @contextmanager
@@ -67,7 +67,7 @@ def plan(flow: str, db: str | None, as_json: bool) -> None:
     least_loaded and round_robin show how a burst would be spread.
     Each task also shows its effective timeout and retries.
     """
-    from uet_trio import open_workflow, plan_workflow
+    from uet_trio import Planner, open_workflow, plan_workflow
 
     with collector_paused():
         spec, graph = open_workflow(flow)
@@ -78,11 +78,12 @@ def plan(flow: str, db: str | None, as_json: bool) -> None:
             with open_store(db) as store:
                 saved = store.load_router_state(spec.name)
                 durations = store.recent_durations(spec.name)
-        planned = plan_workflow(spec, graph, router_state=saved, durations=durations)
-    if as_json:
-        echo_json(_plan_document(planned))
-    else:
-        _echo_plan(planned)
+        if as_json:
+            echo_json(
+                _plan_document(plan_workflow(spec, graph, router_state=saved, durations=durations))
+            )
+        else:
+            _echo_plan(spec, graph, Planner(spec, graph, router_state=saved, durations=durations))
 
 
 def _plan_document(planned: Plan) -> dict[str, Any]:
@@ -124,27 +125,32 @@ def _task_document(task: PlannedTask) -> dict[str, Any]:
     return entry
 
 
-def _echo_plan(planned: Plan) -> None:
-    """The human form of a plan."""
-    if planned.history:
-        length = f"{seconds(planned.critical_path)} by recorded durations"
+def _echo_plan(spec: WorkflowSpec, graph: TaskGraph, planner: Planner) -> None:
+    """The human form of a plan, written level by level as the planner gives them."""
+    if planner.history:
+        length = f"{seconds(planner.critical_path)} by recorded durations"
     else:
-        length = f"{plural(planned.critical_path, 'task')} (no recorded durations)"
+        length = f"{plural(planner.critical_path, 'task')} (no recorded durations)"
     click.echo(
-        f"workflow {planned.workflow}: {plural(planned.tasks, 'task')} in "
-        f"{plural(len(planned.levels), 'level')}; "
+        f"workflow {spec.name}: {plural(len(graph), 'task')} in "
+        f"{plural(len(graph.levels), 'level')}; "
         f"critical path {length}"
     )
-    if planned.routes:
+    if planner.routes:
         click.echo("routing:")
-        for route in planned.routes:
+        for route in planner.routes:
             tools = ", ".join(
                 name + (f" (max {limit})" if limit is not None else "")
                 for name, limit in route.tools
             )
             click.echo(f"  {route.kind}: {route.strategy} over {tools}")
-    width = min(40, max(len(_shown_id(task)) for level in planned.levels for task in level))
-    for depth, level in enumerate(planned.levels):
+    width = min(
+        40,
+        max(
+            len(f"{task.group}[...]" if task.group is not None else task.id) for task in spec.tasks
+        ),
+    )
+    for depth, level in enumerate(planner.levels()):
         # One write per level: a million tasks are a million lines.
         lines = [f"level {depth}:"]
         for task, count in _grouped(level):

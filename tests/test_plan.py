@@ -24,6 +24,7 @@ from uet_trio import (
     Plan,
     PlannedRoute,
     PlannedTask,
+    Planner,
     WorkflowError,
     compile_graph,
     open_workflow,
@@ -255,3 +256,26 @@ UNKNOWN_STRATEGY = """
     kind = "k"
     params = { x = "1" }
 """
+
+
+def test_a_planner_gives_the_levels_routes_and_weights_of_the_plan() -> None:
+    document = {
+        **SETTINGS,
+        "routing": {"job": {"strategy": "round_robin"}},
+    }
+    spec = parse_workflow(document)
+    graph = compile_graph(spec)
+    planner = Planner(spec, graph, durations={"secret": [4.0]})
+    levels = tuple(planner.levels())
+    plan = plan_workflow(spec, graph, durations={"secret": [4.0]})
+    assert levels == plan.levels
+    assert [task.tool for level in levels for task in level if task.strategy == "round_robin"] == [
+        "slow",
+        "plain",
+        "slow",
+    ]
+    assert (planner.routes, planner.critical_path, planner.history) == (
+        plan.routes,
+        plan.critical_path,
+        True,
+    )

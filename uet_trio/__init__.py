@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .deciding.plan import Plan as Plan
     from .deciding.plan import PlannedRoute as PlannedRoute
     from .deciding.plan import PlannedTask as PlannedTask
+    from .deciding.plan import Planner as Planner
     from .deciding.plan import plan_workflow as plan_workflow
     from .deciding.routing import RouteDecision as RouteDecision
     from .deciding.routing import Router as Router
@@ -95,6 +96,7 @@ _EXPORTS = {
     "Plan": "deciding.plan",
     "PlannedRoute": "deciding.plan",
     "PlannedTask": "deciding.plan",
+    "Planner": "deciding.plan",
     "plan_workflow": "deciding.plan",
     "DryRunTask": "running.dry_run",
     "dry_run": "running.dry_run",

@@ -15,7 +15,7 @@ and passes in (the router's saved state, recent task durations).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -112,49 +112,82 @@ def plan_workflow(
         durations: recent successful attempt durations per task id
             (`Store.recent_durations`), which weigh the critical path.
     """
-    router = Router(spec)
-    if router_state is not None:
-        router.restore(router_state)
-    recorded = durations or {}
-    path = remaining_path(graph, task_weights(graph, recorded))
-    settings = Settings(spec)
-    levels: list[tuple[PlannedTask, ...]] = []
-    for depth, level in enumerate(graph.levels):
-        planned: list[PlannedTask] = []
-        for i in level:
-            task = spec.tasks[i]
-            decision = None
-            if task.kind is not None:
-                # Nothing is excluded, so every route has a candidate to give.
-                decision = router.choose(task)
-                assert decision is not None
-                router.queued(decision.tool)
-            effective = settings.of(task, decision.tool if decision is not None else None)
-            planned.append(
-                PlannedTask(
-                    id=task.id,
-                    group=task.group,
-                    level=depth,
-                    priority=task.priority,
-                    kind=task.kind,
-                    tool=effective.tool,
-                    strategy=decision.strategy if decision is not None else None,
-                    candidates=decision.candidates if decision is not None else (),
-                    reason=decision.reason if decision is not None else None,
-                    argv=effective.shown_argv,
-                    timeout=effective.timeout,
-                    retries=settings.retry(task, effective.tool).retries,
-                    path=path[i],
-                )
-            )
-        levels.append(tuple(planned))
+    planner = Planner(spec, graph, router_state=router_state, durations=durations)
     return Plan(
         workflow=spec.name,
-        levels=tuple(levels),
-        routes=_routes(spec, router),
-        critical_path=max(path, default=0.0),
-        history=bool(recorded),
+        levels=tuple(planner.levels()),
+        routes=planner.routes,
+        critical_path=planner.critical_path,
+        history=planner.history,
     )
+
+
+class Planner:
+    """
+    `plan_workflow` one level at a time, for a caller that shows each level and lets it go.
+
+    The plan of a million tasks is a million `PlannedTask` records; ``uet
+    plan`` prints them level by level through a planner instead, so one
+    level's records are alive at a time. What the whole plan says besides
+    its levels is known before the first level. The arguments are
+    `plan_workflow`'s.
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        graph: TaskGraph,
+        *,
+        router_state: Mapping[str, Any] | None = None,
+        durations: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        self._spec = spec
+        self._graph = graph
+        self._router = Router(spec)
+        if router_state is not None:
+            self._router.restore(router_state)
+        recorded = durations or {}
+        self._path = remaining_path(graph, task_weights(graph, recorded))
+        self.routes = _routes(spec, self._router)
+        """Every routed kind, in the order its first task appears in the workflow."""
+        self.critical_path = max(self._path, default=0.0)
+        """The heaviest chain's weight: seconds by recorded durations, else a count of tasks."""
+        self.history = bool(recorded)
+        """Whether recorded durations weighed the critical path (else every task weighs 1)."""
+
+    def levels(self) -> Iterator[tuple[PlannedTask, ...]]:
+        """The planned tasks level by level, each level in the order its tasks are routed."""
+        spec, router, path = self._spec, self._router, self._path
+        settings = Settings(spec)
+        for depth, level in enumerate(self._graph.levels):
+            planned: list[PlannedTask] = []
+            for i in level:
+                task = spec.tasks[i]
+                decision = None
+                if task.kind is not None:
+                    # Nothing is excluded, so every route has a candidate to give.
+                    decision = router.choose(task)
+                    assert decision is not None
+                    router.queued(decision.tool)
+                effective = settings.of(task, decision.tool if decision is not None else None)
+                planned.append(
+                    PlannedTask(
+                        id=task.id,
+                        group=task.group,
+                        level=depth,
+                        priority=task.priority,
+                        kind=task.kind,
+                        tool=effective.tool,
+                        strategy=decision.strategy if decision is not None else None,
+                        candidates=decision.candidates if decision is not None else (),
+                        reason=decision.reason if decision is not None else None,
+                        argv=effective.shown_argv,
+                        timeout=effective.timeout,
+                        retries=settings.retry(task, effective.tool).retries,
+                        path=path[i],
+                    )
+                )
+            yield tuple(planned)
 
 
 def _routes(spec: WorkflowSpec, router: Router) -> tuple[PlannedRoute, ...]:
