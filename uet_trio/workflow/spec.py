@@ -21,6 +21,7 @@ does no I/O.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -401,19 +402,24 @@ class TaskSpec:
 
 _TASK_FIELDS: tuple[attrs.Attribute[Any], ...] = attrs.fields(TaskSpec)
 _TASK_NAMES = frozenset(field.name for field in _TASK_FIELDS)
-_TASK_SLOTS: tuple[tuple[str, Callable[[TaskSpec, Any], None], Any, Any, Any, Any], ...] = tuple(
-    (
-        field.name,
+_TASK_DEFAULTS: tuple[tuple[Callable[[TaskSpec, Any], None], Any], ...] = tuple(
+    (TaskSpec.__dict__[field.name].__set__, field.default)
+    for field in _TASK_FIELDS
+    if field.name != "id"
+)
+"""The setter of each field's slot (which a frozen class's ``__setattr__`` refuses) and its
+default."""
+_TASK_GIVEN: dict[str, tuple[int, Callable[[TaskSpec, Any], None], Any, Any, Any]] = {
+    field.name: (
+        position,
         TaskSpec.__dict__[field.name].__set__,
-        field.default,
         field.converter,
         field.validator,
         field,
     )
-    for field in _TASK_FIELDS
-)
-"""Each field's name, the setter of its slot (which a frozen class's ``__setattr__`` refuses),
-its default, converter and validator, and the field, in field order."""
+    for position, field in enumerate(_TASK_FIELDS)
+}
+"""For each field given: its place in field order, slot setter, converter, validator and field."""
 _CROSS_FIELD = ("command",)
 """Fields whose rule runs even when they are not given: command's says that exactly one
 of command, kind and call is."""
@@ -436,21 +442,23 @@ def build_task(given: Mapping[str, Any]) -> TaskSpec:
         unknown = sorted(set(given) - _TASK_NAMES) or ["no id"]
         raise TypeError(f"not the fields of a task: {', '.join(unknown)}")
     task: TaskSpec = object.__new__(TaskSpec)
+    for set_slot, default in _TASK_DEFAULTS:
+        set_slot(task, default)
     checks = []
-    for name, set_slot, default, converter, validator, field in _TASK_SLOTS:
-        if name in given:
-            value = given[name]
-            if converter is not None:
-                value = converter(value)
-            set_slot(task, value)
-            if validator is not None:
-                checks.append((validator, field, value))
-        else:
-            set_slot(task, default)
-            if name in _CROSS_FIELD:
-                checks.append((validator, field, default))
-    for validator, field, value in checks:
-        validator(task, field, value)
+    for name, value in given.items():
+        position, set_slot, converter, validator, field = _TASK_GIVEN[name]
+        if converter is not None:
+            value = converter(value)
+        set_slot(task, value)
+        if validator is not None:
+            checks.append((position, validator, field))
+    for name in _CROSS_FIELD:
+        if name not in given:
+            position, _, _, validator, field = _TASK_GIVEN[name]
+            checks.append((position, validator, field))
+    checks.sort(key=itemgetter(0))
+    for _, validator, field in checks:
+        validator(task, field, getattr(task, field.name))
     return task
 
 
