@@ -445,7 +445,7 @@ def label(text: str, fg: str) -> str:
 
 def plural(count: float, noun: str) -> str:
     """``1 task``, ``2 tasks``, ``0 tasks``: `count` and `noun` in agreement (nouns taking -s)."""
-    return f"{count:g} {noun}" if count == 1 else f"{count:g} {noun}s"
+    return f"{count:.15g} {noun}" if count == 1 else f"{count:.15g} {noun}s"
 
 
 def seconds(value: float | None) -> str:

@@ -204,3 +204,10 @@ def test_validate_and_plan_of_a_chain(tmp_path: Path) -> None:
     lines = planned.output.splitlines()
     assert lines[0].startswith("workflow chain: 1500 tasks in 1500 levels")
     assert lines[-2:] == ["level 1499:", "  t1499  true"]
+
+
+def test_counts_of_a_million_are_written_out() -> None:
+    from uet_trio_cli._common import plural
+
+    assert plural(1_000_000, "task") == "1000000 tasks"
+    assert plural(2.5, "task") == "2.5 tasks"
