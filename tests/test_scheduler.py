@@ -449,6 +449,60 @@ class TestChecks:
         checks = [r for r in s.dispatch(4) if isinstance(r, CheckRequest)]
         assert [(c.task_id, c.judged) for c in checks] == [("build", False)]
 
+    def test_settled_tasks_finish_before_the_rest_with_one_event_each(self) -> None:
+        """
+        `settle` asks only about tasks whose dependencies it found up to date;
+        `ready_roots` finishes them with ``task_up_to_date`` alone, each
+        followed by the ``task_ready`` of what it releases.
+        """
+        spec = WorkflowSpec(
+            name="w",
+            tasks=[
+                TaskSpec(id="a", command=["cc"], inputs=["a.c"], outputs=["a.o"]),
+                TaskSpec(id="b", command=["cc"], inputs=["b.c"], outputs=["b.o"]),
+                TaskSpec(id="use-a", command=["ld"], inputs=["a.o"], outputs=["a"]),
+                TaskSpec(id="use-b", command=["ld"], inputs=["b.o"], outputs=["b"]),
+                TaskSpec(id="after-a", command=["ls"], depends_on=["a"]),
+                TaskSpec(id="phony", command=["echo"]),
+            ],
+        )
+        asked: list[str] = []
+
+        def check(request: CheckRequest) -> Verdict | None:
+            asked.append(request.task_id)
+            if request.task_id == "b":
+                return None  # a file that must be read: left to the run
+            return self.verdict(request, fresh=request.task_id != "use-a")
+
+        s = scheduler(spec)
+        s.begin()
+        take(s)
+        s.settle(check)
+        assert asked == ["a", "b", "use-a"]
+        assert s.outbox == []
+        s.ready_roots()
+        assert take(s) == [
+            ("task_ready", "b", None),
+            ("task_ready", "phony", None),
+            ("task_up_to_date", "a", None),
+            ("task_ready", "use-a", None),
+            ("task_ready", "after-a", None),
+        ]
+        assert s.states[0] is TaskState.UP_TO_DATE
+        assert s.unfinished == 5
+        assert [r.task_id for r in s.dispatch(8)] == ["b", "use-a", "after-a", "phony"]
+
+    def test_nothing_is_settled_on_resume(self) -> None:
+        def check(request: CheckRequest) -> Verdict:
+            return self.verdict(request, fresh=True)
+
+        s = scheduler(self.spec())
+        s.resume([])
+        s.begin()
+        s.settle(check)
+        s.ready_roots()
+        assert EventKind.TASK_UP_TO_DATE not in [e[0] for e in s.outbox]
+
     def test_up_to_date_is_kept_on_resume(self) -> None:
         s = scheduler(self.spec())
         s.resume([record("build", "up_to_date", 0)])

@@ -80,6 +80,30 @@ def test_the_second_run_runs_nothing(project: Path) -> None:
     assert ran(run(project)) == set()
 
 
+def test_a_no_op_rerun_records_one_event_per_task(project: Path) -> None:
+    """
+    Found up to date before the run starts, each task is recorded with its
+    ``task_up_to_date`` alone, in the row state and the views read.
+    """
+    run(project)
+    assert ran(run(project)) == set()
+    with Store.open(project / ".uet" / "uet.db") as store:
+        run_id = store.last_run()
+        kinds = [(event.kind, event.task_id) for event in store.events(run_id)]
+        assert kinds == [
+            ("run_started", None),
+            ("task_up_to_date", A),
+            ("task_up_to_date", B),
+            ("task_up_to_date", COUNT),
+            ("run_finished", None),
+        ]
+        assert {task.state for task in store.tasks(run_id)} == {TaskState.UP_TO_DATE}
+        assert store.ready_causes(run_id) == {}
+    shown = run_uet("runs", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    assert run_id in shown.stdout
+
+
 def test_a_changed_input_reruns_its_task_and_what_reads_its_output(project: Path) -> None:
     run(project)
     (project / "src" / "a.txt").write_text("alphabet\n")
@@ -252,14 +276,21 @@ class TestCommandLine:
         assert db.stat().st_mtime_ns == before
         assert not (project / "out" / "a.txt").exists()
 
-    def test_run_lines_and_summary_say_up_to_date(self, project: Path) -> None:
+    def test_the_summary_counts_up_to_date_tasks_and_verbose_lists_them(
+        self, project: Path
+    ) -> None:
+        """As make and ninja, a run names only what it ran; ``-v`` shows every event."""
         run(project)
         (project / "src" / "a.txt").write_text("alphabet\n")
         db = str(project / ".uet" / "uet.db")
         result = CliRunner().invoke(main, ["run", str(project / "flow.toml"), "--db", db])
         assert result.exit_code == 0, result.output
-        assert f"{B}  up to date" in result.output
+        assert f"{A}  " in result.output
+        assert B not in result.output
         assert "1 up to date, 2 succeeded" in result.output
+        result = CliRunner().invoke(main, ["run", "-v", str(project / "flow.toml"), "--db", db])
+        assert f"task_up_to_date {B} signature=" in result.output
+        assert "3 up to date, 0 succeeded" in result.output
         shown = CliRunner().invoke(main, ["show", "--last", "--db", db])
         assert "up_to_date" in shown.output
 

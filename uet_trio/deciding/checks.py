@@ -4,14 +4,19 @@ Up-to-date checks as the scheduler asks for them: which tasks are checked, and w
 A task that declares outputs may be up to date; so that its signature can
 cover what it depends on, a task that such a task depends on has a
 signature too. `check_request` is what the running layer needs to answer
-(`uet_trio.running.freshness`), for a run and for a dry run alike.
+(`uet_trio.running.freshness`), for a run and for a dry run alike;
+`up_to_date_before_start` asks, in one pass before a run starts, about
+every task that can be answered then (a no-op re-run is then decided
+before any task is made ready).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from ..workflow.graph import TaskGraph
 from ..workflow.spec import WorkflowSpec
-from .attempts import CheckRequest
+from .attempts import CheckRequest, Verdict
 from .settings import Settings
 
 
@@ -51,3 +56,39 @@ def check_request(
         upstream=tuple((graph.ids[dep], spec.tasks[dep].outputs) for dep in graph.deps[i]),
         judged=bool(task.outputs) and not always_make,
     )
+
+
+def up_to_date_before_start(
+    spec: WorkflowSpec,
+    graph: TaskGraph,
+    settings: Settings,
+    signed: Sequence[bool],
+    check: Callable[[CheckRequest], Verdict | None],
+) -> list[Verdict]:
+    """
+    The tasks that `check` finds up to date before a run starts, in dependency order.
+
+    A task is asked about only when everything it depends on was found up
+    to date here too: its dependencies' outputs are then final, so the
+    verdict is the one the run would reach by checking it when it became
+    ready. Only tasks whose command is known without routing are asked (no
+    kind, or a kind with a single candidate tool); `check` answers None
+    when it cannot tell without reading a file. Whatever is not found up
+    to date here goes the usual way: ready, checked, run.
+    """
+    fresh = [False] * len(graph)
+    found = []
+    for level in graph.levels:
+        for i in level:
+            task = spec.tasks[i]
+            if not (signed[i] and task.outputs) or not all(fresh[d] for d in graph.deps[i]):
+                continue
+            tools = spec.candidate_tools(task)
+            if len(tools) > 1:
+                continue
+            tool = tools[0].name if tools else None
+            verdict = check(check_request(spec, graph, settings, i, tool, always_make=False))
+            if verdict is not None and verdict.fresh:
+                fresh[i] = True
+                found.append(verdict)
+    return found

@@ -37,7 +37,7 @@ from ..workflow.frozen import EMPTY
 from ..workflow.graph import ReadySet, TaskGraph
 from ..workflow.spec import WorkflowSpec
 from .attempts import AttemptRequest, AttemptResult, CheckRequest, Started, Verdict
-from .checks import check_request, signed_tasks
+from .checks import check_request, signed_tasks, up_to_date_before_start
 from .routing import RouteDecision, Router
 from .settings import Settings
 
@@ -140,6 +140,8 @@ class Scheduler:
         self._always_make = always_make
         self._signed = signed_tasks(spec, graph) if check_outputs else None
         self._verdicts: dict[int, Verdict] = {}
+        self._settled: list[Verdict] = []
+        """Tasks found up to date before the start (`settle`), to finish in `ready_roots`."""
 
     # -------------------------------------------------------- start
 
@@ -195,11 +197,45 @@ class Scheduler:
             if state in _KEPT:
                 self._ready.release(i)
 
+    def settle(self, check: Callable[[CheckRequest], Verdict | None]) -> None:
+        """
+        Find, before any task is ready, the tasks `check` says are up to date.
+
+        `check` answers a `CheckRequest` as a worker would, or None when it
+        cannot without reading a file (the engine passes
+        `Freshness.check_now`, and calls this off its loop: it stats the
+        files). Call between `start` and `ready_roots`, which finishes those
+        tasks. Nothing is settled on a resumed run, with ``always_make``, or
+        when no task has a signature.
+        """
+        if self._signed is None or self._resumed or self._always_make:
+            return
+        self._settled = up_to_date_before_start(
+            self.spec, self.graph, self._settings, self._signed, check
+        )
+
     def ready_roots(self) -> None:
-        """Make ready every pending task whose dependencies have all succeeded."""
+        """
+        Make ready every pending task whose dependencies have all succeeded,
+        then finish the tasks found up to date (`settle`).
+
+        A settled task is decided ``task_up_to_date`` alone (it is never
+        ready), in dependency order, and what it releases is made ready
+        right after it, as `on_checked` does: the order of emission that
+        `RELEASING_KINDS` declares holds either way.
+        """
+        settled = {verdict.index for verdict in self._settled}
         for i in self._ready.roots():
-            if self.states[i] is TaskState.PENDING:
+            if self.states[i] is TaskState.PENDING and i not in settled:
                 self._make_ready(i)
+        for verdict in self._settled:
+            i = verdict.index
+            self.unfinished -= 1
+            self._emit(EventKind.TASK_UP_TO_DATE, i, data={"signature": verdict.signature})
+            for j in self._ready.release(i):
+                if self.states[j] is TaskState.PENDING and j not in settled:
+                    self._make_ready(j)
+        self._settled = []
 
     # -------------------------------------------------------- dispatch
 

@@ -320,6 +320,11 @@ class Run:
             # happens to the larger batches after it.
             await delivery.deliver()
             await trio.lowlevel.checkpoint()
+            if self._freshness is not None:
+                # A no-op re-run is decided here, in one pass over the stat
+                # cache, rather than task by task through the loop. In a
+                # thread: it stats every file, and the loop stays free.
+                await trio.to_thread.run_sync(scheduler.settle, self._freshness.check_now)
             scheduler.ready_roots()
             busy = 0
             while True:
