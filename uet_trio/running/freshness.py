@@ -64,8 +64,12 @@ def _digest_file(path: str) -> str:
     return digest.hexdigest()
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""The JSON that signatures hash: keys sorted, no spaces (built once, not per hash)."""
+
+
 def _hash(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    text = _CANONICAL.encode(value)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -85,7 +89,7 @@ class Freshness:
         recorded: Mapping[str, Recorded],
         file_states: Mapping[str, FileState],
     ) -> None:
-        self._base = base_dir
+        self._base = os.fspath(base_dir)
         self._recorded = recorded
         self._cache = dict(file_states)
         self._new: dict[str, FileState] = {}
@@ -170,7 +174,13 @@ class Freshness:
                 upstream[dep] = self._signatures.get(dep) or self._recorded_signature(dep)
         command = _hash({"argv": request.argv, "env": dict(request.env), "cwd": request.cwd})
         detail: dict[str, Any] = {"command": command, "inputs": inputs, "upstream": upstream}
-        signature = _hash(detail)
+        recorded = self._recorded.get(request.task_id)
+        if recorded is not None and _same_parts(recorded.detail, detail):
+            # What the recorded signature was computed from: the same hash,
+            # without encoding and hashing the detail again.
+            signature = recorded.signature
+        else:
+            signature = _hash(detail)
         self._signatures[request.task_id] = signature
         if request.judged:
             reason = self._stale_reason(request, signature, detail, digests)
@@ -272,6 +282,11 @@ def _paths(request: CheckRequest) -> dict[str, None]:
         paths.update(dict.fromkeys(outputs))
     paths.update(dict.fromkeys(request.outputs))
     return paths
+
+
+def _same_parts(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether a recorded detail holds the parts of `current` (its outputs aside), unchanged."""
+    return all(recorded.get(part) == value for part, value in current.items())
 
 
 def _changed(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> str:
