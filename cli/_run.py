@@ -501,8 +501,6 @@ class _Reporter:
         if kind is EventKind.TASK_SUCCEEDED:
             took = seconds(self.durations.get(event.task_id or ""))
             self._echo(f"  {label('ok', 'green')} {task}  {took}")
-        elif kind is EventKind.TASK_UP_TO_DATE:
-            self._echo(f"  {label('current', 'green')} {task}  up to date")
         elif kind is EventKind.TASK_FAILED:
             data = event.data
             if data.get(DataField.TIMED_OUT):
