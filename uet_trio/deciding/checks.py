@@ -64,9 +64,10 @@ def up_to_date_before_start(
     settings: Settings,
     signed: Sequence[bool],
     check: Callable[[CheckRequest], Verdict | None],
-) -> list[Verdict]:
+) -> list[tuple[int, str]]:
     """
-    The tasks that `check` finds up to date before a run starts, in dependency order.
+    The tasks that `check` finds up to date before a run starts, in
+    dependency order, each with its signature: (index, signature).
 
     A task is asked about only when everything it depends on was found up
     to date here too: its dependencies' outputs are then final, so the
@@ -90,5 +91,7 @@ def up_to_date_before_start(
             verdict = check(check_request(spec, graph, settings, i, tool, always_make=False))
             if verdict is not None and verdict.fresh:
                 fresh[i] = True
-                found.append(verdict)
+                # Not the verdict: its detail is no longer needed, and for a
+                # large build the details would add up to megabytes held.
+                found.append((i, verdict.signature))
     return found

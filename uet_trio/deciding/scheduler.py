@@ -140,8 +140,8 @@ class Scheduler:
         self._always_make = always_make
         self._signed = signed_tasks(spec, graph) if check_outputs else None
         self._verdicts: dict[int, Verdict] = {}
-        self._settled: list[Verdict] = []
-        """Tasks found up to date before the start (`settle`), to finish in `ready_roots`."""
+        self._settled: list[tuple[int, str]] = []
+        """Tasks found up to date before the start, with their signatures (`settle`)."""
 
     # -------------------------------------------------------- start
 
@@ -224,14 +224,13 @@ class Scheduler:
         right after it, as `on_checked` does: the order of emission that
         `RELEASING_KINDS` declares holds either way.
         """
-        settled = {verdict.index for verdict in self._settled}
+        settled = {i for i, _ in self._settled}
         for i in self._ready.roots():
             if self.states[i] is TaskState.PENDING and i not in settled:
                 self._make_ready(i)
-        for verdict in self._settled:
-            i = verdict.index
+        for i, signature in self._settled:
             self.unfinished -= 1
-            self._emit(EventKind.TASK_UP_TO_DATE, i, data={"signature": verdict.signature})
+            self._emit(EventKind.TASK_UP_TO_DATE, i, data={"signature": signature})
             for j in self._ready.release(i):
                 if self.states[j] is TaskState.PENDING and j not in settled:
                     self._make_ready(j)
