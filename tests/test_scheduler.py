@@ -481,6 +481,7 @@ class TestChecks:
         assert asked == ["a", "b", "use-a"]
         assert s.outbox == []
         s.ready_roots()
+        assert s.finish_settled(8) is False
         assert take(s) == [
             ("task_ready", "b", None),
             ("task_ready", "phony", None),
@@ -501,6 +502,7 @@ class TestChecks:
         s.begin()
         s.settle(check)
         s.ready_roots()
+        assert s.finish_settled(8) is False
         assert EventKind.TASK_UP_TO_DATE not in [e[0] for e in s.outbox]
 
     def test_up_to_date_is_kept_on_resume(self) -> None:

@@ -141,7 +141,9 @@ class Scheduler:
         self._signed = signed_tasks(spec, graph) if check_outputs else None
         self._verdicts: dict[int, Verdict] = {}
         self._settled: list[tuple[int, str]] = []
-        """Tasks found up to date before the start, with their signatures (`settle`)."""
+        """Tasks found up to date before the start, with their signatures, last first (`settle`)."""
+        self._settled_left: set[int] = set()
+        """The tasks of `_settled`: not made ready when a dependency releases them."""
 
     # -------------------------------------------------------- start
 
@@ -204,37 +206,47 @@ class Scheduler:
         `check` answers a `CheckRequest` as a worker would, or None when it
         cannot without reading a file (the engine passes
         `Freshness.check_now`, and calls this off its loop: it stats the
-        files). Call between `start` and `ready_roots`, which finishes those
-        tasks. Nothing is settled on a resumed run, with ``always_make``, or
-        when no task has a signature.
+        files). Call between `start` and `ready_roots`; then
+        `finish_settled` finishes those tasks. Nothing is settled on a
+        resumed run, with ``always_make``, or when no task has a signature.
         """
         if self._signed is None or self._resumed or self._always_make:
             return
         self._settled = up_to_date_before_start(
             self.spec, self.graph, self._settings, self._signed, check
         )
+        self._settled.reverse()
+        self._settled_left = {i for i, _ in self._settled}
 
     def ready_roots(self) -> None:
+        """Make ready every pending task whose dependencies have all succeeded (and not settled)."""
+        settled = self._settled_left
+        for i in self._ready.roots():
+            if self.states[i] is TaskState.PENDING and i not in settled:
+                self._make_ready(i)
+
+    def finish_settled(self, limit: int) -> bool:
         """
-        Make ready every pending task whose dependencies have all succeeded,
-        then finish the tasks found up to date (`settle`).
+        Finish up to `limit` of the tasks found up to date (`settle`), after
+        `ready_roots`; return whether any is left.
 
         A settled task is decided ``task_up_to_date`` alone (it is never
         ready), in dependency order, and what it releases is made ready
         right after it, as `on_checked` does: the order of emission that
-        `RELEASING_KINDS` declares holds either way.
+        `RELEASING_KINDS` declares holds either way. In parts, so that the
+        engine delivers each part's events before deciding the next.
         """
-        settled = {i for i, _ in self._settled}
-        for i in self._ready.roots():
-            if self.states[i] is TaskState.PENDING and i not in settled:
-                self._make_ready(i)
-        for i, signature in self._settled:
+        settled = self._settled
+        left = self._settled_left
+        for _ in range(min(limit, len(settled))):
+            i, signature = settled.pop()
+            left.discard(i)
             self.unfinished -= 1
             self._emit(EventKind.TASK_UP_TO_DATE, i, data={"signature": signature})
             for j in self._ready.release(i):
-                if self.states[j] is TaskState.PENDING and j not in settled:
+                if self.states[j] is TaskState.PENDING and j not in left:
                     self._make_ready(j)
-        self._settled = []
+        return bool(settled)
 
     # -------------------------------------------------------- dispatch
 

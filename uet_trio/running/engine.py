@@ -17,7 +17,9 @@ workers over a channel of the workers' size (so it never blocks there).
 Workers answer on a channel sized so that a worker never waits on it. A
 worker also answers the scheduler's up-to-date checks (`freshness`), and
 around an attempt of a task that declares outputs it makes, checks or
-removes them (`_with_outputs`).
+removes them (`_with_outputs`). Before the first task is ready, the tasks
+the stat cache shows up to date are settled in one pass, in a thread
+(`Scheduler.settle`): a no-op re-run never reaches the workers.
 
 Determinism: after waking, the loop takes every result already delivered
 and, while some busy worker has not reported, awaits `runner.settle()` and
@@ -326,6 +328,8 @@ class Run:
                 # thread: it stats every file, and the loop stays free.
                 await trio.to_thread.run_sync(scheduler.settle, self._freshness.check_now)
             scheduler.ready_roots()
+            while scheduler.finish_settled(CHECKS_PER_PASS):
+                await delivery.deliver()
             busy = 0
             while True:
                 busy += await self._dispatch(jobs, workers - busy)
@@ -421,7 +425,10 @@ class Run:
 
 
 CHECKS_PER_PASS = 256
-"""Checks the loop answers from the stat cache before it lets other tasks run."""
+"""
+Checks the loop answers from the stat cache before it lets other tasks run;
+settled tasks it finishes before it delivers their events.
+"""
 
 Job = AttemptRequest | CheckRequest
 """What the loop sends a worker: an attempt to run, or a task to check."""
