@@ -41,10 +41,17 @@ up-to-date checks, against the store, writing nothing) and ``uet run -q``
 uet's project and prints where its no-op spends its time under cProfile
 (see `profile`).
 
+``--baseline-uet PATH`` also times another uet (another checkout's
+venv's ``bin/uet``, say) in the same rotation, as ``uet-base``, in a
+project of its own that it built, and prints uet's time as a fraction of
+that one's: a change to the no-op measured against what it changed, in
+the same invocation.
+
 uet's store keeps every run, so the last round's store holds one recorded
 run per round; that is what a project that re-runs its build sees.
 
     python perf/bench_noop.py --files 1000 --rounds 21 --steps -o noop.json
+    python perf/bench_noop.py --files 10000 --rounds 5 --baseline-uet /tmp/old/venv/bin/uet
     python perf/bench_noop.py --files 10000 --rounds 3 --steps
     python perf/bench_noop.py --files 1000 --profile 15
 """
@@ -143,8 +150,8 @@ def _output(directory: Path, argv: list[str]) -> str:
     return done.stdout
 
 
-def _check_uet(directory: Path, files: int) -> None:
-    said = _output(directory, [w.UET, "run", "-n", "--db", ".uet/uet.db", "flow.toml"])
+def _check_uet(directory: Path, files: int, uet: str = w.UET) -> None:
+    said = _output(directory, [uet, "run", "-n", "--db", ".uet/uet.db", "flow.toml"])
     if f"0 would run, {files} up to date" not in said:
         raise RuntimeError(f"uet's no-op would run something:\n{said[-2000:]}")
 
@@ -239,14 +246,31 @@ def run_timed(argv: list[str], directory: Path) -> tuple[float, float]:
     return wall, cpu
 
 
-def measure(files: int, rounds: int, steps: bool) -> dict[str, list[float]]:
+def measure(
+    files: int, rounds: int, steps: bool, baseline: str | None = None
+) -> dict[str, list[float]]:
     """
     Each command's wall times in seconds, one per round, the order rotating each round.
 
     The CPU times are under the command's name with ``-cpu`` appended.
+    With `baseline` (another ``uet``), that one's no-op is timed too, as
+    ``uet-base``, in a copy of uet's built project.
     """
     root = w.scratch(f"noop-{files}")
     commands = {tool.name: (tool.noop, prepare(root, tool, files)) for tool in TOOLS}
+    if baseline is not None:
+        # Built by the baseline itself: signatures and the stat cache are
+        # kept by directory and path, so a copy of uet's project would
+        # look never built.
+        uet = TOOLS[0]
+        base = Tool(
+            "uet-base",
+            uet.write,
+            [baseline, *uet.build[1:]],
+            [baseline, *uet.noop[1:]],
+            lambda directory, files: _check_uet(directory, files, baseline),
+        )
+        commands[base.name] = (base.noop, prepare(root, base, files))
     if steps:
         commands |= {name: (argv, commands["uet"][1]) for name, argv in STEPS.items()}
     names = list(commands)
@@ -279,6 +303,14 @@ def summary(files: int, times: dict[str, list[float]]) -> None:
         )
     for name in ("make", "make-r", "ninja"):
         print(f"  uet / {name}, wall: {median['uet'] / median[name]:.1f}")
+    if "uet-base" in times:
+        for kind, label in (("", "wall"), ("-cpu", "CPU")):
+            uet, base = times["uet" + kind], times["uet-base" + kind]
+            paired = statistics.median(u / b for u, b in zip(uet, base, strict=True))
+            print(
+                f"  uet / uet-base, {label}: {median['uet' + kind] / median['uet-base' + kind]:.2f}"
+                f" (median of per-round ratios {paired:.2f})"
+            )
 
 
 def profile(files: int, runs: int) -> None:
@@ -361,6 +393,11 @@ def main() -> None:
         metavar="RUNS",
         help="instead, profile uet's no-op RUNS times and print where its time goes",
     )
+    parser.add_argument(
+        "--baseline-uet",
+        metavar="PATH",
+        help="also time this uet's no-op (another version), as uet-base, in the same rotation",
+    )
     parser.add_argument("-o", "--output", help="write the values as a pyperf JSON suite")
     args = parser.parse_args()
     # The commands see a shell's defaults: the untimed builds leave bytecode
@@ -373,7 +410,7 @@ def main() -> None:
             profile(files, args.profile)
         return
     rounds = 1 if args.debug_single_value else args.rounds
-    results = {files: measure(files, rounds, args.steps) for files in args.files}
+    results = {files: measure(files, rounds, args.steps, args.baseline_uet) for files in args.files}
     for files, times in results.items():
         summary(files, times)
     if args.output:
