@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from uet_trio import (
         DaskRunner,
         Event,
+        EventKind,
         LocalRunner,
         Run,
         RunResult,
@@ -409,7 +410,7 @@ async def _drive(
                     if not reporter.quiet:
                         # Closed on the way out, so that after a signal the run's
                         # final events never wait for a reader that has stopped.
-                        with active.events() as events:
+                        with active.events(kinds=reporter.kinds()) as events:
                             async for event in events:
                                 reporter.event(event)
                                 # What else has arrived is printed before the
@@ -473,6 +474,30 @@ class _Reporter:
         # The live status line: on a terminal only, and not with --quiet or --verbose.
         self.progress = ProgressLine.for_stdout() if not (quiet or verbose) else None
         self._echo = self.progress.echo if self.progress is not None else echo
+
+    def kinds(self) -> frozenset[EventKind] | None:
+        """
+        The kinds of event this reporter reads (None: all): with --verbose
+        or the progress line every event counts; otherwise those of the
+        lines it prints and of the failures' output tails. A run then hands
+        it none of the rest, such as a no-op's ``task_up_to_date`` events.
+        """
+        from uet_trio import EventKind
+
+        if self.verbose or self.progress is not None:
+            return None
+        return frozenset(
+            {
+                EventKind.ATTEMPT_STARTED,
+                EventKind.ATTEMPT_SPAWNED,
+                EventKind.ATTEMPT_FINISHED,
+                EventKind.TASK_SUCCEEDED,
+                EventKind.TASK_FAILED,
+                EventKind.TASK_SKIPPED,
+                EventKind.TASK_RETRY_WAIT,
+                EventKind.TASK_CANCELLED,
+            }
+        )
 
     def started(self, run_id: str, tasks: int) -> None:
         if not self.quiet:

@@ -257,6 +257,38 @@ class TestOpenRun:
         late = run.events()
         assert [event async for event in late] == []
 
+    async def test_a_subscriber_may_read_only_some_kinds(self, store: Store) -> None:
+        """With `kinds`, a subscriber gets those events, in order; the store and others get all."""
+        spec = WorkflowSpec(
+            name="some",
+            tasks=[
+                TaskSpec(id="a", command=["true"]),
+                TaskSpec(id="b", command=["false"], depends_on=["a"]),
+                TaskSpec(id="c", command=["true"], depends_on=["b"]),
+            ],
+        )
+        wanted = {EventKind.TASK_SUCCEEDED, EventKind.TASK_FAILED, EventKind.TASK_SKIPPED}
+        async with open_run(spec, store=store, max_workers=1) as run:
+            some, every = run.events(kinds=wanted), run.events()
+            seen: dict[str, list[uet_trio.Event]] = {"some": [], "every": []}
+
+            async def collect(
+                name: str, channel: trio.MemoryReceiveChannel[uet_trio.Event]
+            ) -> None:
+                async for event in channel:
+                    seen[name].append(event)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(collect, "some", some)
+                nursery.start_soon(collect, "every", every)
+        assert [(e.kind, e.task_id) for e in seen["some"]] == [
+            (EventKind.TASK_SUCCEEDED, "a"),
+            (EventKind.TASK_FAILED, "b"),
+            (EventKind.TASK_SKIPPED, "c"),
+        ]
+        assert seen["some"] == [e for e in seen["every"] if e.kind in wanted]
+        assert [e.seq for e in seen["every"]] == [r.seq for r in store.events(run.run_id)]
+
     async def test_cancelling_the_scope_stops_processes_and_records_cancelled(
         self, store: Store, tmp_path: Path
     ) -> None:

@@ -10,13 +10,14 @@ dropping), before the run loop next waits. Queued at once, an event is
 encoded into the persister's buffer at once: nothing of it stays alive for
 the garbage collector to scan, even when a step decides 100,000 events.
 Subscribers get the same `Event` objects, each through its own bounded
-channel.
+channel; one that names the kinds it reads gets only those, and an event
+of a kind nobody reads takes the direct way.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import trio
@@ -43,7 +44,9 @@ class Delivery:
         self._seq = last_seq
         self._persister: Persister | None = None
         self._clock: Callable[[], float] = float
-        self._subscribers: list[trio.MemorySendChannel[Event]] = []
+        self._subscribers: list[tuple[trio.MemorySendChannel[Event], Collection[EventKind]]] = []
+        self._watched: frozenset[EventKind] = frozenset()
+        """The kinds some subscriber reads: events of other kinds go straight to the persister."""
         self._backlog: deque[Event] = deque()
         """Events numbered but not yet handed to the persister and subscribers."""
         self._closed = False
@@ -58,19 +61,26 @@ class Delivery:
         self._persister = persister
         self._clock = clock
 
-    def subscribe(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[Event]:
-        """A channel of every event from now on; it ends when the run ends (`close`)."""
+    def subscribe(
+        self, buffer: int = SUBSCRIBER_BUFFER, kinds: Collection[EventKind] | None = None
+    ) -> trio.MemoryReceiveChannel[Event]:
+        """
+        A channel of every event from now on (or of those of `kinds`); it
+        ends when the run ends (`close`).
+        """
         send, receive = trio.open_memory_channel[Event](buffer)
         if self._closed:
             send.close()
         else:
-            self._subscribers.append(send)
+            read = frozenset(EventKind if kinds is None else kinds)
+            self._subscribers.append((send, read))
+            self._watched |= read
         return receive
 
     def close(self) -> None:
         """End every subscriber's channel: the run is over."""
         self._closed = True
-        for subscriber in self._subscribers:
+        for subscriber, _ in self._subscribers:
             subscriber.close()
 
     @property
@@ -97,7 +107,7 @@ class Delivery:
             attempt,
             data,
         )
-        if not self._backlog and not self._subscribers:
+        if not self._backlog and kind not in self._watched:
             try:
                 self._persister.send_nowait(event)
             except trio.WouldBlock:
@@ -127,16 +137,20 @@ class Delivery:
                 # the backlog, to be delivered before the run's last events.
                 await persister.send(event)
             backlog.popleft()
-            if self._subscribers:
+            if event.kind in self._watched:
                 await self._publish(event)
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _publish(self, event: Event) -> None:
-        for subscriber in list(self._subscribers):
+        for entry in list(self._subscribers):
+            subscriber, kinds = entry
+            if event.kind not in kinds:
+                continue
             try:
                 try:
                     subscriber.send_nowait(event)
                 except trio.WouldBlock:
                     await subscriber.send(event)
             except trio.BrokenResourceError:
-                self._subscribers.remove(subscriber)
+                self._subscribers.remove(entry)
+                self._watched = frozenset().union(*(read for _, read in self._subscribers))

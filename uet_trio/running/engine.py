@@ -36,7 +36,7 @@ everything queued.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Unpack
 
@@ -44,7 +44,7 @@ import attrs
 import trio
 
 from ..deciding.attempts import AttemptRequest, AttemptResult, CheckRequest, Started, Verdict
-from ..recording.events import Event
+from ..recording.events import Event, EventKind
 from ..recording.states import RunStatus, TaskState
 from ..recording.store import Store
 from ..workflow.graph import TaskGraph, compile_graph
@@ -194,15 +194,19 @@ class Run:
 
     # -------------------------------------------------------- handle API
 
-    def events(self, buffer: int = SUBSCRIBER_BUFFER) -> trio.MemoryReceiveChannel[Event]:
+    def events(
+        self, buffer: int = SUBSCRIBER_BUFFER, *, kinds: Collection[EventKind] | None = None
+    ) -> trio.MemoryReceiveChannel[Event]:
         """
-        Subscribe to this run's events from now on.
+        Subscribe to this run's events from now on (only those of `kinds`, if given).
 
         Returns a receive channel (iterate it with ``async for``) that ends
         when the run ends. Each subscriber has its own bounded buffer; a slow
-        subscriber slows the run rather than losing events.
+        subscriber slows the run rather than losing events. Naming the
+        kinds it reads spares the run a hop per event of the other kinds
+        (a no-op re-run's ``task_up_to_date``, say).
         """
-        return self._delivery.subscribe(buffer)
+        return self._delivery.subscribe(buffer, kinds)
 
     async def wait(self) -> RunResult:
         """
