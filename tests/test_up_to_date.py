@@ -22,7 +22,7 @@ import trio
 from click.testing import CliRunner
 from uet_trio_cli import main
 
-from uet_trio import Store, TaskState, load_workflow, run_workflow
+from uet_trio import Store, TaskSpec, TaskState, load_workflow, run_workflow
 
 from .conftest import UET, literal, run_uet
 from .procs import wait_for
@@ -102,6 +102,49 @@ def test_a_no_op_rerun_records_one_event_per_task(project: Path) -> None:
     shown = run_uet("runs", cwd=project)
     assert shown.returncode == 0, shown.stderr
     assert run_id in shown.stdout
+
+
+def test_a_run_stopped_while_settling_is_recorded_as_it_stopped(tmp_path: Path) -> None:
+    """
+    Cancelled between two parts of the settled tasks, a no-op records those
+    it finished as up to date and the rest as cancelled, rows and events
+    alike; resuming it checks the rest the usual way.
+    """
+    from uet_trio import EventKind, RunStatus, WorkflowSpec, open_run
+    from uet_trio.testing import FakeRunner
+
+    (tmp_path / "out").mkdir()
+    tasks = []
+    for i in range(600):
+        (tmp_path / "out" / f"{i}.txt").write_text(f"{i}\n")
+        tasks.append(TaskSpec(id=f"t{i}", command=["true"], outputs=[f"out/{i}.txt"]))
+    spec = WorkflowSpec(name="many", base_dir=tmp_path, tasks=tasks)
+
+    async def main() -> None:
+        with Store.open(tmp_path / "uet.db") as store:
+            await run_workflow(spec, store=store, runner=FakeRunner())
+            with trio.CancelScope() as scope:
+                async with open_run(spec, store=store, runner=FakeRunner()) as run:
+                    # Room for one event: the run waits for this reader at
+                    # the second, so the cancellation comes while it settles.
+                    with run.events(1, kinds={EventKind.TASK_UP_TO_DATE}) as settled:
+                        async for _ in settled:
+                            scope.cancel()
+            assert run.result is not None and run.result.status is RunStatus.CANCELLED
+            rows = {task.task_id: task.state for task in store.tasks(run.run_id)}
+            last = {e.task_id: e.kind for e in store.events(run.run_id) if e.task_id}
+            assert set(rows.values()) == {TaskState.UP_TO_DATE, TaskState.CANCELLED}
+            assert 0 < list(rows.values()).count(TaskState.UP_TO_DATE) < len(tasks)
+            assert rows == {
+                task: TaskState.UP_TO_DATE
+                if kind == EventKind.TASK_UP_TO_DATE
+                else TaskState.CANCELLED
+                for task, kind in last.items()
+            }
+            resumed = await run_workflow(spec, store=store, runner=FakeRunner(), resume=run.run_id)
+            assert set(resumed.states.values()) == {TaskState.UP_TO_DATE}
+
+    trio.run(main)
 
 
 def test_a_changed_input_reruns_its_task_and_what_reads_its_output(project: Path) -> None:
