@@ -477,7 +477,9 @@ class TestChecks:
         s = scheduler(spec)
         s.begin()
         take(s)
-        s.settle(check)
+        assert s.settle(check, 2) is True
+        assert asked == ["a", "b"]
+        assert s.settle(check, 5) is False
         assert asked == ["a", "b", "use-a"]
         assert s.outbox == []
         s.ready_roots()
@@ -500,7 +502,7 @@ class TestChecks:
         s = scheduler(self.spec())
         s.resume([])
         s.begin()
-        s.settle(check)
+        assert s.settle(check, 8) is False
         s.ready_roots()
         assert s.finish_settled(8) is False
         assert EventKind.TASK_UP_TO_DATE not in [e[0] for e in s.outbox]

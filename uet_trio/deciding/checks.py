@@ -12,7 +12,7 @@ before any task is made ready).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from ..workflow.graph import TaskGraph
 from ..workflow.spec import WorkflowSpec
@@ -64,10 +64,11 @@ def up_to_date_before_start(
     settings: Settings,
     signed: Sequence[bool],
     check: Callable[[CheckRequest], Verdict | None],
-) -> list[tuple[int, str]]:
+) -> Iterator[tuple[int, str] | None]:
     """
     The tasks that `check` finds up to date before a run starts, in
-    dependency order, each with its signature: (index, signature).
+    dependency order: one step per task, (index, signature) for a task
+    found up to date, None for any other (so a caller can go in parts).
 
     A task is asked about only when everything it depends on was found up
     to date here too: its dependencies' outputs are then final, so the
@@ -78,20 +79,23 @@ def up_to_date_before_start(
     to date here goes the usual way: ready, checked, run.
     """
     fresh = [False] * len(graph)
-    found = []
     for level in graph.levels:
         for i in level:
             task = spec.tasks[i]
-            if not (signed[i] and task.outputs) or not all(fresh[d] for d in graph.deps[i]):
-                continue
             tools = spec.candidate_tools(task)
-            if len(tools) > 1:
+            if (
+                not (signed[i] and task.outputs)
+                or not all(fresh[d] for d in graph.deps[i])
+                or len(tools) > 1
+            ):
+                yield None
                 continue
             tool = tools[0].name if tools else None
             verdict = check(check_request(spec, graph, settings, i, tool, always_make=False))
-            if verdict is not None and verdict.fresh:
-                fresh[i] = True
-                # Not the verdict: its detail is no longer needed, and for a
-                # large build the details would add up to megabytes held.
-                found.append((i, verdict.signature))
-    return found
+            if verdict is None or not verdict.fresh:
+                yield None
+                continue
+            fresh[i] = True
+            # Not the verdict: its detail is no longer needed, and for a
+            # large build the details would add up to megabytes held.
+            yield i, verdict.signature

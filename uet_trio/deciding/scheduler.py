@@ -22,11 +22,12 @@ or fails the task and skips what depends on it, or stops the run
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import operator
 import random
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..recording.events import TASK_STATE_AFTER, EventKind
@@ -140,8 +141,10 @@ class Scheduler:
         self._always_make = always_make
         self._signed = signed_tasks(spec, graph) if check_outputs else None
         self._verdicts: dict[int, Verdict] = {}
-        self._settled: list[tuple[int, str]] = []
-        """Tasks found up to date before the start, with their signatures, last first (`settle`)."""
+        self._asking: Iterator[tuple[int, str] | None] | None = None
+        """The pass of `settle` under way (`up_to_date_before_start`)."""
+        self._settled: deque[tuple[int, str]] = deque()
+        """Tasks found up to date before the start, with their signatures (`settle`)."""
         self._settled_left: set[int] = set()
         """The tasks of `_settled`: not made ready when a dependency releases them."""
 
@@ -199,24 +202,33 @@ class Scheduler:
             if state in _KEPT:
                 self._ready.release(i)
 
-    def settle(self, check: Callable[[CheckRequest], Verdict | None]) -> None:
+    def settle(self, check: Callable[[CheckRequest], Verdict | None], limit: int) -> bool:
         """
-        Find, before any task is ready, the tasks `check` says are up to date.
+        Find, before any task is ready, the tasks `check` says are up to
+        date: up to `limit` more tasks are considered per call; returns
+        whether some are left (then call again, with the same `check`).
 
         `check` answers a `CheckRequest` as a worker would, or None when it
         cannot without reading a file (the engine passes
-        `Freshness.check_now`, and calls this off its loop: it stats the
-        files). Call between `start` and `ready_roots`; then
+        `Freshness.check_now`, and calls this off its loop, since it stats
+        the files, in parts, so that a cancellation is not held up by a
+        large build). Call between `start` and `ready_roots`; then
         `finish_settled` finishes those tasks. Nothing is settled on a
         resumed run, with ``always_make``, or when no task has a signature.
         """
         if self._signed is None or self._resumed or self._always_make:
-            return
-        self._settled = up_to_date_before_start(
-            self.spec, self.graph, self._settings, self._signed, check
-        )
-        self._settled.reverse()
-        self._settled_left = {i for i, _ in self._settled}
+            return False
+        if self._asking is None:
+            self._asking = up_to_date_before_start(
+                self.spec, self.graph, self._settings, self._signed, check
+            )
+        steps = 0
+        for found in itertools.islice(self._asking, limit):
+            steps += 1
+            if found is not None:
+                self._settled.append(found)
+                self._settled_left.add(found[0])
+        return steps == limit
 
     def ready_roots(self) -> None:
         """Make ready every pending task whose dependencies have all succeeded (and not settled)."""
@@ -239,7 +251,7 @@ class Scheduler:
         settled = self._settled
         left = self._settled_left
         for _ in range(min(limit, len(settled))):
-            i, signature = settled.pop()
+            i, signature = settled.popleft()
             left.discard(i)
             self.unfinished -= 1
             self._emit(EventKind.TASK_UP_TO_DATE, i, data={"signature": signature})

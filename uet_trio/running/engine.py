@@ -329,8 +329,11 @@ class Run:
             if self._freshness is not None:
                 # A no-op re-run is decided here, in one pass over the stat
                 # cache, rather than task by task through the loop. In a
-                # thread: it stats every file, and the loop stays free.
-                await trio.to_thread.run_sync(scheduler.settle, self._freshness.check_now)
+                # thread: it stats every file, and the loop stays free; in
+                # parts, each a point where the run can be cancelled.
+                check = self._freshness.check_now
+                while await trio.to_thread.run_sync(scheduler.settle, check, SETTLED_PER_PART):
+                    pass
             scheduler.ready_roots()
             while scheduler.finish_settled(CHECKS_PER_PASS):
                 await delivery.deliver()
@@ -432,6 +435,12 @@ CHECKS_PER_PASS = 256
 """
 Checks the loop answers from the stat cache before it lets other tasks run;
 settled tasks it finishes before it delivers their events.
+"""
+
+SETTLED_PER_PART = 4096
+"""
+Tasks considered per part of the pass before the start (`Scheduler.settle`):
+about 0.1 s of a no-op's checks, a part, so Ctrl-C is never held up longer.
 """
 
 Job = AttemptRequest | CheckRequest
