@@ -62,6 +62,7 @@ from .signatures import (
     read_signatures,
     write_file_states,
 )
+from .soundness import consume_stamp, write_stamp
 from .states import RunStatus, TaskState
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "SCHEMA_VERSION", "Store", "storable_text"]
@@ -84,6 +85,8 @@ class Store(Queries):
         self.path = path
         self.retries = 0
         """Write transactions tried again after a transient error, since opening."""
+        self._stamp_on_exit = False
+        """Opened with the whole check: leaving the ``with`` block normally stamps the file."""
 
     # ------------------------------------------------------------------ opening
 
@@ -106,8 +109,9 @@ class Store(Queries):
 
         The file is created readable only by its owner and its directory with
         mode 0700. `check` runs ``PRAGMA quick_check`` (O(size); for resumes
-        and runs). A file that is not a uet-trio database is refused and left
-        untouched.
+        and runs), unless the file is exactly as a store opened with the check
+        left it on a normal exit from its ``with`` block (`soundness`). A file
+        that is not a uet-trio database is refused and left untouched.
 
         Raises:
             StoreError: the file cannot be opened, is not a uet-trio database,
@@ -172,8 +176,11 @@ class Store(Queries):
     def _prepare(self, *, synchronous: str, readonly: bool, check: bool) -> None:
         conn = self._conn
         conn.row_factory = sqlite3.Row
+        stamped = check and not readonly and self.path != ":memory:"
+        unchanged = stamped and consume_stamp(self.path)
         with translated(self.path, "read the database"):
-            version = check_version(conn, self.path, check=check)
+            version = check_version(conn, self.path, check=check and not unchanged)
+        self._stamp_on_exit = stamped
         if readonly:
             return
         # A new file is set up (WAL mode, tables) without syncs: a crash of
@@ -204,8 +211,19 @@ class Store(Queries):
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> None:
+        """
+        Close; a store opened with the whole check is stamped as sound (`soundness`)
+        unless a store error is leaving the block, which may mean damage.
+
+        Any other exit (the run's failure, an interrupt, the command's exit)
+        leaves the file as SQLite wrote it, so its next check can be skipped.
+        """
         self.close()
+        if self._stamp_on_exit and not _holds_store_error(error):
+            write_stamp(self.path)
 
     def _transaction(self, action: str, body: Callable[[sqlite3.Connection], T]) -> T:
         """
@@ -448,6 +466,23 @@ class Store(Queries):
 
 
 @functools.cache
+def _holds_store_error(error: BaseException | None) -> bool:
+    """Whether `error` is a `StoreError`, or holds one in its groups or causes."""
+    pending = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StoreError):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.append(current.__cause__)
+    return False
+
+
 def _task_insert(rows: int) -> str:
     """
     ``INSERT`` of `rows` pending tasks of one run. Parameters: the run id,
