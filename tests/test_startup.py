@@ -43,6 +43,18 @@ def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
     assert "No such command 'rnu'" in done.stderr
 
 
+def _python(code: str, flow: Path) -> None:
+    """Run `code` in a fresh interpreter, `flow` its argument and directory; it must pass."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(flow)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=flow.parent,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_run_imports_only_what_running_needs(tmp_path: Path) -> None:
     """A one-task `uet run` imports neither the views' modules, nor the plan, nor statistics."""
     flow = tmp_path / "flow.toml"
@@ -62,14 +74,7 @@ def test_run_imports_only_what_running_needs(tmp_path: Path) -> None:
         "assert 'statistics' not in sys.modules\n"
         "assert 'uet_trio.running.engine' in sys.modules\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(flow)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
+    _python(code, flow)
     assert (tmp_path / ".uet" / "uet.db").exists()
 
 
@@ -102,11 +107,4 @@ def test_start_up_of_a_run_collects_garbage_rarely(tmp_path: Path) -> None:
         "    assert done.code == 0, done.code\n"
         "assert len(collections) < 10, len(collections)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(flow)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
+    _python(code, flow)
