@@ -18,7 +18,6 @@ from uet_trio.recording.projection import (
     RUN_LAST_SEQ,
     RUN_UPDATE,
     TASK_PROJECTION,
-    UP_TO_DATE_UPDATE,
     projection_for,
 )
 from uet_trio.recording.records import NewRun
@@ -236,36 +235,6 @@ class TestContract:
         assert t1.state == "ready"
         assert any_store.get_run("r1").last_seq == 9
 
-    def test_a_batch_of_settled_tasks_ends_them_as_task_update_would(self) -> None:
-        """
-        Ready and up-to-date events alone take the short statements; the rows
-        are those that the general projection gives the same events.
-        """
-        settled = [
-            (EventKind.TASK_READY, "t0", None, {}),
-            (EventKind.TASK_UP_TO_DATE, "t0", None, {"signature": "s0"}),
-            (EventKind.TASK_UP_TO_DATE, "t1", None, {"signature": "s1"}),
-            (EventKind.TASK_READY, "t2", None, {}),
-        ]
-        # A skipped task in the same batch brings the general `TASK_UPDATE`.
-        general = [*settled, (EventKind.TASK_SKIPPED, "t3", None, {"upstream": "x"})]
-        kinds = {kind for kind, _, _, _ in settled}
-        assert projection_for(kinds) == (READY_UPDATE, UP_TO_DATE_UPDATE, RUN_LAST_SEQ)
-        rows = []
-        for batch in (settled, general):
-            with Store.memory() as store:
-                store.create_run(new_run(tasks=4))
-                events = events_of([(EventKind.RUN_STARTED, None, None, {}), *batch])
-                store.write_batch(events[:1], wall_start=1000.0)
-                store.write_batch(events[1:], wall_start=1000.0)
-                rows.append(store.tasks("r1")[:3])
-        assert rows[0] == rows[1]
-        assert [(t.state, t.finished_at) for t in rows[0]] == [
-            ("up_to_date", 1000.5),
-            ("up_to_date", 1000.75),
-            ("ready", None),
-        ]
-
     def test_the_projection_follows_the_kinds_in_the_batch(self) -> None:
         """A statement runs when the batch holds a kind it reads; run events bring RUN_UPDATE."""
         start, ready = EventKind.RUN_STARTED, EventKind.TASK_READY
@@ -281,7 +250,8 @@ class TestContract:
         assert projection_for(in_process) == (insert, finish, task_update, RUN_LAST_SEQ)
         everything = (RESUME_UPDATE, insert, spawn, finish, task_update, signed, RUN_UPDATE)
         assert projection_for(set(EventKind)) == everything
-        assert projection_for({EventKind.TASK_UP_TO_DATE}) == (UP_TO_DATE_UPDATE, RUN_LAST_SEQ)
+        up_to_date = {EventKind.TASK_UP_TO_DATE}
+        assert projection_for(up_to_date) == (task_update, RUN_LAST_SEQ)
         assert projection_for({EventKind.RUN_RESUMED, ready}) == (
             RESUME_UPDATE,
             READY_UPDATE,

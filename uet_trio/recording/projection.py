@@ -16,9 +16,7 @@ kinds of event in a batch choose the statements (`projection_for`): each
 runs only when the batch holds a kind it reads, only a batch with a
 run-level event is scanned for the run's status, and a batch in which
 ``task_ready`` is the only kind they read (a first level, ready at once)
-just readies its tasks, and one that reads only ``task_ready`` and
-``task_up_to_date`` (a no-op re-run) just ends the up-to-date ones, both
-without grouping by task. A writer thread holds the
+just readies its tasks, without grouping by task. A writer thread holds the
 GIL only to start each statement, so the event loop keeps running while a
 batch is written.
 
@@ -411,22 +409,6 @@ chosen for it): each becomes ready, as `TASK_UPDATE` would make it
 grouping the batch by task (half the cost).
 """
 
-UP_TO_DATE_UPDATE = f"""
-UPDATE tasks SET
-    state = '{TASK_STATE_AFTER[EventKind.TASK_UP_TO_DATE]}', finished_at = e.at, exit_code = NULL
-FROM (
-    SELECT task_id, at FROM events WHERE {_BATCH} AND kind = '{EventKind.TASK_UP_TO_DATE}'
-) AS e
-WHERE tasks.run_id = :run AND tasks.task_id = e.task_id AND tasks.finished_at IS NULL
-"""
-"""
-The tasks of a batch in which ``task_up_to_date`` (after ``task_ready``,
-`READY_UPDATE`, if the batch has any) is the only kind the task projection
-reads (a no-op re-run's tasks, settled before its start): each ends up to
-date, as `TASK_UPDATE` would leave it (its finish time, no exit code), with
-one row change per event and no grouping of the batch by task.
-"""
-
 TASK_PROJECTION: tuple[tuple[str, frozenset[EventKind]], ...] = (
     (ATTEMPT_INSERT, frozenset({EventKind.ATTEMPT_STARTED})),
     (ATTEMPT_SPAWN, frozenset({EventKind.ATTEMPT_SPAWNED})),
@@ -442,7 +424,6 @@ tasks that read them), each statement with the kinds of event it reads.
 _RUN_LEVEL = frozenset(RUN_STATUS_AFTER)
 _TASK_READS = frozenset().union(*(reads for _, reads in TASK_PROJECTION))
 _READY_ONLY = frozenset({EventKind.TASK_READY})
-_SETTLED = frozenset({EventKind.TASK_READY, EventKind.TASK_UP_TO_DATE})
 
 
 def projection_for(kinds: AbstractSet[EventKind]) -> tuple[str, ...]:
@@ -458,11 +439,6 @@ def projection_for(kinds: AbstractSet[EventKind]) -> tuple[str, ...]:
     """
     resume = (RESUME_UPDATE,) if EventKind.RUN_RESUMED in kinds else ()
     run = RUN_UPDATE if kinds & _RUN_LEVEL else RUN_LAST_SEQ
-    moves = kinds & _TASK_READS
-    if moves == _READY_ONLY:
+    if kinds & _TASK_READS == _READY_ONLY:
         return (*resume, READY_UPDATE, run)
-    if moves == _SETTLED:
-        return (*resume, READY_UPDATE, UP_TO_DATE_UPDATE, run)
-    if moves == {EventKind.TASK_UP_TO_DATE}:
-        return (*resume, UP_TO_DATE_UPDATE, run)
     return (*resume, *(statement for statement, reads in TASK_PROJECTION if kinds & reads), run)
