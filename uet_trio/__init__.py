@@ -66,9 +66,9 @@ if TYPE_CHECKING:
     from .running.engine import open_run as open_run
     from .running.engine import run_workflow as run_workflow
     from .running.executors.base import AttemptRunner as AttemptRunner
-    from .running.executors.dask import ClusterLost as ClusterLost
     from .running.executors.dask import DaskRunner as DaskRunner
     from .running.executors.dask import open_dask_runner as open_dask_runner
+    from .running.executors.dask_cluster import ClusterLost as ClusterLost
     from .running.executors.local import LocalRunner as LocalRunner
     from .running.executors.subreaper import become_subreaper as become_subreaper
     from .running.ownership import run_crashed as run_crashed
@@ -145,7 +145,7 @@ _EXPORTS = {
     "open_run": "running.engine",
     "run_workflow": "running.engine",
     "AttemptRunner": "running.executors.base",
-    "ClusterLost": "running.executors.dask",
+    "ClusterLost": "running.executors.dask_cluster",
     "DaskRunner": "running.executors.dask",
     "open_dask_runner": "running.executors.dask",
     "LocalRunner": "running.executors.local",

@@ -2,7 +2,7 @@
 The Dask executor: attempts run on the workers of a Dask distributed cluster.
 
 `open_dask_runner` connects to a scheduler (``tcp://HOST:PORT``) or starts
-a `LocalCluster` (``local``, ``local:N``, ``local:NxT``) and yields a
+a `LocalCluster` (``local``, ``local:N``, ``local:NxT``; `dask_cluster`) and yields a
 `DaskRunner`, the `AttemptRunner` that submits each attempt to the cluster
 as one Dask task (`dask_remote.run_command` for a command,
 `dask_remote.run_callable` for an embedded run's callable). The store, the
@@ -39,26 +39,22 @@ cluster finishes it.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import logging
 import os
 import pickle
-import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import trio
 
 from ...deciding.attempts import AttemptRequest, AttemptResult, Started
-from ...errors import UetError
 from ...recording.logs import WorkerLogs
 from ...recording.records import AttemptRecord
 from . import dask_bridge, dask_link, dask_remote
 from .base import Report, RunAttempt
+from .dask_cluster import ClusterLost, close, connect, reachable_host, total_threads
 from .dask_link import Frame
 
 LOST_AFTER = 2.0
@@ -90,14 +86,6 @@ CONFIRM = 0.5
 
 WORKER_CHECK = 0.5
 """How often a slot whose link broke asks the scheduler whether its worker still exists."""
-
-_LOCAL = re.compile(r"local(?::(\d+)(?:x(\d+))?)?\Z")
-
-
-class ClusterLost(UetError):
-    """The Dask scheduler cannot be reached (any more): the run cannot go on there."""
-
-    exit_code = 5
 
 
 class _Link:
@@ -669,10 +657,10 @@ async def open_dask_runner(
         ClusterLost: the scheduler cannot be reached, or the address is not
             one of the forms above.
     """
-    cluster, client = await trio.to_thread.run_sync(_connect, address, connect_timeout)
+    cluster, client = await trio.to_thread.run_sync(connect, address, connect_timeout)
     try:
-        threads = await trio.to_thread.run_sync(_threads, client)
-        host = link_host or _link_host(client.scheduler.address)
+        threads = await trio.to_thread.run_sync(total_threads, client)
+        host = link_host or reachable_host(client.scheduler.address)
         listeners = await trio.open_tcp_listeners(0, host=host)
         port = listeners[0].socket.getsockname()[1]
         try:
@@ -692,7 +680,7 @@ async def open_dask_runner(
             raise _leaves(lost)[0] from group
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(_close, cluster, client)
+            await trio.to_thread.run_sync(close, cluster, client)
 
 
 def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
@@ -701,67 +689,3 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
     for error in group.exceptions:
         found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
     return found
-
-
-def _connect(address: str, timeout: float) -> tuple[Any, Any]:
-    """(cluster or None, client) for `address` (blocking: run in a thread)."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as error:
-        raise ClusterLost(
-            "--dask needs the distributed package: pip install 'uet-trio[dask]'"
-        ) from error
-    local = _LOCAL.match(address)
-    if local is not None:
-        workers = int(local.group(1) or os.cpu_count() or 1)
-        threads = int(local.group(2) or 1)
-        if workers < 1 or threads < 1:
-            raise ClusterLost(f"--dask {address}: workers and threads must be positive")
-        cluster = LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=workers,
-            threads_per_worker=threads,
-            processes=True,
-            host="127.0.0.1",
-            scheduler_port=0,
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        )
-        try:
-            return cluster, Client(cluster)  # type: ignore[no-untyped-call]
-        except BaseException:
-            cluster.close()
-            raise
-    if not address.startswith(("tcp://", "tls://")):
-        raise ClusterLost(
-            f"--dask {address!r}: expected tcp://HOST:PORT, local, local:N or local:NxT"
-        )
-    try:
-        return None, Client(address, timeout=timeout)  # type: ignore[no-untyped-call]
-    except OSError as error:
-        raise ClusterLost(f"cannot reach the Dask scheduler at {address}: {error}") from error
-
-
-def _threads(client: Any) -> int:
-    """The cluster's total worker threads (at least 1)."""
-    workers = client.scheduler_info(n_workers=-1)["workers"]
-    return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
-
-
-def _link_host(scheduler: str) -> str:
-    """The address of ours the workers can reach: loopback for a loopback scheduler."""
-    host = urlsplit(scheduler).hostname or "127.0.0.1"
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(host).is_loopback:
-            return "127.0.0.1"
-    from distributed.utils import get_ip
-
-    return str(get_ip(host))  # type: ignore[no-untyped-call]
-
-
-def _close(cluster: Any, client: Any) -> None:
-    """Close the client, then the cluster we started (blocking: run in a thread)."""
-    with contextlib.suppress(Exception):
-        client.close(timeout=5)
-    if cluster is not None:
-        with contextlib.suppress(Exception):
-            cluster.close(timeout=10)
